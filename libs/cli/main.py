@@ -1,0 +1,146 @@
+"""The ``tether`` command: run, inspect and operate a Tether stack."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from libs.cli import ops
+from libs.cli.state import read_state
+from libs.common.config import SERVICES, StackSettings
+from libs.common.contracts import identity
+from libs.common.errors import TetherError
+
+
+def _stack_url(kind: str, settings: StackSettings) -> str:
+    """Return the NATS or database URL: from the environment, else from the running stack."""
+    explicit = settings.nats_url if kind == "nats" else settings.database_url
+    if explicit:
+        return explicit
+    state = read_state(settings.home.resolve())
+    url = state.nats_url if kind == "nats" else state.database_url
+    if not state.running or not url:
+        raise SystemExit(
+            f"No running stack under {settings.home} and TETHER_{kind.upper()}_URL is not set; "
+            "start one with `make run`."
+        )
+    return url
+
+
+def cmd_up(_: argparse.Namespace, settings: StackSettings) -> int:
+    """Start everything (what `make run` runs)."""
+    from libs.cli.stack import up
+
+    return up(settings)
+
+
+def cmd_status(args: argparse.Namespace, settings: StackSettings) -> int:
+    """Print the running stack's URLs, tokens and processes."""
+    state = read_state(settings.home.resolve())
+    if args.json:
+        print(state.model_dump_json(indent=2))
+    elif not state.running:
+        print(f"Tether is not running (home {settings.home}).")
+    else:
+        print(
+            f"gateway   {state.gateway_url}\nnats      {state.nats_url}\ndatabase  {state.database_url}"
+        )
+        print(f"workspace {state.workspace_key}")
+        for name, proc in state.processes.items():
+            print(f"  {name:<12} pid {proc.pid}  {proc.state}")
+    return 0 if state.running else 1
+
+
+def cmd_migrate(_: argparse.Namespace, settings: StackSettings) -> int:
+    """Apply every service's migrations."""
+    applied = asyncio.run(ops.migrate_all(_stack_url("database", settings)))
+    for name, done in applied.items():
+        print(f"{name}: {', '.join(done) if done else 'up to date'}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, _: StackSettings) -> int:
+    """Run one service in the foreground (replaces this process)."""
+    os.execv(sys.executable, [sys.executable, "-m", f"services.{args.service}"])  # noqa: S606
+
+
+def cmd_workspace_create(args: argparse.Namespace, settings: StackSettings) -> int:
+    """Create a workspace and print its key and (once) its secret."""
+    created = asyncio.run(ops.create_workspace(_stack_url("nats", settings), args.name))
+    if args.json:
+        print(json.dumps({"id": str(created.id), "key": created.key, "secret": created.secret}))
+    else:
+        print(f"workspace {created.name}\n  id      {created.id}\n  key     {created.key}")
+        print(f"  secret  {created.secret}   (shown once: store it in your backend)")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, settings: StackSettings) -> int:
+    """Mint a development token for a customer or an admin."""
+    if not args.admin and not args.customer:
+        raise SystemExit("say --customer ID or --admin")
+    minted = asyncio.run(
+        ops.mint_token(
+            _stack_url("nats", settings),
+            identity.TokenMintRequest(
+                workspace_key=args.workspace,
+                customer_id=args.customer,
+                admin=args.admin,
+                ttl=args.ttl,
+                ctx=ops.SYSTEM,
+            ),
+        )
+    )
+    print(minted.token)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """Build the argument parser."""
+    p = argparse.ArgumentParser(prog="tether", description="Run and operate Tether.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "up", help="start everything (embedded PostgreSQL and NATS unless URLs are set)"
+    ).set_defaults(fn=cmd_up)
+    status = sub.add_parser("status", help="show the running stack")
+    status.add_argument("--json", action="store_true", help="print JSON for scripts")
+    status.set_defaults(fn=cmd_status)
+    sub.add_parser("migrate", help="apply every service's migrations").set_defaults(fn=cmd_migrate)
+    serve = sub.add_parser("serve", help="run one service in the foreground")
+    serve.add_argument("service", choices=[*SERVICES, "gateway"])
+    serve.set_defaults(fn=cmd_serve)
+    ws = sub.add_parser("workspace", help="manage workspaces").add_subparsers(
+        dest="action", required=True
+    )
+    create = ws.add_parser("create", help="create a workspace (prints its secret once)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--json", action="store_true", help="print {key, secret, id}")
+    create.set_defaults(fn=cmd_workspace_create)
+    token = sub.add_parser("token", help="mint a development access token")
+    token.add_argument("--workspace", required=True, help="workspace key")
+    who = token.add_mutually_exclusive_group(required=True)
+    who.add_argument("--customer", help="customer id (in your app)")
+    who.add_argument("--admin", action="store_true", help="an admin token")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    token.set_defaults(fn=cmd_token)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``tether`` command."""
+    args = parser().parse_args(argv)
+    settings = StackSettings()
+    try:
+        code: int = args.fn(args, settings)
+    except TetherError as exc:
+        print(f"error: {exc.message} ({exc.code})", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

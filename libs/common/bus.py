@@ -1,0 +1,252 @@
+"""Speak NATS: connect, serve contracts with ``nats.micro``, call them with typed replies.
+
+This is the only module that touches ``nats.micro``. A request's error travels as the
+micro error headers (``Nats-Service-Error-Code`` = HTTP status, ``Nats-Service-Error`` =
+message) plus the wire form of the error as the body; :meth:`Bus.call` turns it back
+into the same domain error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic
+
+import nats
+import nats.errors
+import structlog
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.micro import add_service
+from nats.micro.request import ERROR_CODE_HEADER
+from nats.micro.request import Request as MicroRequest
+from nats.micro.service import EndpointConfig, Service
+from pydantic import ValidationError
+
+from libs.common.contracts.base import Operation, RepT, ReqT
+from libs.common.errors import (
+    Internal,
+    TetherError,
+    Timeout,
+    Unavailable,
+    from_wire,
+    invalid_from_validation,
+)
+from libs.common.logging import bind_request
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+log = structlog.get_logger(__name__)
+
+
+async def connect(url: str, name: str) -> NatsClient:
+    """Connect to NATS, reconnecting forever with backoff once connected."""
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats_error", error=str(exc))
+
+    async def on_disconnect() -> None:
+        log.warning("nats_disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats_reconnected")
+
+    try:
+        return await nats.connect(
+            servers=[u.strip() for u in url.split(",") if u.strip()],
+            name=name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+            allow_reconnect=True,
+            error_cb=on_error,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
+        )
+    except (OSError, nats.errors.Error) as exc:
+        raise Unavailable(f"cannot reach NATS at {url}") from exc
+
+
+class Bus:
+    """A typed client for contracts over one NATS connection."""
+
+    def __init__(self, nc: NatsClient, *, timeout: float = 10.0) -> None:
+        self.nc = nc
+        self.timeout = timeout
+
+    @property
+    def js(self) -> JetStreamContext:
+        """Return a JetStream context on the same connection."""
+        return self.nc.jetstream()
+
+    async def call(
+        self, op: Operation[ReqT, RepT], request: ReqT, *, timeout: float | None = None
+    ) -> RepT:
+        """Send ``request`` to ``op``'s subject and return its validated reply.
+
+        Raises the domain error the service answered with, ``Timeout`` when nobody answered
+        in time and ``Unavailable`` when no service listens.
+        """
+        if not isinstance(request, op.request):
+            raise TypeError(f"{op.subject} takes {op.request.__name__}")
+        headers = {REQUEST_ID_HEADER: request.ctx.request_id} if request.ctx.request_id else None
+        try:
+            msg = await self.nc.request(
+                op.subject,
+                request.model_dump_json().encode(),
+                timeout=timeout or self.timeout,
+                headers=headers,
+            )
+        except nats.errors.NoRespondersError as exc:
+            raise Unavailable(f"no {op.service} service is answering") from exc
+        except (nats.errors.TimeoutError, TimeoutError) as exc:
+            raise Timeout(f"the {op.service} service did not answer in time") from exc
+        except nats.errors.ConnectionClosedError as exc:
+            raise Unavailable("the message bus connection is closed") from exc
+        status = (msg.headers or {}).get(ERROR_CODE_HEADER)
+        if status:
+            try:
+                body = json.loads(msg.data) if msg.data else None
+            except ValueError:
+                body = None
+            raise from_wire(int(status), body)
+        try:
+            return op.reply.model_validate_json(msg.data)
+        except ValidationError as exc:
+            raise Internal(f"the reply on {op.subject} did not match its contract") from exc
+
+
+Handler = Callable[[ReqT], Awaitable[RepT]]
+
+
+@dataclass(frozen=True)
+class Endpoint(Generic[ReqT, RepT]):
+    """One served operation: the contract and the coroutine that answers it."""
+
+    op: Operation[ReqT, RepT]
+    handler: Handler[ReqT, RepT]
+
+
+def endpoint(op: Operation[ReqT, RepT], handler: Handler[ReqT, RepT]) -> Endpoint[ReqT, RepT]:
+    """Pair a contract with its handler (typed, so the two cannot drift apart)."""
+    return Endpoint(op, handler)
+
+
+class ServiceHost:
+    """Serve a set of endpoints as one ``nats.micro`` service.
+
+    Each request runs in its own task (a NATS subscription callback would otherwise
+    handle one message at a time), so a slow request never blocks the others; stopping
+    stops taking requests, then waits for in-flight ones up to a deadline.
+    """
+
+    def __init__(
+        self, nc: NatsClient, name: str, version: str, endpoints: Sequence[Endpoint[Any, Any]]
+    ):
+        self._nc = nc
+        self._name = name
+        self._version = version
+        self._endpoints = endpoints
+        self._service: Service | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    @property
+    def instance_id(self) -> str:
+        """Return this replica's micro service id (empty before start)."""
+        return self._service.id if self._service else ""
+
+    async def start(self) -> None:
+        """Register the service and subscribe every endpoint in the service's queue group."""
+        self._service = await add_service(
+            self._nc,
+            name=self._name,
+            version=self._version,
+            description=f"Tether {self._name} service",
+            queue_group=f"tether-{self._name}",
+        )
+        for ep in self._endpoints:
+            await self._service.add_endpoint(
+                EndpointConfig(
+                    name=ep.op.name,
+                    subject=ep.op.subject,
+                    handler=self._dispatcher(ep),
+                    metadata={"summary": ep.op.summary} if ep.op.summary else None,
+                )
+            )
+        await self._nc.flush()
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking requests, let in-flight ones finish within ``grace`` seconds."""
+        if self._service is not None:
+            await self._service.stop()
+        if self._inflight:
+            _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("requests_cancelled_at_shutdown", count=len(pending))
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    def _dispatcher(self, ep: Endpoint[Any, Any]) -> Callable[[MicroRequest], Awaitable[None]]:
+        async def dispatch(req: MicroRequest) -> None:
+            task = asyncio.create_task(self._handle(ep, req))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+        return dispatch
+
+    async def _handle(self, ep: Endpoint[Any, Any], req: MicroRequest) -> None:
+        started = time.perf_counter()
+        headers = req.headers or {}
+        structlog.contextvars.clear_contextvars()
+        bind_request(service=self._name, request_id=headers.get(REQUEST_ID_HEADER))
+        status = 200
+        try:
+            try:
+                request = ep.op.request.model_validate_json(req.data)
+            except ValidationError as exc:
+                raise invalid_from_validation(exc) from exc
+            ctx = request.ctx
+            bind_request(
+                request_id=ctx.request_id or None,
+                workspace_id=str(ctx.workspace_id) if ctx.workspace_id else None,
+                customer_id=ctx.customer_id,
+            )
+            reply = await ep.handler(request)
+            await req.respond(reply.model_dump_json().encode())
+        except TetherError as exc:
+            status = exc.status
+            if status >= 500:
+                log.error(
+                    "request_errored", subject=ep.op.subject, error_code=exc.code, error=exc.message
+                )
+            await self._respond_error(req, exc)
+        except asyncio.CancelledError:
+            status = 503
+            await self._respond_error(req, Unavailable("the service is shutting down"))
+            raise
+        except Exception:
+            status = 500
+            log.exception("request_crashed", subject=ep.op.subject)
+            await self._respond_error(req, Internal("internal error"))
+        finally:
+            log.info(
+                "request_handled",
+                subject=ep.op.subject,
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+    @staticmethod
+    async def _respond_error(req: MicroRequest, exc: TetherError) -> None:
+        try:
+            await req.respond_error(
+                str(exc.status),
+                " ".join(exc.message.split())[:200],
+                data=json.dumps(exc.to_wire()).encode(),
+            )
+        except Exception:  # the requester is gone or the connection closed; nothing to tell
+            log.warning("error_reply_failed", error_code=exc.code)

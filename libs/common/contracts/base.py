@@ -1,0 +1,149 @@
+"""Define what every contract shares: the model base, the request context, subjects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, Literal, TypeVar
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from libs.common.errors import Forbidden, Unauthenticated
+
+
+class Contract(BaseModel):
+    """Base of every request, reply and event: immutable, strict about extra keys, camelCase."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+
+Principal = Literal["admin", "customer", "system", "anonymous"]
+
+
+class Context(Contract):
+    """Who asks and in which workspace; every request carries one."""
+
+    workspace_id: UUID | None = None
+    principal: Principal = "anonymous"
+    customer_id: str | None = None
+    request_id: str = ""
+
+    def workspace(self) -> UUID:
+        """Return the workspace id, or refuse a caller that has none."""
+        if self.workspace_id is None:
+            raise Unauthenticated("this operation needs a workspace")
+        return self.workspace_id
+
+    def admin_workspace(self) -> UUID:
+        """Return the workspace id for an admin (or system) caller; refuse anyone else."""
+        if self.principal not in ("admin", "system"):
+            raise Forbidden("this operation needs an admin token", code="admin_required")
+        return self.workspace()
+
+    def customer(self) -> str:
+        """Return the customer id of a customer caller; refuse anyone else."""
+        if self.principal != "customer" or not self.customer_id:
+            raise Forbidden("this operation needs a customer token", code="customer_required")
+        return self.customer_id
+
+    def require_system(self) -> None:
+        """Refuse anyone but an operator or another service."""
+        if self.principal != "system":
+            raise Forbidden("this operation is for operators only")
+
+
+class Request(Contract):
+    """Base of every request: carries the caller's context."""
+
+    ctx: Context = Field(default_factory=Context)
+
+
+class Reply(Contract):
+    """Base of every reply."""
+
+
+class Empty(Reply):
+    """A reply with nothing to say beyond success."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(Contract):
+    """Base of every event: ids and facts, never secrets."""
+
+    event_id: UUID = Field(default_factory=uuid4)
+    occurred_at: datetime = Field(default_factory=_now)
+    workspace_id: UUID
+
+
+ReqT = TypeVar("ReqT", bound=Request)
+RepT = TypeVar("RepT", bound=Reply)
+EvtT = TypeVar("EvtT", bound=Event)
+
+
+@dataclass(frozen=True)
+class Operation(Generic[ReqT, RepT]):
+    """A request/reply subject with its request and reply models."""
+
+    subject: str
+    request: type[ReqT]
+    reply: type[RepT]
+    summary: str = ""
+
+    @property
+    def service(self) -> str:
+        """Return the service that answers this subject (``tether.<service>.…``)."""
+        return self.subject.split(".")[1]
+
+    @property
+    def name(self) -> str:
+        """Return a micro endpoint name derived from the subject."""
+        return "-".join(self.subject.split(".")[2:])
+
+
+@dataclass(frozen=True)
+class EventType(Generic[EvtT]):
+    """An event subject (``tether.evt.<service>.<entity>.<verb>``) with its model."""
+
+    subject: str
+    model: type[EvtT]
+
+    @property
+    def service(self) -> str:
+        """Return the service that emits this event."""
+        return self.subject.split(".")[2]
+
+
+class PingRequest(Request):
+    """Ask a service whether it answers."""
+
+
+class PingReply(Reply):
+    """A service's answer to a ping."""
+
+    service: str
+    instance: str
+    version: str
+    time: datetime
+
+
+def ping_operation(service: str) -> Operation[PingRequest, PingReply]:
+    """Return the ping operation of ``service``."""
+    return Operation(
+        f"tether.{service}.system.ping", PingRequest, PingReply, f"Ping the {service} service"
+    )
+
+
+EVENTS_STREAM = "TETHER_EVENTS"
+EVENTS_SUBJECTS = "tether.evt.>"

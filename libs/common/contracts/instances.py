@@ -1,0 +1,10 @@
+"""Instances's subjects and models."""
+
+from __future__ import annotations
+
+from libs.common.contracts.base import ping_operation
+
+PING = ping_operation("instances")
+
+OPERATIONS = (PING,)
+EVENTS = ()

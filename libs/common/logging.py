@@ -1,0 +1,132 @@
+"""Configure structlog: JSON off a TTY, console on one, secrets redacted at any depth."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from structlog.types import EventDict, Processor, WrappedLogger
+
+from libs.common.config import LogSettings
+
+REDACTED = "[redacted]"
+
+SECRET_KEYS = frozenset(
+    {
+        "token",
+        "secret",
+        "password",
+        "authorization",
+        "access_token",
+        "refresh_token",
+        "api_key",
+        "client_secret",
+        "code",
+        "code_verifier",
+        "id_token",
+        "master_keys",
+        "cookie",
+        "set_cookie",
+    }
+)
+
+
+def _normal(key: str) -> str:
+    """Fold ``accessToken``, ``Access-Token`` and ``access_token`` to one spelling."""
+    out: list[str] = []
+    for i, ch in enumerate(key):
+        if ch.isupper() and i and key[i - 1].islower():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out).replace("-", "_")
+
+
+def is_secret_key(key: str) -> bool:
+    """Tell whether a mapping key names a secret (``*_token``, ``clientSecret`` …)."""
+    name = _normal(key)
+    if name in SECRET_KEYS:
+        return True
+    return name.endswith(("_token", "_secret", "_password", "_key")) and name not in {
+        "workspace_key",
+        "integration_key",
+        "public_key",
+        "idempotency_key",
+        "app_event_type_key",
+        "data_source_key",
+    }
+
+
+def redact(value: Any) -> Any:
+    """Return ``value`` with every secret-keyed entry replaced, at any depth."""
+    if isinstance(value, Mapping):
+        return {
+            k: (REDACTED if isinstance(k, str) and is_secret_key(k) else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+def redact_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Structlog processor that redacts secret-looking keys before rendering."""
+    return {
+        k: (REDACTED if is_secret_key(k) else redact(v)) if k != "event" else v
+        for k, v in event_dict.items()
+    }
+
+
+def configure_logging(service: str, settings: LogSettings | None = None) -> None:
+    """Set up structlog and stdlib logging for one process named ``service``."""
+    settings = settings or LogSettings()
+    fmt = settings.log_format
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "json"
+    level = getattr(logging, settings.log_level.upper())
+    renderer: Processor = (
+        structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
+    )
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_processor,
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service)
+    # Libraries that log through the standard library go through the same pipeline.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(level, logging.INFO))
+
+
+def bind_request(**values: Any) -> None:
+    """Bind per-request values (request_id, workspace_id, customer_id) to the log context."""
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in values.items() if v is not None})
+
+
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    """Return a structlog logger."""
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

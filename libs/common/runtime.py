@@ -1,0 +1,237 @@
+"""Run one service process: cleanup contexts for every resource, health routes, signals.
+
+A service's ``create_app(settings)`` assembles an aiohttp application from these cleanup
+contexts (no I/O happens until the runner starts it). Contexts open in the order they
+are added and close in reverse, so a service that adds ``bus``, ``database``,
+``outbox_relay``, its workers and then ``serve`` stops taking requests first, lets
+in-flight ones finish, cancels its workers, and closes the pool and NATS last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from libs.common.bus import Bus, Endpoint, ServiceHost, connect, endpoint
+from libs.common.config import BusSettings, DatabaseSettings, LogSettings, RuntimeSettings
+from libs.common.contracts.base import PingReply, PingRequest, ping_operation
+from libs.common.db import create_pool, migrate
+from libs.common.outbox import OutboxRelay, ensure_stream
+
+log = structlog.get_logger(__name__)
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+BUS = web.AppKey("bus", Bus)
+HOST = web.AppKey("host", ServiceHost)
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def tether_version() -> str:
+    """Return the installed package version."""
+    try:
+        return version("tether")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Everything a back-end service process reads from its environment."""
+
+    db: DatabaseSettings
+    bus: BusSettings
+    log: LogSettings = field(default_factory=LogSettings)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+
+    @classmethod
+    def from_env(cls) -> ServiceSettings:
+        """Read every concern from ``TETHER_*`` variables."""
+        return cls(db=DatabaseSettings(), bus=BusSettings())
+
+
+def bus_context(settings: BusSettings, name: str, *, events: bool = True) -> CleanupContext:
+    """Connect to NATS (and make sure the events stream exists) for the app's lifetime."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        nc = await connect(settings.nats_url, name)
+        bus = Bus(nc, timeout=settings.call_timeout)
+        if events:
+            await ensure_stream(bus.js)
+        app[BUS] = bus
+        yield
+        with contextlib.suppress(Exception):
+            await nc.drain()
+
+    return ctx
+
+
+def database_context(settings: DatabaseSettings, schema: str, migrations: Path) -> CleanupContext:
+    """Migrate the service's schema, then open its pool for the app's lifetime."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await migrate(settings.database_url, schema, migrations)
+        pool = await create_pool(
+            settings.database_url,
+            schema,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+        )
+        app[POOL] = pool
+        yield
+        await pool.close()
+
+    return ctx
+
+
+def background(name: str, run: Callable[[web.Application], Awaitable[None]]) -> CleanupContext:
+    """Run ``run(app)`` as a task for the app's lifetime; cancel and await it on exit."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async def guarded() -> None:
+            while True:
+                try:
+                    await run(app)
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("background_task_crashed", task=name)
+                    await asyncio.sleep(1.0)  # restart after a pause rather than spin
+
+        task = asyncio.create_task(guarded(), name=name)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
+
+
+def outbox_relay_context(schema: str, settings: RuntimeSettings) -> CleanupContext:
+    """Relay the service's outbox to JetStream in the background."""
+
+    async def run(app: web.Application) -> None:
+        relay = OutboxRelay(
+            app[POOL], app[BUS].js, schema, sweep_interval=settings.outbox_sweep_interval
+        )
+        await relay.run()
+
+    return background(f"{schema}-outbox-relay", run)
+
+
+def serve_context(
+    name: str,
+    endpoints: Callable[[web.Application], Sequence[Endpoint[Any, Any]]],
+    settings: RuntimeSettings,
+) -> CleanupContext:
+    """Serve the service's endpoints over NATS; on exit stop and drain within the grace period."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        host = ServiceHost(app[BUS].nc, name, tether_version(), endpoints(app))
+        await host.start()
+        app[HOST] = host
+        log.info("service_started", instance=host.instance_id)
+        yield
+        await host.stop(settings.shutdown_grace)
+        log.info("service_stopped", instance=host.instance_id)
+
+    return ctx
+
+
+def ping_endpoint(name: str, app: web.Application) -> Endpoint[PingRequest, PingReply]:
+    """Return the service's ``tether.<name>.system.ping`` endpoint."""
+
+    async def ping(_: PingRequest) -> PingReply:
+        instance = app[HOST].instance_id if HOST in app else ""
+        return PingReply(
+            service=name, instance=instance, version=tether_version(), time=datetime.now(UTC)
+        )
+
+    return endpoint(ping_operation(name), ping)
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    app = request.app
+    ready = (
+        BUS in app and app[BUS].nc.is_connected and (POOL not in app or not app[POOL].is_closing())
+    )
+    return web.json_response({"ready": ready}, status=200 if ready else 503)
+
+
+def add_health_routes(app: web.Application) -> None:
+    """Add ``GET /healthz`` (alive) and ``GET /readyz`` (dependencies connected)."""
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+
+
+async def serve_until_signalled(app: web.Application, host: str, port: int | None) -> None:
+    """Start ``app`` (and its HTTP port when given); stop cleanly on SIGTERM or SIGINT."""
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        if port is not None:
+            await web.TCPSite(runner, host, port).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("process_ready", port=port)
+        await stop.wait()
+        log.info("process_stopping")
+    finally:
+        await runner.cleanup()
+
+
+def run(main: Coroutine[Any, Any, None], *, use_uvloop: bool = True) -> None:
+    """Run ``main`` on uvloop when installed and wanted, else on asyncio's loop."""
+    if use_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
+
+
+def run_service(app: web.Application, settings: ServiceSettings) -> None:
+    """Run a back-end service until signalled."""
+    run(
+        serve_until_signalled(app, settings.runtime.health_host, settings.runtime.health_port),
+        use_uvloop=settings.runtime.uvloop,
+    )
+
+
+def standard_contexts(
+    app: web.Application,
+    *,
+    name: str,
+    settings: ServiceSettings,
+    migrations: Path,
+    endpoints: Callable[[web.Application], Sequence[Endpoint[Any, Any]]],
+    workers: Sequence[CleanupContext] = (),
+) -> None:
+    """Add the contexts every service needs, in the order that makes shutdown clean."""
+    app.cleanup_ctx.append(bus_context(settings.bus, name))
+    app.cleanup_ctx.append(database_context(settings.db, name, migrations))
+    app.cleanup_ctx.append(outbox_relay_context(name, settings.runtime))
+    app.cleanup_ctx.extend(workers)
+    app.cleanup_ctx.append(serve_context(name, endpoints, settings.runtime))
+    add_health_routes(app)

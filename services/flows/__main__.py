@@ -1,0 +1,12 @@
+"""Run the flows service: ``python -m services.flows``."""
+
+from __future__ import annotations
+
+from libs.common.logging import configure_logging
+from libs.common.runtime import ServiceSettings, run_service
+from services.flows.app import NAME, create_app
+
+if __name__ == "__main__":
+    settings = ServiceSettings.from_env()
+    configure_logging(NAME, settings.log)
+    run_service(create_app(settings), settings)

@@ -1,0 +1,86 @@
+"""Assemble the gateway: routing table, auth, limits, errors, OpenAPI (no I/O here)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from libs.common.config import SERVICES, BusSettings, GatewaySettings, LogSettings
+from libs.common.contracts.base import Context, PingRequest, ping_operation
+from libs.common.errors import TetherError
+from libs.common.runtime import BUS, bus_context
+from services.gateway.auth import Authenticator, TokenCache
+from services.gateway.dispatch import make_handler
+from services.gateway.keys import AUTHENTICATOR, REQUEST_ID, SETTINGS
+from services.gateway.middleware import request_middleware
+from services.gateway.openapi import build_openapi
+from services.gateway.routes import ROUTES
+
+OPENAPI = web.AppKey("openapi", dict)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Everything the gateway process reads."""
+
+    http: GatewaySettings = field(default_factory=GatewaySettings)
+    bus: BusSettings = field(default_factory=lambda: BusSettings())
+    log: LogSettings = field(default_factory=LogSettings)
+
+
+async def healthz(_: web.Request) -> web.Response:
+    """Answer that the gateway process is alive."""
+    return web.json_response({"status": "ok"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """Serve the OpenAPI document."""
+    return web.json_response(request.app[OPENAPI])
+
+
+async def system_ping(request: web.Request) -> web.Response:
+    """Ping every service through NATS and report who answered (gateway → each service)."""
+    ctx = Context(request_id=request[REQUEST_ID])
+    bus = request.app[BUS]
+
+    async def one(name: str) -> dict[str, Any]:
+        try:
+            reply = await bus.call(ping_operation(name), PingRequest(ctx=ctx), timeout=5)
+        except TetherError as exc:
+            return {"ok": False, "error": exc.to_wire()["error"]}
+        return {"ok": True, **reply.model_dump(mode="json")}
+
+    results = await asyncio.gather(*(one(name) for name in SERVICES))
+    body = dict(zip(SERVICES, results, strict=True))
+    healthy = all(r["ok"] for r in results)
+    return web.json_response({"ok": healthy, "services": body}, status=200 if healthy else 503)
+
+
+async def auth_context(app: web.Application) -> AsyncIterator[None]:
+    """Create the authenticator (with its token cache) once the bus is up."""
+    settings = app[SETTINGS]
+    app[AUTHENTICATOR] = Authenticator(
+        app[BUS], TokenCache(settings.token_cache_size, settings.token_cache_ttl)
+    )
+    yield
+
+
+def create_app(config: GatewayConfig) -> web.Application:
+    """Build the gateway application."""
+    app = web.Application(
+        middlewares=[request_middleware], client_max_size=config.http.max_body_bytes
+    )
+    app[SETTINGS] = config.http
+    app[OPENAPI] = build_openapi(ROUTES)
+    app.cleanup_ctx.append(bus_context(config.bus, "gateway", events=False))
+    app.cleanup_ctx.append(auth_context)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/system/ping", system_ping)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, make_handler(route))
+    return app

@@ -1,0 +1,116 @@
+"""Authenticate callers through identity, verifying each token once (bounded cache)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from uuid import UUID
+
+from aiohttp import web
+
+from libs.common.bus import Bus
+from libs.common.contracts import identity
+from libs.common.contracts.base import Context
+from libs.common.errors import Forbidden, Unauthenticated
+
+
+class TokenCache:
+    """Verified tokens by SHA-256 of the token (never the token), until min(exp, ttl)."""
+
+    def __init__(self, size: int, ttl: float) -> None:
+        self._size = size
+        self._ttl = ttl
+        self._entries: OrderedDict[bytes, tuple[float, identity.VerifiedToken]] = OrderedDict()
+
+    def get(self, digest: bytes) -> identity.VerifiedToken | None:
+        """Return a cached verification that has not expired."""
+        hit = self._entries.get(digest)
+        if hit is None:
+            return None
+        if hit[0] <= time.monotonic():
+            del self._entries[digest]
+            return None
+        self._entries.move_to_end(digest)
+        return hit[1]
+
+    def put(self, digest: bytes, verified: identity.VerifiedToken) -> None:
+        """Remember a verification until the token expires or the TTL ends."""
+        if self._size == 0:
+            return
+        left = verified.expires_at.timestamp() - time.time()
+        self._entries[digest] = (time.monotonic() + min(left, self._ttl), verified)
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def drop_workspace(self, workspace_id: UUID) -> None:
+        """Forget every token of a workspace (its secret or settings changed)."""
+        for digest in [d for d, (_, v) in self._entries.items() if v.workspace_id == workspace_id]:
+            del self._entries[digest]
+
+    def drop_customer(self, workspace_id: UUID, customer_id: str) -> None:
+        """Forget every token of one customer (archived)."""
+        for digest in [
+            d
+            for d, (_, v) in self._entries.items()
+            if v.workspace_id == workspace_id and v.customer_id == customer_id
+        ]:
+            del self._entries[digest]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """Return the bearer token of the Authorization header, if any."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(
+            "the Authorization header must be 'Bearer <token>'", code="token_malformed"
+        )
+    return token.strip()
+
+
+class Authenticator:
+    """Turn a request's bearer token into the caller's context."""
+
+    def __init__(self, bus: Bus, cache: TokenCache) -> None:
+        self._bus = bus
+        self.cache = cache
+
+    async def verify(self, token: str, request_id: str) -> identity.VerifiedToken:
+        """Return the token's principal, asking identity only on a cache miss."""
+        digest = hashlib.sha256(token.encode()).digest()
+        verified = self.cache.get(digest)
+        if verified is None:
+            verified = await self._bus.call(
+                identity.TOKEN_VERIFY,
+                identity.TokenVerifyRequest(token=token, ctx=Context(request_id=request_id)),
+            )
+            self.cache.put(digest, verified)
+        return verified
+
+    async def context(self, request: web.Request, need: str, request_id: str) -> Context:
+        """Return the caller's context, refusing a caller the route does not admit."""
+        token = bearer_token(request)
+        if need == "public":
+            return Context(request_id=request_id)
+        if token is None:
+            raise Unauthenticated(
+                "this route needs an access token (Authorization: Bearer …)", code="token_missing"
+            )
+        verified = await self.verify(token, request_id)
+        if need == "admin" and verified.principal != "admin":
+            raise Forbidden("this route needs an admin token", code="admin_required")
+        if need == "customer" and verified.principal != "customer":
+            raise Forbidden("this route needs a customer token", code="customer_required")
+        return Context(
+            workspace_id=verified.workspace_id,
+            principal=verified.principal,
+            customer_id=verified.customer_id,
+            request_id=request_id,
+        )

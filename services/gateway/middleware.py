@@ -1,0 +1,98 @@
+"""Request ids, CORS, one log line per request, and domain errors as JSON HTTP answers."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from libs.common.errors import Internal, InvalidInput, NotFound, PayloadTooLarge, TetherError
+from libs.common.logging import bind_request
+from services.gateway.keys import REQUEST_ID, SETTINGS
+
+log = structlog.get_logger(__name__)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+CORS_HEADERS = "Authorization, Content-Type, If-Match, X-Request-Id"
+
+
+def error_response(exc: TetherError, request_id: str) -> web.Response:
+    """Render a domain error in its wire form with its HTTP status."""
+    resp = web.json_response(exc.to_wire(), status=exc.status)
+    resp.headers["X-Request-Id"] = request_id
+    return resp
+
+
+def _from_http(exc: web.HTTPException) -> TetherError:
+    """Translate aiohttp's own HTTP errors (unknown route, wrong method, body too big)."""
+    if exc.status == 404:
+        return NotFound("no such route", code="route_not_found")
+    if exc.status == 405:
+        return InvalidInput("method not allowed on this route", code="method_not_allowed")
+    if exc.status == 413:
+        return PayloadTooLarge("the request body is too large")
+    err = InvalidInput(exc.reason or "bad request", code="bad_request")
+    err.status = exc.status  # type: ignore[misc]  # keep aiohttp's 4xx as it is
+    return err
+
+
+@web.middleware
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Assign the request id, apply CORS, map errors, and log one line per request."""
+    started = time.perf_counter()
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    structlog.contextvars.clear_contextvars()
+    bind_request(service="gateway", request_id=request_id)
+    origin = request.headers.get("Origin")
+    cors = _cors_origin(request, origin)
+    if (
+        request.method == "OPTIONS"
+        and origin
+        and request.headers.get("Access-Control-Request-Method")
+    ):
+        resp: web.StreamResponse = web.Response(status=204)
+    else:
+        try:
+            resp = await handler(request)
+        except TetherError as exc:
+            resp = error_response(exc, request_id)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            resp = error_response(_from_http(exc), request_id)
+        except Exception:
+            log.exception("request_crashed", method=request.method, path=request.path)
+            resp = error_response(Internal("internal error"), request_id)
+    resp.headers["X-Request-Id"] = request_id
+    if cors:
+        resp.headers["Access-Control-Allow-Origin"] = cors
+        resp.headers["Vary"] = "Origin"
+        resp.headers["Access-Control-Expose-Headers"] = "X-Request-Id"
+        if request.method == "OPTIONS":
+            resp.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+            resp.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+            resp.headers["Access-Control-Max-Age"] = "600"
+    log.info(
+        "http_request",
+        method=request.method,
+        path=request.path,
+        status=resp.status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return resp
+
+
+def _cors_origin(request: web.Request, origin: str | None) -> str | None:
+    if not origin:
+        return None
+    allowed = request.app[SETTINGS].cors_origins
+    if "*" in allowed:
+        return "*"
+    return origin if origin in allowed else None

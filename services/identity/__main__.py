@@ -1,0 +1,13 @@
+"""Run the identity service: ``python -m services.identity``."""
+
+from __future__ import annotations
+
+from libs.common.logging import configure_logging
+from libs.common.runtime import run_service
+from services.identity.app import NAME, create_app
+from services.identity.settings import IdentitySettings
+
+if __name__ == "__main__":
+    settings = IdentitySettings.from_env()
+    configure_logging(NAME, settings.service.log)
+    run_service(create_app(settings), settings.service)
