@@ -11,9 +11,10 @@ from collections.abc import Sequence
 
 from libs.cli import ops
 from libs.cli.state import read_state
-from libs.common.config import SERVICES, StackSettings
+from libs.common.config import SERVICES, LogSettings, StackSettings
 from libs.common.contracts import identity
 from libs.common.errors import TetherError
+from libs.common.logging import configure_logging
 
 
 def _stack_url(kind: str, settings: StackSettings) -> str:
@@ -133,6 +134,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tether`` command."""
     args = parser().parse_args(argv)
+    configure_logging("cli", LogSettings(log_level="warning"))
     settings = StackSettings()
     try:
         code: int = args.fn(args, settings)

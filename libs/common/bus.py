@@ -49,7 +49,7 @@ async def connect(url: str, name: str) -> NatsClient:
         log.warning("nats_error", error=str(exc))
 
     async def on_disconnect() -> None:
-        log.warning("nats_disconnected")
+        log.info("nats_disconnected")
 
     async def on_reconnect() -> None:
         log.info("nats_reconnected")
@@ -233,7 +233,8 @@ class ServiceHost:
             log.exception("request_crashed", subject=ep.op.subject)
             await self._respond_error(req, Internal("internal error"))
         finally:
-            log.info(
+            # The gateway writes the canonical line of an HTTP request; here it is debug.
+            log.debug(
                 "request_handled",
                 subject=ep.op.subject,
                 status=status,

@@ -7,8 +7,10 @@
     ├── Unauthenticated   401  unauthenticated    no or bad credentials (token_* codes refine it)
     ├── Forbidden         403  forbidden          authenticated but not allowed
     ├── NotFound          404  not_found          absent, or not visible to this caller
+    ├── MethodNotAllowed  405  method_not_allowed the route exists, the method does not
     ├── Conflict          409  conflict           state or revision clash, duplicate key
     ├── PayloadTooLarge   413  payload_too_large  body over the configured limit
+    ├── UnsupportedMedia  415  unsupported_media_type  a body that is not JSON
     ├── RateLimited       429  rate_limited       slow down (details may carry retryAfter)
     ├── Internal          500  internal           a bug; the message is opaque on the wire
     ├── Unavailable       503  unavailable        a dependency does not answer (no responders)
@@ -78,6 +80,13 @@ class NotFound(TetherError):
     default_code = "not_found"
 
 
+class MethodNotAllowed(TetherError):
+    """The route exists but does not take this method."""
+
+    status = 405
+    default_code = "method_not_allowed"
+
+
 class Conflict(TetherError):
     """The request clashes with the current state."""
 
@@ -90,6 +99,13 @@ class PayloadTooLarge(TetherError):
 
     status = 413
     default_code = "payload_too_large"
+
+
+class UnsupportedMedia(TetherError):
+    """The body is not in a format the route takes."""
+
+    status = 415
+    default_code = "unsupported_media_type"
 
 
 class RateLimited(TetherError):
@@ -127,8 +143,10 @@ _BY_STATUS: dict[int, type[TetherError]] = {
         Unauthenticated,
         Forbidden,
         NotFound,
+        MethodNotAllowed,
         Conflict,
         PayloadTooLarge,
+        UnsupportedMedia,
         RateLimited,
         Internal,
         Unavailable,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Mapping
@@ -44,6 +45,7 @@ def _normal(key: str) -> str:
     return "".join(out).replace("-", "_")
 
 
+@functools.lru_cache(maxsize=4096)  # keys repeat endlessly; classify each spelling once
 def is_secret_key(key: str) -> bool:
     """Tell whether a mapping key names a secret (``*_token``, ``clientSecret`` …)."""
     name = _normal(key)
@@ -73,14 +75,27 @@ def redact(value: Any) -> Any:
 
 def redact_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """Structlog processor that redacts secret-looking keys before rendering."""
-    return {
-        k: (REDACTED if is_secret_key(k) else redact(v)) if k != "event" else v
-        for k, v in event_dict.items()
-    }
+    for k, v in event_dict.items():
+        if k == "event":
+            continue
+        if is_secret_key(k):
+            event_dict[k] = REDACTED
+        elif isinstance(v, Mapping | list | tuple):
+            event_dict[k] = redact(v)
+    return event_dict
 
 
-def configure_logging(service: str, settings: LogSettings | None = None) -> None:
-    """Set up structlog and stdlib logging for one process named ``service``."""
+def _stderr_logger(*_: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
+
+
+def configure_logging(
+    service: str, settings: LogSettings | None = None, *, cache: bool = True
+) -> None:
+    """Set up structlog and stdlib logging for one process named ``service``.
+
+    ``cache=False`` keeps loggers reconfigurable (tests capture logs).
+    """
     settings = settings or LogSettings()
     fmt = settings.log_format
     if fmt == "auto":
@@ -103,8 +118,9 @@ def configure_logging(service: str, settings: LogSettings | None = None) -> None
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        # Resolve sys.stderr at each logger's creation, so a replaced stream (tests) is used.
+        logger_factory=_stderr_logger,
+        cache_logger_on_first_use=cache,
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)

@@ -153,11 +153,11 @@ def serve_context(
 def ping_endpoint(name: str, app: web.Application) -> Endpoint[PingRequest, PingReply]:
     """Return the service's ``tether.<name>.system.ping`` endpoint."""
 
+    release = tether_version()  # read once: it is package metadata on disk
+
     async def ping(_: PingRequest) -> PingReply:
         instance = app[HOST].instance_id if HOST in app else ""
-        return PingReply(
-            service=name, instance=instance, version=tether_version(), time=datetime.now(UTC)
-        )
+        return PingReply(service=name, instance=instance, version=release, time=datetime.now(UTC))
 
     return endpoint(ping_operation(name), ping)
 

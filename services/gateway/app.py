@@ -9,16 +9,16 @@ from typing import Any
 
 from aiohttp import web
 
-from libs.common.config import SERVICES, BusSettings, GatewaySettings, LogSettings
+from libs.common.config import SERVICES, BusSettings, GatewaySettings, LogSettings, RuntimeSettings
 from libs.common.contracts.base import Context, PingRequest, ping_operation
-from libs.common.errors import TetherError
+from libs.common.errors import NotFound, TetherError
 from libs.common.runtime import BUS, bus_context
 from services.gateway.auth import Authenticator, TokenCache
 from services.gateway.dispatch import make_handler
 from services.gateway.keys import AUTHENTICATOR, REQUEST_ID, SETTINGS
 from services.gateway.middleware import request_middleware
 from services.gateway.openapi import build_openapi
-from services.gateway.routes import ROUTES
+from services.gateway.routes import ROUTES, Route
 
 OPENAPI = web.AppKey("openapi", dict)
 
@@ -30,6 +30,7 @@ class GatewayConfig:
     http: GatewaySettings = field(default_factory=GatewaySettings)
     bus: BusSettings = field(default_factory=lambda: BusSettings())
     log: LogSettings = field(default_factory=LogSettings)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -60,6 +61,16 @@ async def system_ping(request: web.Request) -> web.Response:
     return web.json_response({"ok": healthy, "services": body}, status=200 if healthy else 503)
 
 
+async def service_ping(request: web.Request) -> web.Response:
+    """Ping one service: the shortest path gateway → NATS → service → back."""
+    name = request.match_info["service"]
+    if name not in SERVICES:
+        raise NotFound(f"no service named {name}", code="route_not_found")
+    ctx = Context(request_id=request[REQUEST_ID])
+    reply = await request.app[BUS].call(ping_operation(name), PingRequest(ctx=ctx), timeout=5)
+    return web.Response(text=reply.model_dump_json(), content_type="application/json")
+
+
 async def auth_context(app: web.Application) -> AsyncIterator[None]:
     """Create the authenticator (with its token cache) once the bus is up."""
     settings = app[SETTINGS]
@@ -69,18 +80,19 @@ async def auth_context(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-def create_app(config: GatewayConfig) -> web.Application:
-    """Build the gateway application."""
+def create_app(config: GatewayConfig, routes: tuple[Route, ...] = ROUTES) -> web.Application:
+    """Build the gateway application serving ``routes``."""
     app = web.Application(
         middlewares=[request_middleware], client_max_size=config.http.max_body_bytes
     )
     app[SETTINGS] = config.http
-    app[OPENAPI] = build_openapi(ROUTES)
+    app[OPENAPI] = build_openapi(routes)
     app.cleanup_ctx.append(bus_context(config.bus, "gateway", events=False))
     app.cleanup_ctx.append(auth_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/system/ping", system_ping)
-    for route in ROUTES:
+    app.router.add_get("/system/ping/{service}", service_ping)
+    for route in routes:
         app.router.add_route(route.method, route.path, make_handler(route))
     return app

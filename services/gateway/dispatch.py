@@ -10,7 +10,12 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from libs.common.bus import Bus
-from libs.common.errors import InvalidInput, PayloadTooLarge, invalid_from_validation
+from libs.common.errors import (
+    InvalidInput,
+    PayloadTooLarge,
+    UnsupportedMedia,
+    invalid_from_validation,
+)
 from libs.common.runtime import BUS
 from services.gateway.keys import AUTHENTICATOR, REQUEST_ID, SETTINGS
 from services.gateway.routes import Route
@@ -25,9 +30,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     if request.content_type != "application/json":
-        raise InvalidInput(
-            "send the body as JSON (Content-Type: application/json)", code="unsupported_media_type"
-        )
+        raise UnsupportedMedia("send the body as JSON (Content-Type: application/json)")
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -10,7 +10,14 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from libs.common.errors import Internal, InvalidInput, NotFound, PayloadTooLarge, TetherError
+from libs.common.errors import (
+    Internal,
+    InvalidInput,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    TetherError,
+)
 from libs.common.logging import bind_request
 from services.gateway.keys import REQUEST_ID, SETTINGS
 
@@ -33,12 +40,10 @@ def _from_http(exc: web.HTTPException) -> TetherError:
     if exc.status == 404:
         return NotFound("no such route", code="route_not_found")
     if exc.status == 405:
-        return InvalidInput("method not allowed on this route", code="method_not_allowed")
+        return MethodNotAllowed(f"{exc.reason}: this route does not take that method")
     if exc.status == 413:
         return PayloadTooLarge("the request body is too large")
-    err = InvalidInput(exc.reason or "bad request", code="bad_request")
-    err.status = exc.status  # type: ignore[misc]  # keep aiohttp's 4xx as it is
-    return err
+    return InvalidInput(exc.reason or "bad request", code="bad_request")
 
 
 @web.middleware

@@ -1,0 +1,29 @@
+"""A bare aiohttp JSON handler: the baseline every gateway figure is a ratio of."""
+
+from __future__ import annotations
+
+import sys
+
+from aiohttp import web
+
+from libs.common.runtime import run
+
+
+async def handler(_: web.Request) -> web.Response:
+    """Answer a small JSON document, like a ping reply."""
+    return web.json_response({"service": "bare", "ok": True})
+
+
+async def main(port: int) -> None:
+    """Serve until killed."""
+    app = web.Application()
+    app.router.add_get("/ping", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    while True:
+        await __import__("asyncio").sleep(3600)
+
+
+if __name__ == "__main__":
+    run(main(int(sys.argv[1])), use_uvloop=sys.argv[2:] != ["--no-uvloop"])

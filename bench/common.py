@@ -1,0 +1,140 @@
+"""Shared pieces of the benchmarks: embedded infra, child processes, a load generator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from libs.common.infra import EmbeddedNats, EmbeddedPostgres
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Infra:
+    """Throw-away PostgreSQL and NATS for one benchmark run."""
+
+    database_url: str
+    nats_url: str
+
+
+@contextmanager
+def embedded_infra() -> Iterator[Infra]:
+    """Start embedded PostgreSQL and NATS in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="tether-bench-") as tmp:
+        pg = EmbeddedPostgres(Path(tmp) / "pg", durable=False)
+        nats = EmbeddedNats(Path(tmp) / "nats")
+        try:
+            yield Infra(pg.start(), nats.start())
+        finally:
+            nats.stop()
+            pg.stop()
+
+
+@contextmanager
+def process(
+    args: list[str], env: dict[str, str], ready_url: str, timeout: float = 30
+) -> Iterator[None]:
+    """Run a child process until the block ends; wait until ``ready_url`` answers 200."""
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{args} exited with {proc.returncode}")
+            try:
+                with urllib.request.urlopen(ready_url, timeout=1) as resp:  # noqa: S310 - loopback
+                    if resp.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"{args} not ready")
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def python(module: str, *args: str) -> list[str]:
+    """Return the command that runs ``module`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+@dataclass(frozen=True)
+class Result:
+    """Throughput and latency of one load run."""
+
+    name: str
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rps(self) -> float:
+        """Requests per second."""
+        return self.requests / self.seconds
+
+    def pct(self, p: float) -> float:
+        """Latency percentile in milliseconds."""
+        if not self.latencies:
+            return float("nan")
+        return statistics.quantiles(self.latencies, n=100)[int(p) - 1] * 1000
+
+    def line(self) -> str:
+        """Format one result line."""
+        return (
+            f"{self.name:<34} {self.rps:>9.0f} req/s   p50 {self.pct(50):6.2f} ms   "
+            f"p99 {self.pct(99):6.2f} ms   errors {self.errors}"
+        )
+
+
+async def load(
+    name: str, url: str, *, seconds: float, concurrency: int, headers: dict[str, str] | None = None
+) -> Result:
+    """Send GET ``url`` from ``concurrency`` workers for ``seconds``; return the figures."""
+    latencies: list[float] = []
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+        stop_at = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                async with http.get(url) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        errors += 1
+                        continue
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return Result(name, len(latencies), errors, elapsed, latencies)
+
+
+def best(results: list[Result]) -> Result:
+    """Return the run with the highest throughput (noise only ever slows a run down)."""
+    return max(results, key=lambda r: r.rps)

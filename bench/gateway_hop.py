@@ -1,0 +1,68 @@
+"""Gateway hop: a bare aiohttp handler vs the same request through gateway → NATS → service.
+
+Prints requests/s and p50/p99 of each, interleaved in one run, and the ratio gateway/bare,
+with and without uvloop. Run: ``make bench`` or ``.venv/bin/python -m bench.gateway_hop``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+
+from bench.common import Result, best, embedded_infra, load, process, python
+from libs.common.infra import free_port
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    with embedded_infra() as infra:
+        for uvloop in (True, False):
+            flag = "1" if uvloop else "0"
+            env = {
+                "TETHER_DATABASE_URL": infra.database_url,
+                "TETHER_NATS_URL": infra.nats_url,
+                "TETHER_UVLOOP": flag,
+                "TETHER_LOG_FORMAT": "json",
+                "TETHER_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "info"),
+            }
+            bare_port, gw_port, health = free_port(), free_port(), free_port()
+            bare_args = python(
+                "bench.bare_server", str(bare_port), *([] if uvloop else ["--no-uvloop"])
+            )
+            bare_url = f"http://127.0.0.1:{bare_port}/ping"
+            gw_url = f"http://127.0.0.1:{gw_port}/system/ping/flows"
+            with (
+                process(bare_args, {}, bare_url),
+                process(
+                    python("services.flows"),
+                    {**env, "TETHER_HEALTH_PORT": str(health)},
+                    f"http://127.0.0.1:{health}/readyz",
+                ),
+                process(
+                    python("services.gateway"), {**env, "TETHER_GATEWAY_PORT": str(gw_port)}, gw_url
+                ),
+            ):
+                bare: list[Result] = []
+                hop: list[Result] = []
+                kw = {"seconds": args.seconds, "concurrency": args.concurrency}
+                asyncio.run(load("warm-up", gw_url, seconds=1, concurrency=args.concurrency))
+                for _ in range(args.rounds):  # interleaved: the machine's noise hits both alike
+                    bare.append(asyncio.run(load("bare aiohttp handler", bare_url, **kw)))
+                    hop.append(asyncio.run(load("gateway → NATS → flows ping", gw_url, **kw)))
+            b, h = best(bare), best(hop)
+            print(
+                f"\nuvloop={'on' if uvloop else 'off'}  (best of {args.rounds}, {args.concurrency} concurrent)"
+            )
+            print(b.line())
+            print(h.line())
+            print(f"ratio gateway/bare: {h.rps / b.rps:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""Session infrastructure: real PostgreSQL and NATS, every service and the gateway in-process.
+
+PostgreSQL and NATS are throw-away embedded servers on free ports, unless the
+environment names real ones (``TETHER_DATABASE_URL``, ``TETHER_NATS_URL``); then a fresh
+database is created in that server for the session. Each test gets its own workspace,
+so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+
+from libs.common.bus import Bus, connect
+from libs.common.config import (
+    SERVICES,
+    BusSettings,
+    CryptoSettings,
+    DatabaseSettings,
+    GatewaySettings,
+    LogSettings,
+    RuntimeSettings,
+)
+from libs.common.contracts import identity
+from libs.common.contracts.base import Context
+from libs.common.crypto import generate_master_key
+from libs.common.infra import EmbeddedNats, EmbeddedPostgres, free_port
+from libs.common.logging import configure_logging
+from libs.common.runtime import ServiceSettings
+
+SYSTEM = Context(principal="system", request_id="test")
+
+
+@dataclass(frozen=True)
+class Infra:
+    """Where the session's PostgreSQL and NATS are."""
+
+    database_url: str
+    nats_url: str
+    master_keys: str
+
+
+async def _create_database(server_url: str) -> str:
+    name = f"tether_test_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    """Start (or borrow) PostgreSQL and NATS for the whole session."""
+    configure_logging("test", LogSettings(log_level="info", log_format="json"), cache=False)
+    base = tmp_path_factory.mktemp("infra")
+    pg = nats = None
+    server_url = os.environ.get("TETHER_DATABASE_URL")
+    if not server_url:
+        pg = EmbeddedPostgres(base / "pg", durable=False)
+        server_url = pg.start()
+    nats_url = os.environ.get("TETHER_NATS_URL")
+    if not nats_url:
+        nats = EmbeddedNats(base / "nats")
+        nats_url = nats.start()
+    try:
+        database_url = asyncio.run(_create_database(server_url))
+        yield Infra(database_url, nats_url, generate_master_key("test1"))
+    finally:
+        if nats:
+            nats.stop()
+        if pg:
+            pg.stop()
+
+
+def service_settings(infra: Infra, **runtime: Any) -> ServiceSettings:
+    """Return settings for an in-process service against the session's infrastructure."""
+    return ServiceSettings(
+        db=DatabaseSettings(database_url=infra.database_url, db_pool_max=10),
+        bus=BusSettings(nats_url=infra.nats_url),
+        log=LogSettings(log_level="info", log_format="json"),
+        runtime=RuntimeSettings(outbox_sweep_interval=0.2, shutdown_grace=2.0, **runtime),
+    )
+
+
+def build_service(name: str, infra: Infra) -> web.Application:
+    """Build one back-end service's app the way its ``__main__`` does."""
+    settings = service_settings(infra)
+    if name == "identity":
+        from services.identity.app import create_app as identity_app
+        from services.identity.settings import IdentitySettings
+
+        return identity_app(
+            IdentitySettings(service=settings, crypto=CryptoSettings(master_keys=infra.master_keys))
+        )
+    module = __import__(f"services.{name}.app", fromlist=["create_app"])
+    app: web.Application = module.create_app(settings)
+    return app
+
+
+@dataclass
+class Stack:
+    """The running in-process stack."""
+
+    infra: Infra
+    gateway_url: str
+    bus: Bus
+    runners: list[web.AppRunner]
+
+    async def pool(self, schema: str) -> asyncpg.Pool[Any]:
+        """Return a pool on one service's schema (for assertions on stored data)."""
+        from libs.common.db import create_pool
+
+        return await create_pool(self.infra.database_url, schema, min_size=1, max_size=2)
+
+
+async def start_gateway(
+    infra: Infra, routes: tuple[Any, ...] | None = None, **http: Any
+) -> tuple[web.AppRunner, str]:
+    """Start a gateway on a free port; return its runner and URL."""
+    from services.gateway.app import GatewayConfig, create_app
+    from services.gateway.routes import ROUTES
+
+    port = free_port()
+    config = GatewayConfig(
+        http=GatewaySettings(gateway_port=port, **http),
+        bus=BusSettings(nats_url=infra.nats_url),
+        log=LogSettings(log_level="info"),
+    )
+    runner = web.AppRunner(create_app(config, routes or ROUTES), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+async def stack(infra: Infra) -> AsyncIterator[Stack]:
+    """Run every service and the gateway in this process for the session."""
+    runners: list[web.AppRunner] = []
+    for name in SERVICES:
+        runner = web.AppRunner(build_service(name, infra), handle_signals=False)
+        await runner.setup()
+        runners.append(runner)
+    gateway, url = await start_gateway(infra, max_body_bytes=64 * 1024)
+    runners.append(gateway)
+    nc = await connect(infra.nats_url, "tests")
+    try:
+        yield Stack(infra, url, Bus(nc), runners)
+    finally:
+        await nc.drain()
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client for the test."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@dataclass(frozen=True)
+class WorkspaceHandle:
+    """A fresh workspace for one test, with ways to get tokens for it."""
+
+    id: str
+    key: str
+    secret: str
+    stack: Stack
+
+    async def admin_token(self) -> str:
+        """Return an admin token."""
+        return await self._mint(admin=True)
+
+    async def customer_token(self, customer_id: str, **claims: Any) -> str:
+        """Return a token for ``customer_id``."""
+        return await self._mint(customer_id=customer_id, **claims)
+
+    async def _mint(self, **kw: Any) -> str:
+        minted = await self.stack.bus.call(
+            identity.TOKEN_MINT, identity.TokenMintRequest(workspace_key=self.key, ctx=SYSTEM, **kw)
+        )
+        return minted.token
+
+    def url(self, path: str) -> str:
+        """Return the gateway URL of ``path``."""
+        return self.stack.gateway_url + path
+
+
+WorkspaceFactory = Callable[[], Awaitable[WorkspaceHandle]]
+
+
+@pytest.fixture
+async def make_workspace(stack: Stack) -> WorkspaceFactory:
+    """Return a factory of fresh workspaces."""
+
+    async def make() -> WorkspaceHandle:
+        created = await stack.bus.call(
+            identity.WORKSPACE_CREATE,
+            identity.WorkspaceCreateRequest(name=f"test-{secrets.token_hex(3)}", ctx=SYSTEM),
+        )
+        return WorkspaceHandle(str(created.id), created.key, created.secret, stack)
+
+    return make
+
+
+@pytest.fixture
+async def workspace(make_workspace: WorkspaceFactory) -> WorkspaceHandle:
+    """A fresh workspace for this test."""
+    return await make_workspace()
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Return the Authorization header for ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Wait until ``check()`` is true, polling; fail after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if await check():
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+ROOT = Path(__file__).resolve().parents[1]

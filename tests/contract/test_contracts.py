@@ -1,0 +1,135 @@
+"""Contracts: every subject served by exactly one service; every model round-trips JSON."""
+
+from __future__ import annotations
+
+import ast
+import json
+import types
+import typing
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args, get_origin
+from uuid import UUID, uuid4
+
+import pytest
+from pydantic import BaseModel
+
+from libs.common.config import SERVICES
+from libs.common.contracts import ALL_EVENTS, ALL_OPERATIONS, SERVICE_CONTRACTS
+from libs.common.contracts.base import Contract
+from tests.conftest import ROOT, Stack
+
+
+def _models() -> list[type[BaseModel]]:
+    found: dict[str, type[BaseModel]] = {}
+    for op in ALL_OPERATIONS:
+        found[op.request.__qualname__] = op.request
+        found[op.reply.__qualname__] = op.reply
+    for ev in ALL_EVENTS:
+        found[ev.model.__qualname__] = ev.model
+    return list(found.values())
+
+
+def _sample(annotation: Any) -> Any:
+    """Return a valid sample value for a field annotation (non-None where optional)."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return get_args(annotation)[0]
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        return _sample(options[0])
+    if origin in (list, tuple, set):
+        return [_sample(get_args(annotation)[0])] if get_args(annotation) else []
+    if origin is dict:
+        return {"k": "v"}
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _instance(annotation).model_dump(mode="json")
+    return {
+        str: "x",
+        int: 1,
+        float: 1.5,
+        bool: True,
+        UUID: str(uuid4()),
+        datetime: datetime.now(UTC).isoformat(),
+    }.get(annotation, "x")
+
+
+def _instance(model: type[BaseModel]) -> BaseModel:
+    values: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
+        values[name] = _sample(field.annotation) if default in (None, [], {}) else default
+    values.pop("ctx", None)
+    return model.model_validate(values)
+
+
+@pytest.mark.parametrize("model", _models(), ids=lambda m: m.__qualname__)
+def test_contract_model_round_trips_json(model: type[BaseModel]) -> None:
+    assert issubclass(model, Contract)
+    assert model.model_config.get("frozen")
+    assert model.model_config.get("extra") == "forbid"
+    instance = _instance(model)
+    wire = instance.model_dump_json()
+    assert model.model_validate_json(wire) == instance
+    assert "_" not in "".join(k for k in json.loads(wire) if k != "ctx"), "wire keys are camelCase"
+    model.model_json_schema()
+
+
+def test_contract_subjects_follow_the_naming_rules() -> None:
+    for op in ALL_OPERATIONS:
+        parts = op.subject.split(".")
+        assert (parts[0], len(parts)) == ("tether", 4), op.subject
+        assert parts[1] in SERVICES, op.subject
+    for ev in ALL_EVENTS:
+        parts = ev.subject.split(".")
+        assert (parts[:2], len(parts)) == (["tether", "evt"], 5), ev.subject
+        assert parts[2] in SERVICES, ev.subject
+    for name, module in SERVICE_CONTRACTS.items():
+        assert all(op.service == name for op in module.OPERATIONS)
+        assert all(ev.service == name for ev in module.EVENTS)
+    subjects = [op.subject for op in ALL_OPERATIONS] + [ev.subject for ev in ALL_EVENTS]
+    assert len(subjects) == len(set(subjects))
+
+
+async def test_contract_every_subject_served_by_exactly_one_service(stack: Stack) -> None:
+    """Ask every running service ($SRV.INFO) what it serves; compare with the contracts."""
+    inbox = stack.bus.nc.new_inbox()
+    sub = await stack.bus.nc.subscribe(inbox)
+    await stack.bus.nc.publish("$SRV.INFO", b"", reply=inbox)
+    served: dict[str, list[str]] = {}
+    seen_services: set[str] = set()
+    while seen_services != set(SERVICES):
+        msg = await sub.next_msg(timeout=5)
+        info = json.loads(msg.data)
+        if info["name"] not in SERVICES or info["name"] in seen_services:
+            continue  # another test's throw-away service, or a second replica
+        seen_services.add(info["name"])
+        for ep in info["endpoints"]:
+            served.setdefault(ep["subject"], []).append(info["name"])
+    await sub.unsubscribe()
+    expected = {op.subject: [op.service] for op in ALL_OPERATIONS}
+    assert served == expected
+
+
+def _imports(path: Any) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_architecture_services_never_import_each_other() -> None:
+    for path in (ROOT / "libs").rglob("*.py"):
+        bad = {n for n in _imports(path) if n == "services" or n.startswith("services.")}
+        assert not bad, f"{path} imports a service: {bad}"
+    for svc in (*SERVICES, "gateway"):
+        for path in (ROOT / "services" / svc).rglob("*.py"):
+            bad = {
+                n
+                for n in _imports(path)
+                if n.startswith("services.") and not n.startswith(f"services.{svc}")
+            }
+            assert not bad, f"{path} imports another service: {bad}"

@@ -1,0 +1,117 @@
+"""The gateway: bad input, auth, isolation, request ids, CORS, OpenAPI, the path to every service."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from libs.common.config import SERVICES
+from tests.conftest import Stack, WorkspaceFactory, WorkspaceHandle, bearer
+
+
+async def test_gateway_healthz(stack: Stack, http: aiohttp.ClientSession) -> None:
+    async with http.get(stack.gateway_url + "/healthz") as resp:
+        assert resp.status == 200, await resp.text()
+        assert await resp.json() == {"status": "ok"}
+
+
+async def test_gateway_reaches_every_service(stack: Stack, http: aiohttp.ClientSession) -> None:
+    async with http.get(stack.gateway_url + "/system/ping") as resp:
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+    assert body["ok"] is True
+    assert set(body["services"]) == set(SERVICES)
+    for name, result in body["services"].items():
+        assert result["ok"] is True
+        assert result["service"] == name
+        assert result["instance"]
+
+
+async def test_gateway_unknown_route_is_json_404(stack: Stack, http: aiohttp.ClientSession) -> None:
+    async with http.get(stack.gateway_url + "/no/such/thing") as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"]["code"] == "route_not_found"
+
+
+async def test_gateway_wrong_method_is_json_405(
+    workspace: WorkspaceHandle, http: aiohttp.ClientSession
+) -> None:
+    async with http.delete(workspace.url("/workspace")) as resp:
+        assert resp.status == 405
+        assert (await resp.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_gateway_missing_and_garbled_tokens(
+    workspace: WorkspaceHandle, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(workspace.url("/workspace")) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["error"]["code"] == "token_missing"
+    for header in ("Basic abc", "Bearer ", "Bearer not-a-jwt"):
+        async with http.get(workspace.url("/workspace"), headers={"Authorization": header}) as resp:
+            assert resp.status == 401, header
+            assert (await resp.json())["error"]["code"] == "token_malformed", header
+
+
+async def test_gateway_customer_token_cannot_use_admin_route(
+    workspace: WorkspaceHandle, http: aiohttp.ClientSession
+) -> None:
+    token = await workspace.customer_token("c-1")
+    async with http.get(workspace.url("/workspace"), headers=bearer(token)) as resp:
+        assert resp.status == 403
+        assert (await resp.json())["error"]["code"] == "admin_required"
+
+
+async def test_gateway_admin_sees_only_own_workspace(
+    make_workspace: WorkspaceFactory, http: aiohttp.ClientSession
+) -> None:
+    a, b = await make_workspace(), await make_workspace()
+    for ws in (a, b):
+        async with http.get(ws.url("/workspace"), headers=bearer(await ws.admin_token())) as resp:
+            assert resp.status == 200, await resp.text()
+            body = await resp.json()
+        assert body["id"] == ws.id
+        assert body["key"] == ws.key
+        assert ws.secret not in str(body)
+
+
+async def test_gateway_request_id_is_kept_or_made(
+    workspace: WorkspaceHandle, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(workspace.url("/healthz"), headers={"X-Request-Id": "abc-123"}) as resp:
+        assert resp.headers["X-Request-Id"] == "abc-123"
+    async with http.get(
+        workspace.url("/healthz"), headers={"X-Request-Id": "bad id with spaces"}
+    ) as resp:
+        assert resp.headers["X-Request-Id"] != "bad id with spaces"
+        assert len(resp.headers["X-Request-Id"]) == 32
+
+
+async def test_gateway_cors_preflight(stack: Stack, http: aiohttp.ClientSession) -> None:
+    headers = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+    async with http.options(stack.gateway_url + "/workspace", headers=headers) as resp:
+        assert resp.status == 204
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+        assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
+
+
+async def test_gateway_openapi_lists_every_route(stack: Stack, http: aiohttp.ClientSession) -> None:
+    from services.gateway.routes import ROUTES
+
+    async with http.get(stack.gateway_url + "/openapi.json") as resp:
+        assert resp.status == 200
+        doc = await resp.json()
+    assert doc["openapi"].startswith("3.")
+    for route in ROUTES:
+        op = doc["paths"][route.path][route.method.lower()]
+        assert op["x-nats-subject"] == route.op.subject
+    refs = {r.split("/")[-1] for r in _refs(doc)}
+    assert refs <= set(doc["components"]["schemas"])
+
+
+def _refs(node: object) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
