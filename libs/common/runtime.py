@@ -22,10 +22,13 @@ from typing import Any
 import asyncpg
 import structlog
 from aiohttp import web
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from pydantic import ValidationError
 
 from libs.common.bus import Bus, Endpoint, ServiceHost, connect, endpoint
 from libs.common.config import BusSettings, DatabaseSettings, LogSettings, RuntimeSettings
-from libs.common.contracts.base import PingReply, PingRequest, ping_operation
+from libs.common.contracts.base import EventType, EvtT, PingReply, PingRequest, ping_operation
 from libs.common.db import create_pool, migrate
 from libs.common.outbox import OutboxRelay, ensure_stream
 
@@ -160,6 +163,24 @@ def ping_endpoint(name: str, app: web.Application) -> Endpoint[PingRequest, Ping
         return PingReply(service=name, instance=instance, version=release, time=datetime.now(UTC))
 
     return endpoint(ping_operation(name), ping)
+
+
+async def subscribe_events(
+    bus: Bus, event_type: EventType[EvtT], on_event: Callable[[EvtT], None]
+) -> Subscription:
+    """Hear every ``event_type`` event in this replica (cache invalidation; at most once).
+
+    Events are published to JetStream, whose subjects plain subscribers hear too; a missed
+    one only means a cache entry lives until its TTL, so no durable consumer is needed.
+    """
+
+    async def handle(msg: Msg) -> None:
+        try:
+            on_event(event_type.model.model_validate_json(msg.data))
+        except ValidationError:
+            log.warning("event_unreadable", subject=msg.subject)
+
+    return await bus.nc.subscribe(event_type.subject, cb=handle)
 
 
 async def _healthz(_: web.Request) -> web.Response:

@@ -10,9 +10,10 @@ from typing import Any
 from aiohttp import web
 
 from libs.common.config import SERVICES, BusSettings, GatewaySettings, LogSettings, RuntimeSettings
+from libs.common.contracts import identity
 from libs.common.contracts.base import Context, PingRequest, ping_operation
 from libs.common.errors import NotFound, TetherError
-from libs.common.runtime import BUS, bus_context
+from libs.common.runtime import BUS, bus_context, subscribe_events
 from services.gateway.auth import Authenticator, TokenCache
 from services.gateway.dispatch import make_handler
 from services.gateway.keys import AUTHENTICATOR, REQUEST_ID, SETTINGS
@@ -74,10 +75,21 @@ async def service_ping(request: web.Request) -> web.Response:
 async def auth_context(app: web.Application) -> AsyncIterator[None]:
     """Create the authenticator (with its token cache) once the bus is up."""
     settings = app[SETTINGS]
-    app[AUTHENTICATOR] = Authenticator(
-        app[BUS], TokenCache(settings.token_cache_size, settings.token_cache_ttl)
-    )
+    cache = TokenCache(settings.token_cache_size, settings.token_cache_ttl)
+    app[AUTHENTICATOR] = Authenticator(app[BUS], cache)
+    subs = [
+        await subscribe_events(
+            app[BUS], identity.WORKSPACE_UPDATED, lambda e: cache.drop_workspace(e.workspace_id)
+        ),
+        await subscribe_events(
+            app[BUS],
+            identity.CUSTOMER_ARCHIVED,
+            lambda e: cache.drop_customer(e.workspace_id, e.customer_id),
+        ),
+    ]
     yield
+    for sub in subs:
+        await sub.unsubscribe()
 
 
 def create_app(config: GatewayConfig, routes: tuple[Route, ...] = ROUTES) -> web.Application:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -38,7 +39,12 @@ class TokenCache:
         """Remember a verification until the token expires or the TTL ends."""
         if self._size == 0:
             return
-        left = verified.expires_at.timestamp() - time.time()
+        until = verified.expires_at
+        if verified.cache_until is not None:
+            until = min(until, verified.cache_until)
+        left = until.timestamp() - time.time()
+        if left <= 0:
+            return
         self._entries[digest] = (time.monotonic() + min(left, self._ttl), verified)
         self._entries.move_to_end(digest)
         while len(self._entries) > self._size:
@@ -81,17 +87,36 @@ class Authenticator:
     def __init__(self, bus: Bus, cache: TokenCache) -> None:
         self._bus = bus
         self.cache = cache
+        self._inflight: dict[bytes, asyncio.Future[identity.VerifiedToken]] = {}
 
     async def verify(self, token: str, request_id: str) -> identity.VerifiedToken:
-        """Return the token's principal, asking identity only on a cache miss."""
+        """Return the token's principal, asking identity only on a cache miss.
+
+        Concurrent first requests with the same token share one verification.
+        """
         digest = hashlib.sha256(token.encode()).digest()
         verified = self.cache.get(digest)
-        if verified is None:
+        if verified is not None:
+            return verified
+        pending = self._inflight.get(digest)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[identity.VerifiedToken] = asyncio.get_running_loop().create_future()
+        self._inflight[digest] = future
+        try:
             verified = await self._bus.call(
                 identity.TOKEN_VERIFY,
                 identity.TokenVerifyRequest(token=token, ctx=Context(request_id=request_id)),
             )
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
+            raise
+        else:
             self.cache.put(digest, verified)
+            future.set_result(verified)
+        finally:
+            del self._inflight[digest]
         return verified
 
     async def context(self, request: web.Request, need: str, request_id: str) -> Context:

@@ -42,6 +42,31 @@ class Route:
         return tuple(part[1:-1] for part in self.path.split("/") if part.startswith("{"))
 
 
+def _customer_routes(base: str, tag: str) -> tuple[Route, ...]:
+    """Return the customer routes under ``base`` (``/customers``, and ``/users`` as an alias)."""
+    return (
+        Route("GET", base, identity.CUSTOMERS_LIST, Auth.ADMIN, tag),
+        Route("POST", base, identity.CUSTOMERS_CREATE, Auth.ADMIN, tag, status=201),
+        Route("GET", f"{base}/me", identity.CUSTOMERS_ME, Auth.CUSTOMER, tag),
+        Route("GET", f"{base}/{{id}}", identity.CUSTOMERS_GET, Auth.ANY, tag),
+        Route("PATCH", f"{base}/{{id}}", identity.CUSTOMERS_PATCH, Auth.ADMIN, tag),
+        Route("PUT", f"{base}/{{id}}", identity.CUSTOMERS_PUT, Auth.ADMIN, tag),
+        Route("DELETE", f"{base}/{{id}}", identity.CUSTOMERS_ARCHIVE, Auth.ADMIN, tag),
+        Route("POST", f"{base}/{{id}}/restore", identity.CUSTOMERS_RESTORE, Auth.ADMIN, tag),
+    )
+
+
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/workspace", identity.WORKSPACE_GET, Auth.ADMIN, "workspace"),
+    Route("PATCH", "/workspace", identity.WORKSPACE_UPDATE, Auth.ADMIN, "workspace"),
+    Route("POST", "/workspace/secret/rotate", identity.SECRET_ROTATE, Auth.ADMIN, "workspace"),
+    Route(
+        "POST",
+        "/workspace/test-customer/token",
+        identity.TEST_CUSTOMER_TOKEN,
+        Auth.ADMIN,
+        "workspace",
+    ),
+    *_customer_routes("/customers", "customers"),
+    *_customer_routes("/users", "users"),
 )

@@ -7,17 +7,19 @@ from datetime import UTC, datetime
 from libs.common.contracts import identity as c
 from libs.common.errors import InvalidInput, NotFound, Unauthenticated
 from services.identity import tokens
+from services.identity.customers import Customers
 from services.identity.directory import WorkspaceDirectory
 
 
 class Access:
     """Token handlers."""
 
-    def __init__(self, directory: WorkspaceDirectory) -> None:
+    def __init__(self, directory: WorkspaceDirectory, customers: Customers) -> None:
         self._directory = directory
+        self._customers = customers
 
     async def verify(self, req: c.TokenVerifyRequest) -> c.VerifiedToken:
-        """Verify a token and return its principal."""
+        """Verify a token, create or update the customer it names, return its principal."""
         issuer = tokens.peek_issuer(req.token)
         keys = await self._directory.get(issuer)
         if keys is None:
@@ -25,12 +27,17 @@ class Access:
                 "no workspace has this token's issuer", code="token_unknown_issuer"
             )
         claims = tokens.verify(req.token, keys, datetime.now(UTC))
+        if not claims.admin:
+            await self._customers.sync_from_token(
+                keys.workspace_id, keys.settings.customer_fields_schema, claims
+            )
         return c.VerifiedToken(
             workspace_id=keys.workspace_id,
             workspace_key=keys.workspace_key,
             principal="admin" if claims.admin else "customer",
             customer_id=claims.customer_id,
             expires_at=claims.expires_at,
+            cache_until=claims.trusted_until,
         )
 
     async def mint(self, req: c.TokenMintRequest) -> c.MintedToken:

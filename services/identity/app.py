@@ -11,8 +11,9 @@ from aiohttp import web
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import identity as c
 from libs.common.crypto import Keyring
-from libs.common.runtime import POOL, ping_endpoint, standard_contexts
+from libs.common.runtime import BUS, POOL, ping_endpoint, standard_contexts, subscribe_events
 from services.identity.access import Access
+from services.identity.customers import Customers
 from services.identity.directory import WorkspaceDirectory
 from services.identity.keys import DIRECTORY, KEYRING, SETTINGS
 from services.identity.settings import IdentitySettings
@@ -24,24 +25,43 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     """Return every operation identity answers."""
-    workspaces = Workspaces(app[POOL], app[KEYRING])
-    access = Access(app[DIRECTORY])
+    customers = Customers(app[POOL])
+    workspaces = Workspaces(app[POOL], app[KEYRING], app[DIRECTORY], customers)
+    access = Access(app[DIRECTORY], customers)
     return [
         ping_endpoint(NAME, app),
         endpoint(c.WORKSPACE_CREATE, workspaces.create),
         endpoint(c.WORKSPACE_GET, workspaces.get),
         endpoint(c.WORKSPACE_FIND, workspaces.find),
+        endpoint(c.WORKSPACE_UPDATE, workspaces.update),
+        endpoint(c.SECRET_ROTATE, workspaces.rotate_secret),
+        endpoint(c.TEST_CUSTOMER_TOKEN, workspaces.test_customer_token),
         endpoint(c.TOKEN_VERIFY, access.verify),
         endpoint(c.TOKEN_MINT, access.mint),
+        endpoint(c.CUSTOMERS_LIST, customers.list),
+        endpoint(c.CUSTOMERS_CREATE, customers.create),
+        endpoint(c.CUSTOMERS_GET, customers.get),
+        endpoint(c.CUSTOMERS_ME, customers.me),
+        endpoint(c.CUSTOMERS_PATCH, customers.patch),
+        endpoint(c.CUSTOMERS_PUT, customers.put),
+        endpoint(c.CUSTOMERS_ARCHIVE, customers.archive),
+        endpoint(c.CUSTOMERS_RESTORE, customers.restore),
     ]
 
 
 async def directory_context(app: web.Application) -> AsyncIterator[None]:
-    """Keep workspace keys in memory for the app's lifetime."""
-    app[DIRECTORY] = WorkspaceDirectory(
+    """Keep workspace keys in memory; drop a workspace when any replica changes it."""
+    directory = WorkspaceDirectory(
         app[POOL], app[KEYRING], ttl=app[SETTINGS].options.workspace_cache_ttl
     )
+    app[DIRECTORY] = directory
+
+    def forget(event: c.WorkspaceEvent) -> None:
+        directory.forget(event.workspace_id)
+
+    sub = await subscribe_events(app[BUS], c.WORKSPACE_UPDATED, forget)
     yield
+    await sub.unsubscribe()
 
 
 def create_app(settings: IdentitySettings) -> web.Application:

@@ -38,6 +38,7 @@ def unseal_keys(record: WorkspaceRecord, keyring: Keyring, now: float) -> Worksp
         settings=record.settings,
         secrets=tuple(secrets),
         public_keys=load_public_keys(record.public_keys),
+        previous_secret_expires_at=record.previous_secret_expires_at if len(secrets) > 1 else None,
     )
 
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
-from libs.common.contracts.identity import PublicKey, Workspace, WorkspaceSettings
+from libs.common.contracts.identity import (
+    Customer,
+    FieldError,
+    PublicKey,
+    Workspace,
+    WorkspaceSettings,
+)
 from libs.common.db import Conn
 from libs.common.errors import Conflict
 
@@ -82,3 +89,174 @@ async def select_workspace(conn: Conn, workspace_id: UUID) -> WorkspaceRecord | 
     """Return the workspace with this id."""
     row = await conn.fetchrow(SELECT_WORKSPACE_SQL, workspace_id)
     return _workspace(row) if row else None
+
+
+UPDATE_WORKSPACE_SQL = f"""
+UPDATE workspaces SET
+    name = coalesce($2, name),
+    settings = coalesce($3, settings),
+    public_keys = coalesce($4, public_keys),
+    updated_at = now()
+WHERE id = $1
+RETURNING {_WORKSPACE_COLUMNS}
+"""
+ROTATE_SECRET_SQL = f"""
+UPDATE workspaces SET
+    previous_secret_sealed = secret_sealed,
+    previous_secret_expires_at = now() + make_interval(secs => $3),
+    secret_sealed = $2,
+    updated_at = now()
+WHERE id = $1
+RETURNING {_WORKSPACE_COLUMNS}
+"""
+SELECT_WORKSPACE_FOR_UPDATE_SQL = (
+    f"SELECT {_WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1 FOR UPDATE"
+)
+
+
+async def select_workspace_for_update(conn: Conn, workspace_id: UUID) -> WorkspaceRecord | None:
+    """Return the workspace, locking its row until the transaction ends."""
+    row = await conn.fetchrow(SELECT_WORKSPACE_FOR_UPDATE_SQL, workspace_id)
+    return _workspace(row) if row else None
+
+
+async def update_workspace(
+    conn: Conn,
+    workspace_id: UUID,
+    *,
+    name: str | None,
+    settings: dict[str, Any] | None,
+    public_keys: list[dict[str, Any]] | None,
+) -> WorkspaceRecord:
+    """Change what is given; leave the rest."""
+    row = await conn.fetchrow(UPDATE_WORKSPACE_SQL, workspace_id, name, settings, public_keys)
+    assert row is not None
+    return _workspace(row)
+
+
+async def rotate_secret(conn: Conn, workspace_id: UUID, sealed: str, grace: int) -> WorkspaceRecord:
+    """Make ``sealed`` the secret; keep the old one for ``grace`` seconds."""
+    row = await conn.fetchrow(ROTATE_SECRET_SQL, workspace_id, sealed, float(grace))
+    assert row is not None
+    return _workspace(row)
+
+
+# --- customers --------------------------------------------------------------------------
+
+_CUSTOMER_COLUMNS = "id, name, fields, archived_at, created_at, updated_at"
+
+
+class CustomerRecord(BaseModel):
+    """A customer row."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str | None
+    fields: dict[str, Any]
+    archived_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    def public(self, errors: list[FieldError] | None = None) -> Customer:
+        """Return the customer as the API shows it (with schema check results when given)."""
+        return Customer(
+            id=self.id,
+            name=self.name,
+            fields=self.fields,
+            archived=self.archived_at is not None,
+            archived_at=self.archived_at,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            fields_valid=None if errors is None else not errors,
+            fields_errors=errors or None,
+        )
+
+
+def _customer(row: asyncpg.Record) -> CustomerRecord:
+    return CustomerRecord.model_validate(dict(row))
+
+
+INSERT_CUSTOMER_IF_NEW_SQL = f"""
+INSERT INTO customers (workspace_id, id, name, fields) VALUES ($1, $2, $3, $4)
+ON CONFLICT (workspace_id, id) DO NOTHING
+RETURNING {_CUSTOMER_COLUMNS}
+"""
+SELECT_CUSTOMER_SQL = (
+    f"SELECT {_CUSTOMER_COLUMNS} FROM customers WHERE workspace_id = $1 AND id = $2"
+)
+SELECT_CUSTOMER_FOR_UPDATE_SQL = SELECT_CUSTOMER_SQL + " FOR UPDATE"
+UPDATE_CUSTOMER_IF_CHANGED_SQL = f"""
+UPDATE customers SET name = $3, fields = $4, updated_at = now()
+WHERE workspace_id = $1 AND id = $2
+  AND (name IS DISTINCT FROM $3 OR fields IS DISTINCT FROM $4::jsonb)
+RETURNING {_CUSTOMER_COLUMNS}
+"""
+SET_ARCHIVED_SQL = f"""
+UPDATE customers SET archived_at = CASE WHEN $3 THEN now() ELSE NULL END, updated_at = now()
+WHERE workspace_id = $1 AND id = $2 AND (archived_at IS NOT NULL) <> $3
+RETURNING {_CUSTOMER_COLUMNS}
+"""
+LIST_CUSTOMERS_SQL = f"""
+SELECT {_CUSTOMER_COLUMNS} FROM customers
+WHERE workspace_id = $1
+  AND ($2::text IS NULL OR id LIKE $2 || '%' OR lower(name) LIKE lower($2) || '%')
+  AND ($3::text IS NULL OR id > $3)
+  AND ($4 OR archived_at IS NULL)
+ORDER BY id
+LIMIT $5
+"""
+
+
+async def insert_customer_if_new(
+    conn: Conn, workspace_id: UUID, customer_id: str, name: str | None, fields: dict[str, Any]
+) -> CustomerRecord | None:
+    """Insert a customer; return it, or None when the id already existed (no error)."""
+    row = await conn.fetchrow(INSERT_CUSTOMER_IF_NEW_SQL, workspace_id, customer_id, name, fields)
+    return _customer(row) if row else None
+
+
+async def select_customer(
+    conn: Conn, workspace_id: UUID, customer_id: str, *, for_update: bool = False
+) -> CustomerRecord | None:
+    """Return one customer of the workspace."""
+    sql = SELECT_CUSTOMER_FOR_UPDATE_SQL if for_update else SELECT_CUSTOMER_SQL
+    row = await conn.fetchrow(sql, workspace_id, customer_id)
+    return _customer(row) if row else None
+
+
+async def update_customer_if_changed(
+    conn: Conn, workspace_id: UUID, customer_id: str, name: str | None, fields: dict[str, Any]
+) -> CustomerRecord | None:
+    """Write name and fields; return the row only when something changed."""
+    row = await conn.fetchrow(
+        UPDATE_CUSTOMER_IF_CHANGED_SQL, workspace_id, customer_id, name, fields
+    )
+    return _customer(row) if row else None
+
+
+async def set_archived(
+    conn: Conn, workspace_id: UUID, customer_id: str, archived: bool
+) -> CustomerRecord | None:
+    """Archive or restore; return the row only when its state changed."""
+    row = await conn.fetchrow(SET_ARCHIVED_SQL, workspace_id, customer_id, archived)
+    return _customer(row) if row else None
+
+
+async def list_customers(
+    conn: Conn,
+    workspace_id: UUID,
+    *,
+    search: str | None,
+    after: str | None,
+    include_archived: bool,
+    limit: int,
+) -> list[CustomerRecord]:
+    """Return up to ``limit`` customers ordered by id, after the cursor id."""
+    pattern = (
+        search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") if search else None
+    )
+    rows = await conn.fetch(
+        LIST_CUSTOMERS_SQL, workspace_id, pattern, after, include_archived, limit
+    )
+    return [_customer(r) for r in rows]

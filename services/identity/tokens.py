@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -27,6 +27,7 @@ class WorkspaceKeys:
     settings: WorkspaceSettings
     secrets: tuple[str, ...]
     public_keys: tuple[tuple[PublicKey, Any], ...] = field(default=())
+    previous_secret_expires_at: datetime | None = None
 
     def allowed_algorithms(self) -> frozenset[str]:
         """Return the workspace's allow-list (default: HS256 plus its public keys' algs)."""
@@ -50,6 +51,7 @@ class Claims:
     name: str | None
     fields: dict[str, Any] | None
     expires_at: datetime
+    trusted_until: datetime | None = None
 
 
 def _fail(code: str, message: str) -> Unauthenticated:
@@ -97,7 +99,8 @@ def verify(token: str, keys: WorkspaceKeys, now: datetime) -> Claims:
         raise _fail("token_signature", f"no key of this workspace verifies {alg}")
     leeway = keys.settings.clock_leeway
     claims: dict[str, Any] | None = None
-    for key in candidates:
+    used = -1
+    for used, key in enumerate(candidates):  # noqa: B007 - the index says which key verified
         try:
             claims = jwt.decode(
                 token,
@@ -124,7 +127,12 @@ def verify(token: str, keys: WorkspaceKeys, now: datetime) -> Claims:
             raise _fail("token_claims", f"the access token's claims are not valid: {exc}") from exc
     if claims is None:
         raise _fail("token_signature", "the access token's signature does not verify")
-    return _claims(claims, keys.settings, now)
+    result = _claims(claims, keys.settings, now)
+    if (
+        alg in HMAC_ALGORITHMS and used > 0
+    ):  # verified by the previous secret: only until its grace ends
+        return replace(result, trusted_until=keys.previous_secret_expires_at)
+    return result
 
 
 def _claims(claims: dict[str, Any], settings: WorkspaceSettings, now: datetime) -> Claims:

@@ -1,8 +1,9 @@
-"""Answer workspace operations: create (operators), read."""
+"""Answer workspace operations: create (operators), read, update, rotate the secret, test token."""
 
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -10,10 +11,15 @@ import asyncpg
 
 from libs.common.contracts import identity as c
 from libs.common.crypto import Keyring
-from libs.common.errors import NotFound
+from libs.common.errors import InvalidInput, NotFound
 from libs.common.outbox import emit
-from services.identity import store
-from services.identity.directory import secret_aad
+from services.identity import store, tokens
+from services.identity.customers import Customers
+from services.identity.directory import WorkspaceDirectory, secret_aad
+from services.identity.fields import check_schema
+
+TEST_TOKEN_TTL = 3600
+DEFAULT_TEST_CUSTOMER = c.TestCustomer(id="test-customer", name="Test Customer")
 
 
 def new_workspace_key() -> str:
@@ -29,9 +35,17 @@ def new_secret() -> str:
 class Workspaces:
     """Workspace handlers."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], keyring: Keyring) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        keyring: Keyring,
+        directory: WorkspaceDirectory,
+        customers: Customers,
+    ) -> None:
         self._pool = pool
         self._keyring = keyring
+        self._directory = directory
+        self._customers = customers
 
     async def create(self, req: c.WorkspaceCreateRequest) -> c.WorkspaceCreated:
         """Create a workspace with a new key and secret (operators only)."""
@@ -63,3 +77,106 @@ class Workspaces:
         if record is None:
             raise NotFound(f"no workspace has the key {req.key}")
         return record.public()
+
+    async def update(self, req: c.WorkspaceUpdateRequest) -> c.Workspace:
+        """Change name, settings (merged key by key) or public keys; tokens re-verify after."""
+        workspace_id = req.ctx.admin_workspace()
+        if req.public_keys is not None:
+            _check_public_keys(req.public_keys)
+        async with self._pool.acquire() as conn, conn.transaction():
+            current = await store.select_workspace_for_update(conn, workspace_id)
+            if current is None:
+                raise NotFound("workspace not found")
+            settings = None
+            changes = [k for k in ("name", "public_keys") if getattr(req, k) is not None]
+            if req.settings is not None:
+                patch = req.settings.model_dump(include=req.settings.model_fields_set)
+                merged = c.WorkspaceSettings.model_validate(
+                    {**current.settings.model_dump(), **patch}
+                )
+                if merged.customer_fields_schema is not None:
+                    check_schema(merged.customer_fields_schema)
+                settings = merged.model_dump(mode="json")
+                changes += [f"settings.{k}" for k in sorted(req.settings.model_fields_set)]
+            keys = (
+                [pk.model_dump(mode="json") for pk in req.public_keys]
+                if req.public_keys is not None
+                else None
+            )
+            record = await store.update_workspace(
+                conn, workspace_id, name=req.name, settings=settings, public_keys=keys
+            )
+            await emit(
+                conn,
+                c.WORKSPACE_UPDATED,
+                c.WorkspaceEvent(workspace_id=workspace_id, changes=changes),
+            )
+        self._directory.forget(workspace_id)
+        return record.public()
+
+    async def rotate_secret(self, req: c.SecretRotateRequest) -> c.SecretRotated:
+        """Replace the signing secret; the old one verifies for the workspace's grace period."""
+        workspace_id = req.ctx.admin_workspace()
+        secret = new_secret()
+        sealed = self._keyring.encrypt(secret.encode(), secret_aad(workspace_id))
+        async with self._pool.acquire() as conn, conn.transaction():
+            current = await store.select_workspace_for_update(conn, workspace_id)
+            if current is None:
+                raise NotFound("workspace not found")
+            record = await store.rotate_secret(
+                conn, workspace_id, sealed, current.settings.secret_grace
+            )
+            await emit(
+                conn,
+                c.WORKSPACE_UPDATED,
+                c.WorkspaceEvent(workspace_id=workspace_id, changes=["secret"]),
+            )
+        self._directory.forget(workspace_id)
+        assert record.previous_secret_expires_at is not None
+        return c.SecretRotated(
+            secret=secret, previous_secret_expires_at=record.previous_secret_expires_at
+        )
+
+    async def test_customer_token(self, req: c.TestCustomerTokenRequest) -> c.TestCustomerToken:
+        """Mint a one-hour token for the configured test customer, creating the customer if needed."""
+        workspace_id = req.ctx.admin_workspace()
+        async with self._pool.acquire() as conn:
+            record = await store.select_workspace(conn, workspace_id)
+        if record is None:
+            raise NotFound("workspace not found")
+        keys = await self._directory.get(record.key)
+        assert keys is not None
+        test = record.settings.test_customer or DEFAULT_TEST_CUSTOMER
+        now = datetime.now(UTC)
+        token, expires_at = tokens.mint(
+            record.key,
+            keys.secrets[0],
+            now=now,
+            ttl=TEST_TOKEN_TTL,
+            customer_id=test.id,
+            name=test.name,
+            fields=test.fields,
+        )
+        claims = tokens.Claims(False, test.id, test.name, test.fields, expires_at)
+        await self._customers.sync_from_token(
+            workspace_id, record.settings.customer_fields_schema, claims
+        )
+        customer = await self._customers.get(c.CustomerGetRequest(id=test.id, ctx=req.ctx))
+        return c.TestCustomerToken(token=token, expires_at=expires_at, customer=customer)
+
+
+def _check_public_keys(keys: list[c.PublicKey]) -> None:
+    """Refuse a public key that does not parse for its algorithm (or is a private key)."""
+    for i, pk in enumerate(keys):
+        if "PRIVATE KEY" in pk.pem:
+            raise InvalidInput(
+                "send the public key, never the private one",
+                details=[{"field": f"publicKeys.{i}.pem"}],
+            )
+        try:
+            tokens.load_public_keys([pk])
+        except Exception as exc:  # PyJWT raises several types for unparsable keys
+            raise InvalidInput(
+                f"publicKeys.{i} is not a valid {pk.alg} public key",
+                details=[{"field": f"publicKeys.{i}.pem"}],
+            ) from exc

@@ -57,7 +57,11 @@ def _instance(model: type[BaseModel]) -> BaseModel:
     values: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         default = None if field.is_required() else field.get_default(call_default_factory=True)
-        values[name] = _sample(field.annotation) if default in (None, [], {}) else default
+        lower = next((m.ge for m in field.metadata if hasattr(m, "ge")), None)
+        if default in (None, [], {}):
+            values[name] = lower if lower is not None else _sample(field.annotation)
+        else:
+            values[name] = default
     values.pop("ctx", None)
     return model.model_validate(values)
 

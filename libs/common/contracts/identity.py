@@ -47,6 +47,20 @@ class WorkspaceSettings(Contract):
     )
     max_token_lifetime: int = Field(default=24 * 3600, ge=60, description="Seconds")
     clock_leeway: int = Field(default=30, ge=0, le=300, description="Seconds")
+    secret_grace: int = Field(
+        default=24 * 3600, ge=0, description="Seconds the previous secret verifies after a rotation"
+    )
+
+
+class WorkspaceSettingsPatch(Contract):
+    """Settings to change; keys left out stay as they are."""
+
+    customer_fields_schema: dict[str, Any] | None = None
+    test_customer: TestCustomer | None = None
+    allowed_algorithms: list[Algorithm] | None = None
+    max_token_lifetime: int | None = Field(default=None, ge=60)
+    clock_leeway: int | None = Field(default=None, ge=0, le=300)
+    secret_grace: int | None = Field(default=None, ge=0)
 
 
 class PublicKey(Contract):
@@ -94,6 +108,31 @@ class WorkspaceFindRequest(Request):
     key: str
 
 
+class WorkspaceUpdateRequest(Request):
+    """Change the workspace's name, settings or public keys (admins)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    settings: WorkspaceSettingsPatch | None = None
+    public_keys: list[PublicKey] | None = None
+
+
+class SecretRotateRequest(Request):
+    """Replace the signing secret; the old one verifies for the grace period."""
+
+
+class SecretRotated(Reply):
+    """The new secret, shown this once."""
+
+    secret: str
+    previous_secret_expires_at: datetime
+
+
+class TestCustomerTokenRequest(Request):
+    """Mint a one-hour token for the workspace's test customer (admins)."""
+
+    __test__ = False
+
+
 WORKSPACE_CREATE = Operation(
     "tether.identity.workspaces.create",
     WorkspaceCreateRequest,
@@ -105,6 +144,15 @@ WORKSPACE_GET = Operation(
 )
 WORKSPACE_FIND = Operation(
     "tether.identity.workspaces.find", WorkspaceFindRequest, Workspace, "Find a workspace by key"
+)
+WORKSPACE_UPDATE = Operation(
+    "tether.identity.workspace.update", WorkspaceUpdateRequest, Workspace, "Update the workspace"
+)
+SECRET_ROTATE = Operation(
+    "tether.identity.workspace.rotate_secret",
+    SecretRotateRequest,
+    SecretRotated,
+    "Rotate the signing secret",
 )
 
 # --- tokens -----------------------------------------------------------------------------
@@ -124,6 +172,10 @@ class VerifiedToken(Reply):
     principal: Literal["admin", "customer"]
     customer_id: str | None = None
     expires_at: datetime
+    cache_until: datetime | None = Field(
+        default=None,
+        description="Stop trusting a cached verification after this (secret grace end)",
+    )
 
 
 class TokenMintRequest(Request):
@@ -151,6 +203,137 @@ TOKEN_MINT = Operation(
     "tether.identity.tokens.mint", TokenMintRequest, MintedToken, "Mint a dev token"
 )
 
+
+# --- customers --------------------------------------------------------------------------
+
+
+class FieldError(Contract):
+    """One way a customer's fields fail the workspace's schema."""
+
+    field: str
+    message: str
+
+
+class Customer(Reply):
+    """A customer of the workspace (a user, team or organisation in its app)."""
+
+    id: str
+    name: str | None
+    fields: dict[str, Any]
+    archived: bool
+    archived_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    fields_valid: bool | None = Field(default=None, description="Against the current fields schema")
+    fields_errors: list[FieldError] | None = None
+
+
+class CustomerPage(Reply):
+    """A page of customers; pass ``cursor`` back for the next one (null at the end)."""
+
+    items: list[Customer]
+    cursor: str | None
+
+
+class CustomerListRequest(Request):
+    """List customers, optionally by id or name prefix."""
+
+    search: str | None = Field(default=None, max_length=256)
+    limit: int = Field(default=100, ge=1, le=1000)
+    cursor: str | None = Field(default=None, max_length=512)
+    include_archived: bool = False
+
+
+class CustomerCreateRequest(Request):
+    """Create a customer with the workspace's own id for it."""
+
+    id: str = Field(min_length=1, max_length=256)
+    name: str | None = Field(default=None, max_length=512)
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class CustomerGetRequest(Request):
+    """Read one customer."""
+
+    id: str = Field(min_length=1, max_length=256)
+
+
+class CustomerMeRequest(Request):
+    """Read the calling customer."""
+
+
+class CustomerPatchRequest(Request):
+    """Change a customer: ``name`` if given; ``fields`` merged (a null value deletes a key)."""
+
+    id: str = Field(min_length=1, max_length=256)
+    name: str | None = Field(default=None, max_length=512)
+    fields: dict[str, Any] | None = None
+
+
+class CustomerPutRequest(Request):
+    """Replace a customer's name and fields."""
+
+    id: str = Field(min_length=1, max_length=256)
+    name: str | None = Field(default=None, max_length=512)
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class CustomerArchiveRequest(Request):
+    """Archive a customer (their tokens stop working)."""
+
+    id: str = Field(min_length=1, max_length=256)
+
+
+class CustomerRestoreRequest(Request):
+    """Bring an archived customer back."""
+
+    id: str = Field(min_length=1, max_length=256)
+
+
+class TestCustomerToken(Reply):
+    """A token for the test customer, to paste into code or curl."""
+
+    __test__ = False
+
+    token: str
+    expires_at: datetime
+    customer: Customer
+
+
+CUSTOMERS_LIST = Operation(
+    "tether.identity.customers.list", CustomerListRequest, CustomerPage, "List customers"
+)
+CUSTOMERS_CREATE = Operation(
+    "tether.identity.customers.create", CustomerCreateRequest, Customer, "Create a customer"
+)
+CUSTOMERS_GET = Operation(
+    "tether.identity.customers.get", CustomerGetRequest, Customer, "Read a customer"
+)
+CUSTOMERS_ME = Operation(
+    "tether.identity.customers.me", CustomerMeRequest, Customer, "Read the calling customer"
+)
+CUSTOMERS_PATCH = Operation(
+    "tether.identity.customers.patch", CustomerPatchRequest, Customer, "Merge into a customer"
+)
+CUSTOMERS_PUT = Operation(
+    "tether.identity.customers.put", CustomerPutRequest, Customer, "Replace a customer"
+)
+CUSTOMERS_ARCHIVE = Operation(
+    "tether.identity.customers.archive", CustomerArchiveRequest, Customer, "Archive a customer"
+)
+CUSTOMERS_RESTORE = Operation(
+    "tether.identity.customers.restore",
+    CustomerRestoreRequest,
+    Customer,
+    "Restore an archived customer",
+)
+TEST_CUSTOMER_TOKEN = Operation(
+    "tether.identity.workspace.test_customer_token",
+    TestCustomerTokenRequest,
+    TestCustomerToken,
+    "Mint a one-hour token for the test customer",
+)
+
 # --- events -----------------------------------------------------------------------------
 
 
@@ -160,8 +343,44 @@ class WorkspaceEvent(Event):
     changes: list[str] = Field(default_factory=list)
 
 
+class CustomerEvent(Event):
+    """Something about a customer changed."""
+
+    customer_id: str
+    changes: list[str] = Field(default_factory=list)
+
+
 WORKSPACE_CREATED = EventType("tether.evt.identity.workspace.created", WorkspaceEvent)
 WORKSPACE_UPDATED = EventType("tether.evt.identity.workspace.updated", WorkspaceEvent)
+CUSTOMER_CREATED = EventType("tether.evt.identity.customer.created", CustomerEvent)
+CUSTOMER_UPDATED = EventType("tether.evt.identity.customer.updated", CustomerEvent)
+CUSTOMER_ARCHIVED = EventType("tether.evt.identity.customer.archived", CustomerEvent)
+CUSTOMER_RESTORED = EventType("tether.evt.identity.customer.restored", CustomerEvent)
 
-OPERATIONS = (PING, WORKSPACE_CREATE, WORKSPACE_GET, WORKSPACE_FIND, TOKEN_VERIFY, TOKEN_MINT)
-EVENTS = (WORKSPACE_CREATED, WORKSPACE_UPDATED)
+OPERATIONS = (
+    PING,
+    WORKSPACE_CREATE,
+    WORKSPACE_GET,
+    WORKSPACE_FIND,
+    WORKSPACE_UPDATE,
+    SECRET_ROTATE,
+    TEST_CUSTOMER_TOKEN,
+    TOKEN_VERIFY,
+    TOKEN_MINT,
+    CUSTOMERS_LIST,
+    CUSTOMERS_CREATE,
+    CUSTOMERS_GET,
+    CUSTOMERS_ME,
+    CUSTOMERS_PATCH,
+    CUSTOMERS_PUT,
+    CUSTOMERS_ARCHIVE,
+    CUSTOMERS_RESTORE,
+)
+EVENTS = (
+    WORKSPACE_CREATED,
+    WORKSPACE_UPDATED,
+    CUSTOMER_CREATED,
+    CUSTOMER_UPDATED,
+    CUSTOMER_ARCHIVED,
+    CUSTOMER_RESTORED,
+)

@@ -1,0 +1,229 @@
+"""Answer customer operations, and keep customers in step with the tokens that name them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from libs.common.contracts import identity as c
+from libs.common.contracts.base import Context
+from libs.common.db import Conn
+from libs.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from libs.common.outbox import emit
+from services.identity import store
+from services.identity.fields import field_errors, require_valid
+from services.identity.store import CustomerRecord
+from services.identity.tokens import Claims
+
+
+def encode_cursor(last_id: str) -> str:
+    """Return an opaque cursor after ``last_id``."""
+    return base64.urlsafe_b64encode(last_id.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> str:
+    """Return the id a cursor points after; refuse a cursor we did not make."""
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
+
+
+def _changes(before: CustomerRecord, after: CustomerRecord) -> list[str]:
+    return [k for k in ("name", "fields") if getattr(before, k) != getattr(after, k)]
+
+
+class Customers:
+    """Customer handlers."""
+
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+        self._pool = pool
+
+    async def _schema(self, conn: Conn, workspace_id: UUID) -> dict[str, Any] | None:
+        record = await store.select_workspace(conn, workspace_id)
+        if record is None:
+            raise NotFound("workspace not found")
+        return record.settings.customer_fields_schema
+
+    async def _event(
+        self, conn: Conn, kind: Any, workspace_id: UUID, customer_id: str, changes: list[str]
+    ) -> None:
+        await emit(
+            conn,
+            kind,
+            c.CustomerEvent(workspace_id=workspace_id, customer_id=customer_id, changes=changes),
+        )
+
+    async def sync_from_token(
+        self, workspace_id: UUID, schema: dict[str, Any] | None, claims: Claims
+    ) -> None:
+        """Create the token's customer on first sight; apply its name and fields when they changed.
+
+        Concurrent first requests race on ``INSERT … ON CONFLICT DO NOTHING``: one inserts
+        and emits ``customer.created``, the others find the row.
+        """
+        assert claims.customer_id is not None
+        customer_id = claims.customer_id
+        async with self._pool.acquire() as conn:
+            existing = await store.select_customer(conn, workspace_id, customer_id)
+            if existing is None:
+                fields = claims.fields or {}
+                require_valid(schema, fields)
+                async with conn.transaction():
+                    created = await store.insert_customer_if_new(
+                        conn, workspace_id, customer_id, claims.name, fields
+                    )
+                    if created is not None:
+                        await self._event(conn, c.CUSTOMER_CREATED, workspace_id, customer_id, [])
+                        return
+                existing = await store.select_customer(conn, workspace_id, customer_id)
+                assert existing is not None
+            if existing.archived_at is not None:
+                raise Forbidden("this customer is archived", code="customer_archived")
+            name = claims.name if claims.name is not None else existing.name
+            fields = claims.fields if claims.fields is not None else existing.fields
+            if (name, fields) == (existing.name, existing.fields):
+                return
+            if claims.fields is not None:
+                require_valid(schema, fields)
+            async with conn.transaction():
+                updated = await store.update_customer_if_changed(
+                    conn, workspace_id, customer_id, name, fields
+                )
+                if updated is not None:
+                    await self._event(
+                        conn,
+                        c.CUSTOMER_UPDATED,
+                        workspace_id,
+                        customer_id,
+                        _changes(existing, updated),
+                    )
+
+    def _visible(self, ctx: Context, customer_id: str) -> UUID:
+        """Return the workspace when the caller may see ``customer_id`` (else 404, not 403)."""
+        workspace_id = ctx.workspace()
+        if ctx.principal == "customer" and ctx.customer_id != customer_id:
+            raise NotFound("customer not found")
+        if ctx.principal not in ("admin", "system", "customer"):
+            raise Forbidden("this operation needs a token")
+        return workspace_id
+
+    async def list(self, req: c.CustomerListRequest) -> c.CustomerPage:
+        """List the workspace's customers, ordered by id."""
+        workspace_id = req.ctx.admin_workspace()
+        after = decode_cursor(req.cursor) if req.cursor else None
+        async with self._pool.acquire() as conn:
+            rows = await store.list_customers(
+                conn,
+                workspace_id,
+                search=req.search or None,
+                after=after,
+                include_archived=req.include_archived,
+                limit=req.limit + 1,
+            )
+        more = len(rows) > req.limit
+        rows = rows[: req.limit]
+        return c.CustomerPage(
+            items=[r.public() for r in rows],
+            cursor=encode_cursor(rows[-1].id) if more and rows else None,
+        )
+
+    async def create(self, req: c.CustomerCreateRequest) -> c.Customer:
+        """Create a customer; an id that exists is a conflict."""
+        workspace_id = req.ctx.admin_workspace()
+        async with self._pool.acquire() as conn, conn.transaction():
+            require_valid(await self._schema(conn, workspace_id), req.fields)
+            created = await store.insert_customer_if_new(
+                conn, workspace_id, req.id, req.name, req.fields
+            )
+            if created is None:
+                raise Conflict(f"customer {req.id} exists", code="customer_exists")
+            await self._event(conn, c.CUSTOMER_CREATED, workspace_id, req.id, [])
+        return created.public([])
+
+    async def get(self, req: c.CustomerGetRequest) -> c.Customer:
+        """Read one customer, with whether their fields still match the schema."""
+        workspace_id = self._visible(req.ctx, req.id)
+        async with self._pool.acquire() as conn:
+            record = await store.select_customer(conn, workspace_id, req.id)
+            if record is None:
+                raise NotFound("customer not found")
+            schema = await self._schema(conn, workspace_id)
+        return record.public(field_errors(schema, record.fields))
+
+    async def me(self, req: c.CustomerMeRequest) -> c.Customer:
+        """Read the calling customer."""
+        customer_id = req.ctx.customer()
+        async with self._pool.acquire() as conn:
+            record = await store.select_customer(conn, req.ctx.workspace(), customer_id)
+        if record is None:
+            raise NotFound("customer not found")
+        return record.public()
+
+    async def patch(self, req: c.CustomerPatchRequest) -> c.Customer:
+        """Merge fields (null deletes a key) and set the name when given."""
+        workspace_id = req.ctx.admin_workspace()
+        return await self._write(workspace_id, req.id, req, merge=True)
+
+    async def put(self, req: c.CustomerPutRequest) -> c.Customer:
+        """Replace name and fields."""
+        workspace_id = req.ctx.admin_workspace()
+        return await self._write(workspace_id, req.id, req, merge=False)
+
+    async def _write(
+        self,
+        workspace_id: UUID,
+        customer_id: str,
+        req: c.CustomerPatchRequest | c.CustomerPutRequest,
+        *,
+        merge: bool,
+    ) -> c.Customer:
+        async with self._pool.acquire() as conn, conn.transaction():
+            current = await store.select_customer(conn, workspace_id, customer_id, for_update=True)
+            if current is None:
+                raise NotFound("customer not found")
+            if merge:
+                name = req.name if "name" in req.model_fields_set else current.name
+                fields = dict(current.fields)
+                for key, value in (req.fields or {}).items():
+                    if value is None:
+                        fields.pop(key, None)
+                    else:
+                        fields[key] = value
+            else:
+                name, fields = req.name, dict(req.fields or {})
+            require_valid(await self._schema(conn, workspace_id), fields)
+            updated = await store.update_customer_if_changed(
+                conn, workspace_id, customer_id, name, fields
+            )
+            if updated is None:
+                return current.public([])
+            await self._event(
+                conn, c.CUSTOMER_UPDATED, workspace_id, customer_id, _changes(current, updated)
+            )
+        return updated.public([])
+
+    async def archive(self, req: c.CustomerArchiveRequest) -> c.Customer:
+        """Archive a customer; their tokens stop working in every gateway."""
+        return await self._set_archived(req.ctx, req.id, archived=True)
+
+    async def restore(self, req: c.CustomerRestoreRequest) -> c.Customer:
+        """Restore an archived customer."""
+        return await self._set_archived(req.ctx, req.id, archived=False)
+
+    async def _set_archived(self, ctx: Context, customer_id: str, *, archived: bool) -> c.Customer:
+        workspace_id = ctx.admin_workspace()
+        async with self._pool.acquire() as conn, conn.transaction():
+            changed = await store.set_archived(conn, workspace_id, customer_id, archived)
+            if changed is None:
+                current = await store.select_customer(conn, workspace_id, customer_id)
+                if current is None:
+                    raise NotFound("customer not found")
+                return current.public()
+            kind = c.CUSTOMER_ARCHIVED if archived else c.CUSTOMER_RESTORED
+            await self._event(conn, kind, workspace_id, customer_id, ["archived"])
+        return changed.public()
