@@ -109,9 +109,18 @@ class Result:
 
 
 async def load(
-    name: str, url: str, *, seconds: float, concurrency: int, headers: dict[str, str] | None = None
+    name: str,
+    url: str,
+    *,
+    seconds: float,
+    concurrency: int,
+    headers: dict[str, str] | None = None,
+    per_request: Iterator[dict[str, str]] | None = None,
 ) -> Result:
-    """Send GET ``url`` from ``concurrency`` workers for ``seconds``; return the figures."""
+    """Send GET ``url`` from ``concurrency`` workers for ``seconds``; return the figures.
+
+    ``per_request`` yields extra headers for each request (e.g. a fresh token each time).
+    """
     latencies: list[float] = []
     errors = 0
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -122,7 +131,8 @@ async def load(
             nonlocal errors
             while time.perf_counter() < stop_at:
                 started = time.perf_counter()
-                async with http.get(url) as resp:
+                extra = next(per_request) if per_request is not None else None
+                async with http.get(url, headers=extra) as resp:
                     await resp.read()
                     if resp.status != 200:
                         errors += 1

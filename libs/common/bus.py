@@ -96,7 +96,8 @@ class Bus:
         try:
             msg = await self.nc.request(
                 op.subject,
-                request.model_dump_json().encode(),
+                # Unset fields stay unset on the far side: PATCH semantics depend on it.
+                request.model_dump_json(exclude_unset=True).encode(),
                 timeout=timeout or self.timeout,
                 headers=headers,
             )
