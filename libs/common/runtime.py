@@ -201,7 +201,9 @@ def add_health_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", _readyz)
 
 
-async def serve_until_signalled(app: web.Application, host: str, port: int | None) -> None:
+async def serve_until_signalled(
+    app: web.Application, host: str, port: int | None, stop_deadline: float = 20.0
+) -> None:
     """Start ``app`` (and its HTTP port when given); stop cleanly on SIGTERM or SIGINT."""
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
@@ -216,7 +218,11 @@ async def serve_until_signalled(app: web.Application, host: str, port: int | Non
         await stop.wait()
         log.info("process_stopping")
     finally:
-        await runner.cleanup()
+        # With NATS or PostgreSQL already gone, draining can wait forever: bound it.
+        try:
+            await asyncio.wait_for(runner.cleanup(), timeout=stop_deadline)
+        except TimeoutError:
+            log.warning("shutdown_timed_out", seconds=stop_deadline)
 
 
 def run(main: Coroutine[Any, Any, None], *, use_uvloop: bool = True) -> None:
@@ -235,7 +241,12 @@ def run(main: Coroutine[Any, Any, None], *, use_uvloop: bool = True) -> None:
 def run_service(app: web.Application, settings: ServiceSettings) -> None:
     """Run a back-end service until signalled."""
     run(
-        serve_until_signalled(app, settings.runtime.health_host, settings.runtime.health_port),
+        serve_until_signalled(
+            app,
+            settings.runtime.health_host,
+            settings.runtime.health_port,
+            stop_deadline=settings.runtime.shutdown_grace + 5,
+        ),
         use_uvloop=settings.runtime.uvloop,
     )
 
