@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import subprocess
 import time
@@ -82,9 +83,9 @@ def main() -> None:
                 f"http://127.0.0.1:{base}/select",
             )
         )
-        for p in procs:
-            p.__enter__()
-        try:
+        with contextlib.ExitStack() as running:
+            for p in procs:
+                running.enter_context(p)
             created = json.loads(
                 subprocess.run(
                     python("libs.cli", "workspace", "create", "--name", "bench", "--json"),
@@ -129,9 +130,6 @@ def main() -> None:
                 rows["fresh"].append(
                     asyncio.run(load("(b) /customers/me, fresh token", me, per_request=fresh, **kw))
                 )
-        finally:
-            for p in reversed(procs):
-                p.__exit__(None, None, None)
     b = {k: best(v) for k, v in rows.items()}
     print(f"\nbest of {args.rounds}, {args.concurrency} concurrent")
     for k in ("select", "hot", "verify", "fresh"):

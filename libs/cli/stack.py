@@ -22,7 +22,7 @@ from libs.cli import ops
 from libs.cli.state import ProcessState, StackState, read_json, write_state
 from libs.common.config import SERVICES, StackSettings
 from libs.common.crypto import generate_master_key
-from libs.common.infra import EmbeddedNats, EmbeddedPostgres, _die_with_parent, free_port
+from libs.common.infra import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port
 
 DATABASE_NAME = "tether"
 TEST_CUSTOMER_ID = "test-customer"
@@ -50,7 +50,7 @@ class Child:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: _die_with_parent(signal.SIGTERM),
+            preexec_fn=lambda: die_with_parent(signal.SIGTERM),
         )
         log.close()
         self.started_at = time.monotonic()

@@ -31,7 +31,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _die_with_parent(sig: int) -> None:
+def die_with_parent(sig: int) -> None:
     """Ask Linux to send ``sig`` to this (child) process when its parent dies."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -127,7 +127,7 @@ class EmbeddedPostgres:
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - handed to the child
         self._proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: _die_with_parent(signal.SIGINT), user=uid, group=gid,
+            preexec_fn=lambda: die_with_parent(signal.SIGINT), user=uid, group=gid,
         )  # fmt: skip
         log.close()
         isready = [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
@@ -224,7 +224,7 @@ class EmbeddedNats:
              "-m", str(self.monitor_port), "-js", "-sd", str(self.data_dir / "jetstream"),
              "-P", str(pid_file), "-n", f"tether-{self.port}"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: _die_with_parent(signal.SIGTERM),
+            preexec_fn=lambda: die_with_parent(signal.SIGTERM),
         )  # fmt: skip
         log.close()
         _wait_until(self._healthy, timeout, "NATS", self._proc)

@@ -44,9 +44,7 @@ class Customers:
         self._pool = pool
 
     async def _schema(self, conn: Conn, workspace_id: UUID) -> dict[str, Any] | None:
-        record = await store.select_workspace(conn, workspace_id)
-        if record is None:
-            raise NotFound("workspace not found")
+        record = await store.get_workspace(conn, workspace_id)
         return record.settings.customer_fields_schema
 
     async def _event(

@@ -17,7 +17,7 @@ from libs.common.contracts.identity import (
     WorkspaceSettings,
 )
 from libs.common.db import Conn
-from libs.common.errors import Conflict
+from libs.common.errors import Conflict, NotFound
 
 
 class WorkspaceRecord(BaseModel):
@@ -61,6 +61,7 @@ RETURNING {_WORKSPACE_COLUMNS}
 """
 SELECT_WORKSPACE_BY_KEY_SQL = f"SELECT {_WORKSPACE_COLUMNS} FROM workspaces WHERE key = $1"
 SELECT_WORKSPACE_SQL = f"SELECT {_WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1"
+SELECT_WORKSPACE_FOR_UPDATE_SQL = SELECT_WORKSPACE_SQL + " FOR UPDATE"
 
 
 def _workspace(row: asyncpg.Record) -> WorkspaceRecord:
@@ -85,10 +86,15 @@ async def select_workspace_by_key(conn: Conn, key: str) -> WorkspaceRecord | Non
     return _workspace(row) if row else None
 
 
-async def select_workspace(conn: Conn, workspace_id: UUID) -> WorkspaceRecord | None:
-    """Return the workspace with this id."""
-    row = await conn.fetchrow(SELECT_WORKSPACE_SQL, workspace_id)
-    return _workspace(row) if row else None
+async def get_workspace(
+    conn: Conn, workspace_id: UUID, *, for_update: bool = False
+) -> WorkspaceRecord:
+    """Return the workspace with this id (locked when ``for_update``); raise NotFound if absent."""
+    sql = SELECT_WORKSPACE_FOR_UPDATE_SQL if for_update else SELECT_WORKSPACE_SQL
+    row = await conn.fetchrow(sql, workspace_id)
+    if row is None:
+        raise NotFound("workspace not found")
+    return _workspace(row)
 
 
 UPDATE_WORKSPACE_SQL = f"""
@@ -109,15 +115,6 @@ UPDATE workspaces SET
 WHERE id = $1
 RETURNING {_WORKSPACE_COLUMNS}
 """
-SELECT_WORKSPACE_FOR_UPDATE_SQL = (
-    f"SELECT {_WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1 FOR UPDATE"
-)
-
-
-async def select_workspace_for_update(conn: Conn, workspace_id: UUID) -> WorkspaceRecord | None:
-    """Return the workspace, locking its row until the transaction ends."""
-    row = await conn.fetchrow(SELECT_WORKSPACE_FOR_UPDATE_SQL, workspace_id)
-    return _workspace(row) if row else None
 
 
 async def update_workspace(

@@ -64,9 +64,7 @@ class Workspaces:
         """Return the caller's workspace (admins)."""
         workspace_id = req.ctx.admin_workspace()
         async with self._pool.acquire() as conn:
-            record = await store.select_workspace(conn, workspace_id)
-        if record is None:
-            raise NotFound("workspace not found")
+            record = await store.get_workspace(conn, workspace_id)
         return record.public()
 
     async def find(self, req: c.WorkspaceFindRequest) -> c.Workspace:
@@ -84,9 +82,7 @@ class Workspaces:
         if req.public_keys is not None:
             _check_public_keys(req.public_keys)
         async with self._pool.acquire() as conn, conn.transaction():
-            current = await store.select_workspace_for_update(conn, workspace_id)
-            if current is None:
-                raise NotFound("workspace not found")
+            current = await store.get_workspace(conn, workspace_id, for_update=True)
             settings = None
             changes = [k for k in ("name", "public_keys") if getattr(req, k) is not None]
             if req.settings is not None:
@@ -120,9 +116,7 @@ class Workspaces:
         secret = new_secret()
         sealed = self._keyring.encrypt(secret.encode(), secret_aad(workspace_id))
         async with self._pool.acquire() as conn, conn.transaction():
-            current = await store.select_workspace_for_update(conn, workspace_id)
-            if current is None:
-                raise NotFound("workspace not found")
+            current = await store.get_workspace(conn, workspace_id, for_update=True)
             record = await store.rotate_secret(
                 conn, workspace_id, sealed, current.settings.secret_grace
             )
@@ -141,9 +135,7 @@ class Workspaces:
         """Mint a one-hour token for the configured test customer, creating the customer if needed."""
         workspace_id = req.ctx.admin_workspace()
         async with self._pool.acquire() as conn:
-            record = await store.select_workspace(conn, workspace_id)
-        if record is None:
-            raise NotFound("workspace not found")
+            record = await store.get_workspace(conn, workspace_id)
         keys = await self._directory.get(record.key)
         assert keys is not None
         test = record.settings.test_customer or DEFAULT_TEST_CUSTOMER

@@ -244,50 +244,47 @@ class CustomerListRequest(Request):
     include_archived: bool = False
 
 
-class CustomerCreateRequest(Request):
-    """Create a customer with the workspace's own id for it."""
+class CustomerRef(Request):
+    """A request about one customer, named by the workspace's own id for it."""
 
     id: str = Field(min_length=1, max_length=256)
+
+
+class CustomerCreateRequest(CustomerRef):
+    """Create a customer with the workspace's own id for it."""
+
     name: str | None = Field(default=None, max_length=512)
     fields: dict[str, Any] = Field(default_factory=dict)
 
 
-class CustomerGetRequest(Request):
+class CustomerGetRequest(CustomerRef):
     """Read one customer."""
-
-    id: str = Field(min_length=1, max_length=256)
 
 
 class CustomerMeRequest(Request):
     """Read the calling customer."""
 
 
-class CustomerPatchRequest(Request):
+class CustomerPatchRequest(CustomerRef):
     """Change a customer: ``name`` if given; ``fields`` merged (a null value deletes a key)."""
 
-    id: str = Field(min_length=1, max_length=256)
     name: str | None = Field(default=None, max_length=512)
     fields: dict[str, Any] | None = None
 
 
-class CustomerPutRequest(Request):
+class CustomerPutRequest(CustomerRef):
     """Replace a customer's name and fields."""
 
-    id: str = Field(min_length=1, max_length=256)
     name: str | None = Field(default=None, max_length=512)
     fields: dict[str, Any] = Field(default_factory=dict)
 
 
-class CustomerArchiveRequest(Request):
+class CustomerArchiveRequest(CustomerRef):
     """Archive a customer (their tokens stop working)."""
 
-    id: str = Field(min_length=1, max_length=256)
 
-
-class CustomerRestoreRequest(Request):
+class CustomerRestoreRequest(CustomerRef):
     """Bring an archived customer back."""
-
-    id: str = Field(min_length=1, max_length=256)
 
 
 class TestCustomerToken(Reply):
