@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections import OrderedDict
 from uuid import UUID
 
 from aiohttp import web
 
 from libs.common.bus import Bus
+from libs.common.cache import TtlCache
 from libs.common.contracts import identity
 from libs.common.contracts.base import Context
 from libs.common.errors import Forbidden, Unauthenticated
@@ -20,49 +20,28 @@ class TokenCache:
     """Verified tokens by SHA-256 of the token (never the token), until min(exp, ttl)."""
 
     def __init__(self, size: int, ttl: float) -> None:
-        self._size = size
-        self._ttl = ttl
-        self._entries: OrderedDict[bytes, tuple[float, identity.VerifiedToken]] = OrderedDict()
+        self._entries: TtlCache[bytes, identity.VerifiedToken] = TtlCache(size, ttl)
 
     def get(self, digest: bytes) -> identity.VerifiedToken | None:
         """Return a cached verification that has not expired."""
-        hit = self._entries.get(digest)
-        if hit is None:
-            return None
-        if hit[0] <= time.monotonic():
-            del self._entries[digest]
-            return None
-        self._entries.move_to_end(digest)
-        return hit[1]
+        return self._entries.get(digest)
 
     def put(self, digest: bytes, verified: identity.VerifiedToken) -> None:
-        """Remember a verification until the token expires or the TTL ends."""
-        if self._size == 0:
-            return
+        """Remember a verification until the token (or the secret it used) stops being valid."""
         until = verified.expires_at
         if verified.cache_until is not None:
             until = min(until, verified.cache_until)
-        left = until.timestamp() - time.time()
-        if left <= 0:
-            return
-        self._entries[digest] = (time.monotonic() + min(left, self._ttl), verified)
-        self._entries.move_to_end(digest)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        self._entries.put(digest, verified, until.timestamp() - time.time())
 
     def drop_workspace(self, workspace_id: UUID) -> None:
         """Forget every token of a workspace (its secret or settings changed)."""
-        for digest in [d for d, (_, v) in self._entries.items() if v.workspace_id == workspace_id]:
-            del self._entries[digest]
+        self._entries.drop_where(lambda v: v.workspace_id == workspace_id)
 
     def drop_customer(self, workspace_id: UUID, customer_id: str) -> None:
         """Forget every token of one customer (archived)."""
-        for digest in [
-            d
-            for d, (_, v) in self._entries.items()
-            if v.workspace_id == workspace_id and v.customer_id == customer_id
-        ]:
-            del self._entries[digest]
+        self._entries.drop_where(
+            lambda v: v.workspace_id == workspace_id and v.customer_id == customer_id
+        )
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -20,13 +20,13 @@ class Access:
 
     async def verify(self, req: c.TokenVerifyRequest) -> c.VerifiedToken:
         """Verify a token, create or update the customer it names, return its principal."""
-        issuer = tokens.peek_issuer(req.token)
-        keys = await self._directory.get(issuer)
+        unverified = tokens.peek(req.token)
+        keys = await self._directory.get(unverified.issuer)
         if keys is None:
             raise Unauthenticated(
                 "no workspace has this token's issuer", code="token_unknown_issuer"
             )
-        claims = tokens.verify(req.token, keys, datetime.now(UTC))
+        claims = tokens.verify(req.token, unverified.header, keys, datetime.now(UTC))
         if not claims.admin:
             await self._customers.sync_from_token(
                 keys.workspace_id, keys.settings.customer_fields_schema, claims

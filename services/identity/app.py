@@ -9,13 +9,14 @@ from typing import Any
 from aiohttp import web
 
 from libs.common.bus import Endpoint, endpoint
+from libs.common.cache import TtlCache
 from libs.common.contracts import identity as c
 from libs.common.crypto import Keyring
 from libs.common.runtime import BUS, POOL, ping_endpoint, standard_contexts, subscribe_events
 from services.identity.access import Access
 from services.identity.customers import Customers
 from services.identity.directory import WorkspaceDirectory
-from services.identity.keys import DIRECTORY, KEYRING, SETTINGS
+from services.identity.keys import CUSTOMERS, DIRECTORY, KEYRING, SETTINGS
 from services.identity.settings import IdentitySettings
 from services.identity.workspaces import Workspaces
 
@@ -25,7 +26,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     """Return every operation identity answers."""
-    customers = Customers(app[POOL])
+    customers = app[CUSTOMERS]
     workspaces = Workspaces(app[POOL], app[KEYRING], app[DIRECTORY], customers)
     access = Access(app[DIRECTORY], customers)
     return [
@@ -64,6 +65,24 @@ async def directory_context(app: web.Application) -> AsyncIterator[None]:
     await sub.unsubscribe()
 
 
+async def customers_context(app: web.Application) -> AsyncIterator[None]:
+    """Keep hot customers in memory; drop one when any replica changes it."""
+    options = app[SETTINGS].options
+    customers = Customers(
+        app[POOL], TtlCache(options.customer_cache_size, options.customer_cache_ttl)
+    )
+    app[CUSTOMERS] = customers
+
+    def forget(event: c.CustomerEvent) -> None:
+        customers.forget(event.workspace_id, event.customer_id)
+
+    events = (c.CUSTOMER_CREATED, c.CUSTOMER_UPDATED, c.CUSTOMER_ARCHIVED, c.CUSTOMER_RESTORED)
+    subs = [await subscribe_events(app[BUS], kind, forget) for kind in events]
+    yield
+    for sub in subs:
+        await sub.unsubscribe()
+
+
 def create_app(settings: IdentitySettings) -> web.Application:
     """Build the identity application."""
     app = web.Application()
@@ -75,6 +94,6 @@ def create_app(settings: IdentitySettings) -> web.Application:
         settings=settings.service,
         migrations=MIGRATIONS,
         endpoints=endpoints,
-        workers=[directory_context],
+        workers=[directory_context, customers_context],
     )
     return app

@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
+from libs.common.cache import TtlCache
 from libs.common.contracts import identity as c
 from libs.common.contracts.base import Context
 from libs.common.db import Conn
@@ -40,8 +41,9 @@ def _changes(before: CustomerRecord, after: CustomerRecord) -> list[str]:
 class Customers:
     """Customer handlers."""
 
-    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any], cache: TtlCache[tuple[UUID, str], CustomerRecord]):
         self._pool = pool
+        self._cache = cache
 
     async def _schema(self, conn: Conn, workspace_id: UUID) -> dict[str, Any] | None:
         record = await store.get_workspace(conn, workspace_id)
@@ -56,50 +58,62 @@ class Customers:
             c.CustomerEvent(workspace_id=workspace_id, customer_id=customer_id, changes=changes),
         )
 
+    async def _cached(self, workspace_id: UUID, customer_id: str) -> CustomerRecord | None:
+        """Return the customer from memory, reading (and remembering) it on a miss."""
+        key = (workspace_id, customer_id)
+        record = self._cache.get(key)
+        if record is None:
+            async with self._pool.acquire() as conn:
+                record = await store.select_customer(conn, workspace_id, customer_id)
+            if record is not None:
+                self._cache.put(key, record)
+        return record
+
+    def forget(self, workspace_id: UUID, customer_id: str) -> None:
+        """Drop a customer from memory (it changed here or in another replica)."""
+        self._cache.drop((workspace_id, customer_id))
+
     async def sync_from_token(
         self, workspace_id: UUID, schema: dict[str, Any] | None, claims: Claims
     ) -> None:
         """Create the token's customer on first sight; apply its name and fields when they changed.
 
         Concurrent first requests race on ``INSERT … ON CONFLICT DO NOTHING``: one inserts
-        and emits ``customer.created``, the others find the row.
+        and emits ``customer.created``, the others find the row. A known customer whose
+        token says nothing new costs no query (it is served from memory).
         """
         assert claims.customer_id is not None
         customer_id = claims.customer_id
-        async with self._pool.acquire() as conn:
-            existing = await store.select_customer(conn, workspace_id, customer_id)
-            if existing is None:
-                fields = claims.fields or {}
-                require_valid(schema, fields)
-                async with conn.transaction():
-                    created = await store.insert_customer_if_new(
-                        conn, workspace_id, customer_id, claims.name, fields
-                    )
-                    if created is not None:
-                        await self._event(conn, c.CUSTOMER_CREATED, workspace_id, customer_id, [])
-                        return
-                existing = await store.select_customer(conn, workspace_id, customer_id)
-                assert existing is not None
-            if existing.archived_at is not None:
-                raise Forbidden("this customer is archived", code="customer_archived")
-            name = claims.name if claims.name is not None else existing.name
-            fields = claims.fields if claims.fields is not None else existing.fields
-            if (name, fields) == (existing.name, existing.fields):
-                return
-            if claims.fields is not None:
-                require_valid(schema, fields)
-            async with conn.transaction():
-                updated = await store.update_customer_if_changed(
-                    conn, workspace_id, customer_id, name, fields
+        existing = await self._cached(workspace_id, customer_id)
+        if existing is None:
+            fields = claims.fields or {}
+            require_valid(schema, fields)
+            async with self._pool.acquire() as conn, conn.transaction():
+                created = await store.insert_customer_if_new(
+                    conn, workspace_id, customer_id, claims.name, fields
                 )
-                if updated is not None:
-                    await self._event(
-                        conn,
-                        c.CUSTOMER_UPDATED,
-                        workspace_id,
-                        customer_id,
-                        _changes(existing, updated),
-                    )
+                if created is not None:
+                    await self._event(conn, c.CUSTOMER_CREATED, workspace_id, customer_id, [])
+            if created is not None:
+                return
+            existing = await self._cached(workspace_id, customer_id)
+            assert existing is not None
+        if existing.archived_at is not None:
+            raise Forbidden("this customer is archived", code="customer_archived")
+        name = claims.name if claims.name is not None else existing.name
+        fields = claims.fields if claims.fields is not None else existing.fields
+        if (name, fields) == (existing.name, existing.fields):
+            return
+        if claims.fields is not None:
+            require_valid(schema, fields)
+        async with self._pool.acquire() as conn, conn.transaction():
+            updated = await store.update_customer_if_changed(
+                conn, workspace_id, customer_id, name, fields
+            )
+            if updated is not None:
+                changes = _changes(existing, updated)
+                await self._event(conn, c.CUSTOMER_UPDATED, workspace_id, customer_id, changes)
+        self.forget(workspace_id, customer_id)
 
     def _visible(self, ctx: Context, customer_id: str) -> UUID:
         """Return the workspace when the caller may see ``customer_id`` (else 404, not 403)."""
@@ -155,9 +169,7 @@ class Customers:
 
     async def me(self, req: c.CustomerMeRequest) -> c.Customer:
         """Read the calling customer."""
-        customer_id = req.ctx.customer()
-        async with self._pool.acquire() as conn:
-            record = await store.select_customer(conn, req.ctx.workspace(), customer_id)
+        record = await self._cached(req.ctx.workspace(), req.ctx.customer())
         if record is None:
             raise NotFound("customer not found")
         return record.public()
@@ -203,6 +215,7 @@ class Customers:
             await self._event(
                 conn, c.CUSTOMER_UPDATED, workspace_id, customer_id, _changes(current, updated)
             )
+        self.forget(workspace_id, customer_id)
         return updated.public([])
 
     async def archive(self, req: c.CustomerArchiveRequest) -> c.Customer:
@@ -224,4 +237,5 @@ class Customers:
                 return current.public()
             kind = c.CUSTOMER_ARCHIVED if archived else c.CUSTOMER_RESTORED
             await self._event(conn, kind, workspace_id, customer_id, ["archived"])
+        self.forget(workspace_id, customer_id)
         return changed.public()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from libs.common.cache import TtlCache
 from libs.common.crypto import Keyring, associated_data
 from services.identity import store
 from services.identity.store import WorkspaceRecord
@@ -54,34 +54,23 @@ class WorkspaceDirectory:
     ):
         self._pool = pool
         self._keyring = keyring
-        self._ttl = ttl
-        self._size = size
-        self._entries: OrderedDict[str, tuple[float, WorkspaceKeys]] = OrderedDict()
+        self._entries: TtlCache[str, WorkspaceKeys] = TtlCache(size, ttl)
 
     async def get(self, key: str) -> WorkspaceKeys | None:
         """Return the workspace's keys, loading them when not cached."""
-        now = time.time()
-        hit = self._entries.get(key)
-        if hit and hit[0] > now:
-            self._entries.move_to_end(key)
-            return hit[1]
+        keys = self._entries.get(key)
+        if keys is not None:
+            return keys
         async with self._pool.acquire() as conn:
             record = await store.select_workspace_by_key(conn, key)
         if record is None:
             return None
+        now = time.time()
         keys = unseal_keys(record, self._keyring, now)
-        until = now + self._ttl
-        if (
-            record.previous_secret_expires_at is not None
-            and record.previous_secret_expires_at.timestamp() > now
-        ):
-            until = min(until, record.previous_secret_expires_at.timestamp())
-        self._entries[key] = (until, keys)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        grace_end = keys.previous_secret_expires_at
+        self._entries.put(key, keys, None if grace_end is None else grace_end.timestamp() - now)
         return keys
 
     def forget(self, workspace_id: UUID) -> None:
         """Drop every cached entry of ``workspace_id``."""
-        for key in [k for k, (_, v) in self._entries.items() if v.workspace_id == workspace_id]:
-            del self._entries[key]
+        self._entries.drop_where(lambda keys: keys.workspace_id == workspace_id)

@@ -20,6 +20,10 @@ class IdentityOptions(BaseSettings):
         default=24 * 3600, ge=0, description="Seconds an old secret still verifies"
     )
     workspace_cache_ttl: float = Field(default=30.0, ge=0)
+    customer_cache_ttl: float = Field(
+        default=60.0, ge=0, description="Seconds a hot customer is served from memory"
+    )
+    customer_cache_size: int = Field(default=100_000, ge=0)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,59 @@
+"""A bounded in-memory cache whose entries expire: hot reads with event-driven invalidation."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    """Least-recently-used entries, each trusted until its own deadline.
+
+    The cache is per process; whoever changes the source of truth also drops entries
+    here, and every replica drops them again when it hears the change's event. ``ttl``
+    bounds how long a missed event can leave an entry stale.
+    """
+
+    def __init__(self, size: int, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._size = size
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        """Return the live entry for ``key``, if any."""
+        hit = self._entries.get(key)
+        if hit is None:
+            return None
+        if hit[0] <= self._clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return hit[1]
+
+    def put(self, key: K, value: V, ttl: float | None = None) -> None:
+        """Keep ``value`` for ``min(ttl, the cache's ttl)`` seconds (not at all when ≤ 0)."""
+        life = self._ttl if ttl is None else min(ttl, self._ttl)
+        if self._size == 0 or life <= 0:
+            return
+        self._entries[key] = (self._clock() + life, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def drop(self, key: K) -> None:
+        """Forget ``key``."""
+        self._entries.pop(key, None)
+
+    def drop_where(self, doomed: Callable[[V], bool]) -> None:
+        """Forget every entry whose value ``doomed`` says so."""
+        for key in [k for k, (_, v) in self._entries.items() if doomed(v)]:
+            del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
