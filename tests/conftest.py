@@ -94,9 +94,28 @@ def service_settings(infra: Infra, **runtime: Any) -> ServiceSettings:
     )
 
 
-def build_service(name: str, infra: Infra) -> web.Application:
+def build_service(
+    name: str, infra: Infra, public_url: str = "http://127.0.0.1:8080"
+) -> web.Application:
     """Build one back-end service's app the way its ``__main__`` does."""
     settings = service_settings(infra)
+    if name == "connections":
+        from services.connections.app import create_app as connections_app
+        from services.connections.settings import ConnectionsOptions, ConnectionsSettings
+
+        return connections_app(
+            ConnectionsSettings(
+                service=settings,
+                crypto=CryptoSettings(master_keys=infra.master_keys),
+                options=ConnectionsOptions(
+                    public_url=public_url,
+                    refresh_poll_interval=0.1,
+                    refresh_backoff_base=0.2,
+                    refresh_max_failures=3,
+                    http_timeout=5,
+                ),
+            )
+        )
     if name == "identity":
         from services.identity.app import create_app as identity_app
         from services.identity.settings import IdentitySettings
@@ -126,13 +145,13 @@ class Stack:
 
 
 async def start_gateway(
-    infra: Infra, routes: tuple[Any, ...] | None = None, **http: Any
+    infra: Infra, routes: tuple[Any, ...] | None = None, port: int | None = None, **http: Any
 ) -> tuple[web.AppRunner, str]:
     """Start a gateway on a free port; return its runner and URL."""
     from services.gateway.app import GatewayConfig, create_app
     from services.gateway.routes import ROUTES
 
-    port = free_port()
+    port = port or free_port()
     config = GatewayConfig(
         http=GatewaySettings(gateway_port=port, **http),
         bus=BusSettings(nats_url=infra.nats_url),
@@ -148,11 +167,13 @@ async def start_gateway(
 async def stack(infra: Infra) -> AsyncIterator[Stack]:
     """Run every service and the gateway in this process for the session."""
     runners: list[web.AppRunner] = []
+    port = free_port()
     for name in SERVICES:
-        runner = web.AppRunner(build_service(name, infra), handle_signals=False)
+        app = build_service(name, infra, public_url=f"http://127.0.0.1:{port}")
+        runner = web.AppRunner(app, handle_signals=False)
         await runner.setup()
         runners.append(runner)
-    gateway, url = await start_gateway(infra, max_body_bytes=64 * 1024)
+    gateway, url = await start_gateway(infra, port=port, max_body_bytes=64 * 1024)
     runners.append(gateway)
     nc = await connect(infra.nats_url, "tests")
     try:

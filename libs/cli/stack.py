@@ -144,6 +144,9 @@ def start(settings: StackSettings) -> tuple[Stack, StackState]:
             "TETHER_NATS_URL": nats_url,
             "TETHER_MASTER_KEYS": master_keys(settings, home),
             "TETHER_LOG_FORMAT": "json",
+            "TETHER_PUBLIC_URL": os.environ.get(
+                "TETHER_PUBLIC_URL", f"http://{settings.gateway_host}:{settings.gateway_port}"
+            ),
         }
         services = []
         for name in SERVICES:

@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
-from libs.common.bus import Endpoint
-from libs.common.runtime import ServiceSettings, ping_endpoint, standard_contexts
+from libs.common.bus import Endpoint, endpoint
+from libs.common.contracts import connections as c
+from libs.common.crypto import Keyring
+from libs.common.runtime import POOL, ping_endpoint, standard_contexts
+from services.connections.connect import Connect
+from services.connections.connections import Connections
+from services.connections.establish import Connector
+from services.connections.integrations import Integrations, load_templates
+from services.connections.keys import (
+    CONNECT,
+    CONNECTIONS,
+    HTTP,
+    INTEGRATIONS,
+    KEYRING,
+    PROXY,
+    REFRESHER,
+    SETTINGS,
+)
+from services.connections.proxy import Proxy
+from services.connections.refresh import Refresher
+from services.connections.settings import ConnectionsSettings
+from services.connections.worker import check_worker, refresh_worker
 
 NAME = "connections"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -17,11 +40,77 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     """Return every operation connections answers."""
-    return [ping_endpoint(NAME, app)]
+    integrations, connect, connections = app[INTEGRATIONS], app[CONNECT], app[CONNECTIONS]
+    return [
+        ping_endpoint(NAME, app),
+        endpoint(c.INTEGRATIONS_LIST, integrations.list),
+        endpoint(c.INTEGRATIONS_CREATE, integrations.create),
+        endpoint(c.INTEGRATIONS_GET, integrations.get),
+        endpoint(c.INTEGRATIONS_PATCH, integrations.patch),
+        endpoint(c.INTEGRATIONS_DELETE, integrations.delete),
+        endpoint(c.CONNECT_SESSION_CREATE, connect.create_session),
+        endpoint(c.CONNECT_PAGE, connect.page),
+        endpoint(c.OAUTH_CALLBACK, connect.callback),
+        endpoint(c.CONNECTIONS_LIST, connections.list),
+        endpoint(c.CONNECTIONS_CREATE, connections.create),
+        endpoint(c.CONNECTIONS_GET, connections.get),
+        endpoint(c.CONNECTIONS_ARCHIVE, connections.archive),
+        endpoint(c.CONNECTIONS_REFRESH, connections.refresh),
+        endpoint(c.CONNECTIONS_TEST, connections.test),
+        endpoint(c.CREDENTIALS_GET, connections.credentials),
+        endpoint(c.PROXY_REQUEST, app[PROXY].request),
+    ]
 
 
-def create_app(settings: ServiceSettings) -> web.Application:
+async def domain_context(app: web.Application) -> AsyncIterator[None]:
+    """Open the outbound HTTP client and build the handlers once the pool exists."""
+    settings = app[SETTINGS]
+    options, keyring, pool = settings.options, app[KEYRING], app[POOL]
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=options.http_timeout)
+    ) as http:
+        app[HTTP] = http
+        refresher = Refresher(pool, keyring, http, options)
+        connector = Connector(pool, keyring, http, options)
+        connections = Connections(pool, keyring, http, options, refresher, connector)
+        app[REFRESHER] = refresher
+        app[INTEGRATIONS] = Integrations(pool, keyring, load_templates())
+        app[CONNECT] = Connect(pool, keyring, http, options, connector)
+        app[CONNECTIONS] = connections
+        app[PROXY] = Proxy(connections, refresher, http, options, pool)
+        yield
+
+
+async def workers_context(app: web.Application) -> AsyncIterator[None]:
+    """Run the background refresh and check workers; cancel them on exit."""
+    options = app[SETTINGS].options
+    tasks = [
+        asyncio.create_task(refresh_worker(app[POOL], app[REFRESHER], options), name=f"refresh-{i}")
+        for i in range(options.refresh_workers)
+    ]
+    if options.refresh_workers:
+        tasks.append(
+            asyncio.create_task(check_worker(app[POOL], app[CONNECTIONS], options), name="check")
+        )
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_app(settings: ConnectionsSettings) -> web.Application:
     """Build the connections application."""
     app = web.Application()
-    standard_contexts(app, name=NAME, settings=settings, migrations=MIGRATIONS, endpoints=endpoints)
+    app[SETTINGS] = settings
+    app[KEYRING] = Keyring.from_setting(settings.crypto.master_keys.get_secret_value())
+    standard_contexts(
+        app,
+        name=NAME,
+        settings=settings.service,
+        migrations=MIGRATIONS,
+        endpoints=endpoints,
+        workers=[domain_context, workers_context],
+    )
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -48,25 +49,91 @@ def _query(request: web.Request) -> dict[str, Any]:
     return out
 
 
-def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """Return the aiohttp handler that serves ``route``."""
-    need = route.auth.value
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+}
+# Never forwarded to an app: our own credentials and what only the first hop may use.
+PRIVATE_HEADERS = frozenset(
+    {"authorization", "cookie", "host", "content-length", "connection", "keep-alive",
+     "transfer-encoding", "upgrade", "te", "trailer", "proxy-authorization", "x-request-id",
+     "origin", "referer"}
+)  # fmt: skip
+
+
+async def _call(request: web.Request, route: Route, fields: dict[str, Any]) -> Any:
+    """Validate ``fields`` into the route's request (with the caller's context) and call."""
+    ctx = await request.app[AUTHENTICATOR].context(request, route.auth.value, request[REQUEST_ID])
+    if "ctx" in fields:
+        raise InvalidInput("ctx is not a field you can set", details=[{"field": "ctx"}])
+    try:
+        payload = route.op.request.model_validate({**fields, **request.match_info, "ctx": ctx})
+    except ValidationError as exc:
+        raise invalid_from_validation(exc) from exc
+    bus: Bus = request.app[BUS]
+    return await bus.call(route.op, payload)
+
+
+def _page_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Serve a browser page: query (GET) or form (POST) in, HTML or a redirect out."""
+    known = {f.alias or name for name, f in route.op.request.model_fields.items()}
 
     async def handle(request: web.Request) -> web.Response:
-        request_id = request[REQUEST_ID]
-        ctx = await request.app[AUTHENTICATOR].context(request, need, request_id)
-        fields: dict[str, Any] = (
-            await read_json_object(request) if route.takes_body else _query(request)
+        # Providers add their own parameters (iss, authuser, …): keep only ours.
+        fields: dict[str, Any] = {k: v for k, v in _query(request).items() if k in known}
+        if request.method == "POST":
+            form = await request.post()
+            fields["form"] = {k: v for k, v in form.items() if isinstance(v, str)}
+        reply = await _call(request, route, fields)
+        headers = dict(PAGE_HEADERS)
+        if reply.location:
+            headers["Location"] = reply.location
+        return web.Response(
+            status=reply.status,
+            text=reply.body,
+            headers=headers,
+            content_type=reply.content_type.split(";")[0],
         )
-        if "ctx" in fields:
-            raise InvalidInput("ctx is not a field you can set", details=[{"field": "ctx"}])
-        fields.update(request.match_info)
-        try:
-            payload = route.op.request.model_validate({**fields, "ctx": ctx})
-        except ValidationError as exc:
-            raise invalid_from_validation(exc) from exc
-        bus: Bus = request.app[BUS]
-        reply = await bus.call(route.op, payload)
+
+    return handle
+
+
+def _proxy_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Pass a request through to the app as a connection, and its answer back."""
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        fields = {
+            "method": request.method,
+            "query": list(request.query.items()),
+            "headers": {
+                k: v for k, v in request.headers.items() if k.lower() not in PRIVATE_HEADERS
+            },
+            "body": base64.b64encode(body).decode() if body else None,
+        }
+        reply = await _call(request, route, fields)
+        return web.Response(
+            status=reply.status, body=base64.b64decode(reply.body), headers=reply.headers
+        )
+
+    return handle
+
+
+def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Return the aiohttp handler that serves ``route``."""
+    if route.kind == "page":
+        return _page_handler(route)
+    if route.kind == "proxy":
+        return _proxy_handler(route)
+
+    async def handle(request: web.Request) -> web.Response:
+        fields = await read_json_object(request) if route.takes_body else _query(request)
+        reply = await _call(request, route, fields)
         if route.status == 204:
             return web.Response(status=204)
         return web.Response(

@@ -33,7 +33,32 @@ def _schema(model: type[Any], mode: str, components: dict[str, Any]) -> dict[str
     return schema
 
 
+def _raw_operation(route: Route) -> dict[str, Any]:
+    """Describe a browser page or the proxy, whose bodies are not JSON contracts."""
+    params = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+        for p in route.path_params
+    ]
+    media = "text/html" if route.kind == "page" else "*/*"
+    op: dict[str, Any] = {
+        "operationId": route.op.subject.removeprefix("tether.").replace(".", "_")
+        + f"_{route.method.lower()}",
+        "summary": route.summary or route.op.summary,
+        "tags": [route.tag],
+        "x-nats-subject": route.op.subject,
+        "parameters": params,
+        "responses": {
+            "default": {"description": "The page, or the app's answer", "content": {media: {}}}
+        },
+    }
+    if route.auth is not Auth.PUBLIC:
+        op["security"] = [{"bearer": []}]
+    return op
+
+
 def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
+    if route.kind != "json":
+        return _raw_operation(route)
     request = _schema(route.op.request, "validation", components)
     props = {k: v for k, v in request.get("properties", {}).items() if k != "ctx"}
     required = [r for r in request.get("required", []) if r != "ctx"]
@@ -93,7 +118,9 @@ def build_openapi(
     components: dict[str, Any] = {"Error": _ERROR_SCHEMA}
     paths: dict[str, Any] = dict(extra_paths or {})
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, components)
+        paths.setdefault(route.openapi_path, {})[route.method.lower()] = _operation(
+            route, components
+        )
     return {
         "openapi": "3.1.0",
         "info": {

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
-from libs.common.contracts import identity
+from libs.common.contracts import connections, identity
 from libs.common.contracts.base import Operation
 
 
@@ -30,6 +30,7 @@ class Route:
     tag: str
     status: int = 200
     summary: str = ""
+    kind: Literal["json", "page", "proxy"] = "json"
 
     @property
     def takes_body(self) -> bool:
@@ -39,7 +40,17 @@ class Route:
     @property
     def path_params(self) -> tuple[str, ...]:
         """Return the ``{name}`` parameters of the path."""
-        return tuple(part[1:-1] for part in self.path.split("/") if part.startswith("{"))
+        return tuple(
+            part[1:-1].split(":")[0] for part in self.path.split("/") if part.startswith("{")
+        )
+
+    @property
+    def openapi_path(self) -> str:
+        """Return the path as OpenAPI writes it (no aiohttp regexes)."""
+        return "/".join(
+            "{" + part[1:-1].split(":")[0] + "}" if part.startswith("{") else part
+            for part in self.path.split("/")
+        )
 
 
 def _customer_routes(base: str, tag: str) -> tuple[Route, ...]:
@@ -69,4 +80,72 @@ ROUTES: tuple[Route, ...] = (
     ),
     *_customer_routes("/customers", "customers"),
     *_customer_routes("/users", "users"),
+    Route("GET", "/integrations", connections.INTEGRATIONS_LIST, Auth.ANY, "integrations"),
+    Route(
+        "POST",
+        "/integrations",
+        connections.INTEGRATIONS_CREATE,
+        Auth.ADMIN,
+        "integrations",
+        status=201,
+    ),
+    Route("GET", "/integrations/{key}", connections.INTEGRATIONS_GET, Auth.ANY, "integrations"),
+    Route(
+        "PATCH", "/integrations/{key}", connections.INTEGRATIONS_PATCH, Auth.ADMIN, "integrations"
+    ),
+    Route(
+        "DELETE", "/integrations/{key}", connections.INTEGRATIONS_DELETE, Auth.ADMIN, "integrations"
+    ),
+    Route(
+        "POST",
+        "/connect-sessions",
+        connections.CONNECT_SESSION_CREATE,
+        Auth.ANY,
+        "connect",
+        status=201,
+    ),
+    Route("GET", "/connect/{token}", connections.CONNECT_PAGE, Auth.PUBLIC, "connect", kind="page"),
+    Route(
+        "POST", "/connect/{token}", connections.CONNECT_PAGE, Auth.PUBLIC, "connect", kind="page"
+    ),
+    Route(
+        "GET", "/oauth/callback", connections.OAUTH_CALLBACK, Auth.PUBLIC, "connect", kind="page"
+    ),
+    Route("GET", "/connections", connections.CONNECTIONS_LIST, Auth.ANY, "connections"),
+    Route(
+        "POST",
+        "/connections",
+        connections.CONNECTIONS_CREATE,
+        Auth.ADMIN,
+        "connections",
+        status=201,
+    ),
+    Route("GET", "/connections/{id}", connections.CONNECTIONS_GET, Auth.ANY, "connections"),
+    Route("DELETE", "/connections/{id}", connections.CONNECTIONS_ARCHIVE, Auth.ANY, "connections"),
+    Route(
+        "POST",
+        "/connections/{id}/refresh",
+        connections.CONNECTIONS_REFRESH,
+        Auth.ANY,
+        "connections",
+    ),
+    Route("POST", "/connections/{id}/test", connections.CONNECTIONS_TEST, Auth.ANY, "connections"),
+    Route(
+        "GET",
+        "/connections/{id}/credentials",
+        connections.CREDENTIALS_GET,
+        Auth.ADMIN,
+        "connections",
+    ),
+    *(
+        Route(
+            method,
+            "/connections/{id}/proxy/{path:.*}",
+            connections.PROXY_REQUEST,
+            Auth.ANY,
+            "proxy",
+            kind="proxy",
+        )
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+    ),
 )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ast
+import re
 import json
 import types
 import typing
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 from uuid import UUID, uuid4
 
 import pytest
@@ -32,12 +33,28 @@ def _models() -> list[type[BaseModel]]:
 def _sample(annotation: Any) -> Any:
     """Return a valid sample value for a field annotation (non-None where optional)."""
     origin = get_origin(annotation)
+    if origin is Annotated:
+        inner, *meta = get_args(annotation)
+        pattern = next((m.pattern for m in meta if getattr(m, "pattern", None)), None)
+        if pattern is None:
+            pattern = next(
+                (
+                    x.pattern
+                    for m in meta
+                    for x in getattr(m, "metadata", [])
+                    if getattr(x, "pattern", None)
+                ),
+                None,
+            )
+        return _for_pattern(pattern) if pattern else _sample(inner)
     if origin is Literal:
         return get_args(annotation)[0]
     if origin in (typing.Union, types.UnionType):
         options = [a for a in get_args(annotation) if a is not type(None)]
         return _sample(options[0])
-    if origin in (list, tuple, set):
+    if origin is tuple:
+        return [_sample(a) for a in get_args(annotation)]
+    if origin in (list, set):
         return [_sample(get_args(annotation)[0])] if get_args(annotation) else []
     if origin is dict:
         return {"k": "v"}
@@ -53,13 +70,30 @@ def _sample(annotation: Any) -> Any:
     }.get(annotation, "x")
 
 
+def _for_pattern(pattern: str) -> str:
+    """Return a string matching one of the patterns contracts use."""
+    for candidate in ("https://example.com/x", "/x", "abc"):
+        if re.match(pattern, candidate):
+            return candidate
+    raise AssertionError(f"no sample for pattern {pattern}")
+
+
 def _instance(model: type[BaseModel]) -> BaseModel:
     values: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         default = None if field.is_required() else field.get_default(call_default_factory=True)
         lower = next((m.ge for m in field.metadata if hasattr(m, "ge")), None)
+        pattern = next((m.pattern for m in field.metadata if getattr(m, "pattern", None)), None)
+        shortest = next(
+            (m.min_length for m in field.metadata if getattr(m, "min_length", None)), None
+        )
         if default in (None, [], {}):
-            values[name] = lower if lower is not None else _sample(field.annotation)
+            if shortest and field.annotation is str:
+                values[name] = "x" * shortest
+            elif pattern:
+                values[name] = _for_pattern(pattern)
+            else:
+                values[name] = lower if lower is not None else _sample(field.annotation)
         else:
             values[name] = default
     values.pop("ctx", None)

@@ -1,0 +1,230 @@
+"""Answer connection operations: list, read, create from credentials, archive, refresh, test."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import aiohttp
+import asyncpg
+
+from libs.common.contracts import connections as c
+from libs.common.contracts.base import Context
+from libs.common.crypto import Keyring
+from libs.common.errors import InvalidInput, NotFound
+from services.connections import store
+from services.connections.credentials import form_problems, unseal
+from services.connections.establish import Connector
+from services.connections.probe import TestOutcome, run_test
+from services.connections.refresh import Refresher, emit_change
+from services.connections.settings import ConnectionsOptions
+from services.connections.store import ConnectionRecord, IntegrationRecord
+
+
+def encode_cursor(last: UUID) -> str:
+    """Return an opaque cursor after ``last``."""
+    return base64.urlsafe_b64encode(last.bytes).decode()
+
+
+def decode_cursor(cursor: str) -> UUID:
+    """Return the id a cursor points after; refuse a cursor we did not make."""
+    try:
+        return UUID(bytes=base64.b64decode(cursor.encode(), altchars=b"-_", validate=True))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
+
+
+class Connections:
+    """Connection handlers."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        keyring: Keyring,
+        http: aiohttp.ClientSession,
+        options: ConnectionsOptions,
+        refresher: Refresher,
+        connector: Connector,
+    ) -> None:
+        self._pool = pool
+        self._keyring = keyring
+        self._http = http
+        self._options = options
+        self._refresher = refresher
+        self._connector = connector
+
+    async def visible(self, ctx: Context, connection_id: UUID) -> ConnectionRecord:
+        """Return a connection the caller may see: a customer only their own (else 404)."""
+        workspace_id = ctx.workspace()
+        async with self._pool.acquire() as conn:
+            record = await store.select_connection(conn, workspace_id, connection_id)
+        if record is None or (
+            ctx.principal == "customer" and record.customer_id != ctx.customer_id
+        ):
+            raise NotFound("connection not found")
+        return record
+
+    async def list(self, req: c.ConnectionListRequest) -> c.ConnectionPage:
+        """List connections: a customer's own, or the workspace's filtered."""
+        workspace_id = req.ctx.workspace()
+        customer_id = req.customer_id
+        if req.ctx.principal == "customer":
+            if customer_id not in (None, req.ctx.customer_id):
+                return c.ConnectionPage(items=[], cursor=None)
+            customer_id = req.ctx.customer()
+        else:
+            req.ctx.admin_workspace()
+        after = decode_cursor(req.cursor) if req.cursor else None
+        async with self._pool.acquire() as conn:
+            rows = await store.list_connections(
+                conn, workspace_id, customer_id=customer_id, integration_key=req.integration_key,
+                state=req.state, after=after, limit=req.limit + 1,
+            )  # fmt: skip
+        more = len(rows) > req.limit
+        rows = rows[: req.limit]
+        cursor = encode_cursor(rows[-1].id) if more and rows else None
+        return c.ConnectionPage(items=[r.public() for r in rows], cursor=cursor)
+
+    async def get(self, req: c.ConnectionGetRequest) -> c.Connection:
+        """Read one connection."""
+        return (await self.visible(req.ctx, req.id)).public()
+
+    async def create(self, req: c.ConnectionCreateRequest) -> c.Connection:
+        """Create a connection from credentials held elsewhere (migrations)."""
+        workspace_id = req.ctx.admin_workspace()
+        integration = await self._integration(workspace_id, req.integration_key)
+        values, expires_in = _imported(integration, req.credentials)
+        renewable = isinstance(integration.auth, c.ClientCredentialsAuth) or bool(
+            values.get("refresh_token")
+        )
+        record, _ = await self._connector.establish(
+            workspace_id=workspace_id,
+            customer_id=req.customer_id,
+            integration=integration,
+            values=values,
+            plan=self._connector.plan(integration, expires_in, renewable),
+            allow_multiple=req.allow_multiple,
+            name=req.name,
+        )
+        return record.public()
+
+    async def archive(self, req: c.ConnectionArchiveRequest) -> c.Connection:
+        """Archive a connection (its instances are taken down by the instances service)."""
+        record = await self.visible(req.ctx, req.id)
+        async with self._pool.acquire() as conn, conn.transaction():
+            changed = await store.set_state(conn, record.workspace_id, record.id, "archived")
+            if changed is not None:
+                await emit_change(conn, c.CONNECTION_ARCHIVED, changed)
+        return (changed or record).public()
+
+    async def refresh(self, req: c.ConnectionRefreshRequest) -> c.Connection:
+        """Renew the token now (concurrent calls share one renewal)."""
+        record = await self.visible(req.ctx, req.id)
+        if record.state == "archived":
+            raise NotFound("connection not found")
+        return (
+            await self._refresher.renew(record.workspace_id, record.id, record.version)
+        ).public()
+
+    async def test(self, req: c.ConnectionTestRequest) -> c.ConnectionTestResult:
+        """Run the test request; a 401 after a fresh renewal means the app disconnected us."""
+        record = await self.visible(req.ctx, req.id)
+        outcome = await self.check(record)
+        async with self._pool.acquire() as conn:
+            latest = await store.select_connection(conn, record.workspace_id, record.id)
+        assert latest is not None
+        return c.ConnectionTestResult(
+            ok=outcome.ok, status=outcome.status, error=outcome.error, connection=latest.public()
+        )
+
+    async def check(self, record: ConnectionRecord) -> TestOutcome:
+        """Test a connection's credentials, renewing once on 401; disconnect when still refused."""
+        integration = await self._integration(record.workspace_id, record.integration_key)
+        record, values = await self._refresher.current(record.workspace_id, record.id)
+        outcome = await run_test(self._http, integration.api, integration.test, values)
+        if outcome.status == 401 and isinstance(
+            integration.auth, c.OAuth2Auth | c.ClientCredentialsAuth
+        ):
+            renewed = await self._refresher.renew(record.workspace_id, record.id, record.version)
+            if renewed.state == "connected":
+                outcome = await run_test(
+                    self._http, integration.api, integration.test, unseal(self._keyring, renewed)
+                )
+        if outcome.status == 401:
+            await self.disconnect(record, "the app refused the credentials (401)")
+        return outcome
+
+    async def disconnect(self, record: ConnectionRecord, reason: str) -> None:
+        """Mark a connection disconnected (once) and say so."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            changed = await store.set_state(
+                conn, record.workspace_id, record.id, "disconnected", reason
+            )
+            if changed is not None:
+                await emit_change(conn, c.CONNECTION_DISCONNECTED, changed, reason="unauthorized")
+
+    async def credentials(self, req: c.CredentialsGetRequest) -> c.Credentials:
+        """Return current credentials (admins), renewed first when about to expire."""
+        workspace_id = req.ctx.admin_workspace()
+        record, values = await self._refresher.current(workspace_id, req.id)
+        integration = await self._integration(workspace_id, record.integration_key)
+        return c.Credentials(
+            connection_id=record.id,
+            type=integration.auth.type,
+            values={k: v for k, v in values.items() if v is not None},
+            expires_at=record.expires_at,
+        )
+
+    async def _integration(self, workspace_id: UUID, key: str) -> IntegrationRecord:
+        async with self._pool.acquire() as conn:
+            integration = await store.select_integration(conn, workspace_id, key)
+        if integration is None:
+            raise NotFound(f"integration {key} not found")
+        return integration
+
+
+def _imported(
+    integration: IntegrationRecord, given: dict[str, Any]
+) -> tuple[dict[str, Any], int | None]:
+    """Check imported credentials against the integration's kind; return them and expires_in."""
+    auth = integration.auth
+    if isinstance(auth, c.OAuth2Auth | c.ClientCredentialsAuth):
+        token = given.get("access_token") or given.get("accessToken")
+        if not isinstance(token, str) or not token:
+            raise InvalidInput(
+                "credentials need access_token", details=[{"field": "credentials.access_token"}]
+            )
+        refresh = given.get("refresh_token") or given.get("refreshToken")
+        expires_in = given.get("expires_in") or given.get("expiresIn")
+        expires_at = given.get("expires_at") or given.get("expiresAt")
+        if expires_in is None and expires_at is not None:
+            try:
+                moment = datetime.fromisoformat(str(expires_at))
+            except ValueError as exc:
+                raise InvalidInput(
+                    "expires_at must be an ISO 8601 time",
+                    details=[{"field": "credentials.expires_at"}],
+                ) from exc
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            expires_in = max(0, int((moment - datetime.now(UTC)).total_seconds()))
+        values = {
+            "access_token": token,
+            "refresh_token": refresh,
+            "token_type": given.get("token_type", "Bearer"),
+        }
+        for keep in ("client_id", "client_secret"):
+            if keep in given:
+                values[keep] = given[keep]
+        return values, int(expires_in) if expires_in is not None else None
+    problems = form_problems(auth.form, given)
+    if problems:
+        raise InvalidInput(
+            "credentials do not match the integration's form: "
+            + ", ".join(p["message"] for p in problems),
+            details=[{**p, "field": f"credentials.{p['field']}"} for p in problems],
+        )
+    return dict(given), None

@@ -1,0 +1,125 @@
+"""Store a new or renewed connection once its credentials proved themselves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import aiohttp
+import asyncpg
+
+from libs.common.contracts import connections as c
+from libs.common.crypto import Keyring
+from libs.common.errors import InvalidInput, NotFound
+from services.connections import store
+from services.connections.credentials import Schedule, schedule, seal
+from services.connections.probe import run_test
+from services.connections.refresh import emit_change
+from services.connections.settings import ConnectionsOptions
+from services.connections.store import ConnectionRecord, IntegrationRecord
+
+
+class CredentialsRefused(InvalidInput):
+    """The app refused the credentials in the test request."""
+
+    default_code = "credentials_refused"
+
+
+class Connector:
+    """Create connections (or reconnect existing ones, keeping their id)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        keyring: Keyring,
+        http: aiohttp.ClientSession,
+        options: ConnectionsOptions,
+    ) -> None:
+        self._pool = pool
+        self._keyring = keyring
+        self._http = http
+        self._options = options
+
+    def plan(
+        self, integration: IntegrationRecord, expires_in: int | None, renewable: bool
+    ) -> Schedule:
+        """Schedule renewal for fresh credentials of ``integration``."""
+        auth = integration.auth
+        default = (
+            auth.default_token_lifetime
+            if isinstance(auth, c.OAuth2Auth | c.ClientCredentialsAuth)
+            else None
+        )
+        return schedule(
+            datetime.now(UTC),
+            self._options,
+            expires_in=expires_in,
+            default_lifetime=default,
+            renewable=renewable,
+        )
+
+    async def establish(
+        self,
+        *,
+        workspace_id: UUID,
+        customer_id: str,
+        integration: IntegrationRecord,
+        values: dict[str, Any],
+        plan: Schedule,
+        connection_id: UUID | None = None,
+        allow_multiple: bool = False,
+        name: str | None = None,
+    ) -> tuple[ConnectionRecord, bool]:
+        """Test the credentials, then store them; return (connection, created)."""
+        outcome = await run_test(
+            self._http,
+            integration.api,
+            integration.test,
+            values,
+            timeout=self._options.http_timeout,
+        )
+        if not outcome.ok:
+            raise CredentialsRefused(outcome.error or "the app refused the credentials")
+        account_name = (outcome.account or {}).get("name")
+        display = name or (
+            f"{integration.name} ({account_name})" if account_name else integration.name
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            await store.lock_customer_integration(conn, workspace_id, customer_id, integration.key)
+            target: ConnectionRecord | None = None
+            if connection_id is not None:
+                target = await store.select_connection(
+                    conn, workspace_id, connection_id, for_update=True
+                )
+                if (
+                    target is None
+                    or target.customer_id != customer_id
+                    or target.integration_key != integration.key
+                    or target.state == "archived"
+                ):
+                    raise NotFound("the connection to reconnect was not found")
+            elif not allow_multiple:
+                target = await store.find_live_connection(
+                    conn, workspace_id, customer_id, integration.key
+                )
+            new_id = target.id if target else uuid4()
+            row = {
+                "id": new_id,
+                "workspace_id": workspace_id,
+                "customer_id": customer_id,
+                "integration_key": integration.key,
+                "name": display,
+                "credentials_sealed": seal(self._keyring, workspace_id, new_id, values),
+                "account": outcome.account,
+                "expires_at": plan.expires_at,
+                "refresh_due_at": plan.refresh_due_at,
+                "check_due_at": plan.check_due_at,
+            }
+            if target is not None:
+                record = await store.replace_credentials(conn, row)
+                await emit_change(conn, c.CONNECTION_RECONNECTED, record)
+                return record, False
+            record = await store.insert_connection(conn, row)
+            await emit_change(conn, c.CONNECTION_CREATED, record)
+            return record, True

@@ -1,0 +1,61 @@
+"""Connections' own settings, beside the ones every service reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from libs.common.config import CryptoSettings
+from libs.common.runtime import ServiceSettings
+
+
+class ConnectionsOptions(BaseSettings):
+    """Connections' tunables (``TETHER_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="TETHER_", extra="ignore", frozen=True)
+
+    public_url: str = Field(
+        default="http://127.0.0.1:8080", description="Base URL the browser reaches the gateway at"
+    )
+    refresh_margin: float = Field(
+        default=600.0,
+        ge=0,
+        description="Refresh this many seconds before expiry (at most half the lifetime)",
+    )
+    refresh_workers: int = Field(
+        default=8, ge=0, description="Background refreshes at once per replica"
+    )
+    refresh_poll_interval: float = Field(default=1.0, gt=0)
+    refresh_max_failures: int = Field(
+        default=5, ge=1, description="Consecutive failures before 'error'"
+    )
+    refresh_backoff_base: float = Field(
+        default=2.0, gt=0, description="Seconds; doubles per failure"
+    )
+    refresh_backoff_cap: float = Field(default=600.0, gt=0)
+    check_interval: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds between test requests for tokens that never say when they expire",
+    )
+    connect_session_ttl: float = Field(default=900.0, gt=0)
+    http_timeout: float = Field(default=20.0, gt=0)
+    proxy_max_retry_after: float = Field(
+        default=5.0, ge=0, description="Longest Retry-After the proxy waits out"
+    )
+
+
+@dataclass(frozen=True)
+class ConnectionsSettings:
+    """Everything the connections process reads."""
+
+    service: ServiceSettings
+    crypto: CryptoSettings
+    options: ConnectionsOptions = field(default_factory=ConnectionsOptions)
+
+    @classmethod
+    def from_env(cls) -> ConnectionsSettings:
+        """Read every concern from the environment."""
+        return cls(service=ServiceSettings.from_env(), crypto=CryptoSettings())

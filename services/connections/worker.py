@@ -1,0 +1,65 @@
+"""Background work shared by every replica: renew due tokens, check tokens without expiry.
+
+Each worker claims one due connection at a time with ``FOR UPDATE SKIP LOCKED`` (oldest
+due first, so claiming is fair) and renews it while holding that row lock: replicas never
+overlap, and an on-demand caller of the same connection waits for the result instead of
+calling the provider again. A failed renewal pushes the connection's next attempt out by
+its backoff, so one broken connection cannot monopolise the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+
+from services.connections import store
+from services.connections.connections import Connections
+from services.connections.refresh import Refresher
+from services.connections.settings import ConnectionsOptions
+
+log = structlog.get_logger(__name__)
+
+
+async def refresh_worker(
+    pool: asyncpg.Pool[Any], refresher: Refresher, options: ConnectionsOptions
+) -> None:
+    """Renew due connections until cancelled; idle for the poll interval when none is due."""
+    while True:
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                claimed = await store.claim_due(conn, "refresh")
+                if claimed is not None:
+                    record = await store.select_connection(conn, *claimed, for_update=True)
+                    if record is not None:
+                        await refresher.renew_locked(conn, record)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("refresh_worker_failed", error=str(exc))
+            claimed = None
+        if claimed is None:
+            await asyncio.sleep(options.refresh_poll_interval)  # nothing due: poll again later
+
+
+async def check_worker(
+    pool: asyncpg.Pool[Any], connections: Connections, options: ConnectionsOptions
+) -> None:
+    """Run the test request for connections whose tokens never said when they expire."""
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            claimed = await store.claim_due(conn, "check")
+            if claimed is not None:
+                next_check = datetime.now(UTC) + timedelta(seconds=options.check_interval)
+                await store.set_check_due(conn, *claimed, next_check)
+        if claimed is None:
+            await asyncio.sleep(options.refresh_poll_interval * 5)  # checks are rare
+            continue
+        async with pool.acquire() as conn:
+            record = await store.select_connection(conn, *claimed)
+        if record is not None and record.state == "connected":
+            try:
+                await connections.check(record)
+            except Exception:
+                log.exception("connection_check_failed", connection_id=str(record.id))
