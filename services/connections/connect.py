@@ -133,7 +133,7 @@ class Connect:
         values: dict[str, Any] = dict(req.form)
         if isinstance(auth, c.ClientCredentialsAuth):
             return await self._finish(
-                session, integration, lambda: self._client_grant(integration, values)
+                session, integration, lambda: self._client_grant(integration, values), form=form
             )
         return await self._finish(session, integration, lambda: _static(values), form=form)
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 
 from tests.conftest import Stack, bearer
-from tests.connections.conftest import Fake, oauth_spec
+from tests.connections.conftest import CONNECTION_ID, Fake, oauth_spec
 
 
 async def _outbox(stack: Stack, subject: str, connection_id: str) -> int:
@@ -287,3 +287,55 @@ async def test_admin_creates_connection_from_credentials(
         headers=bearer(await fake.ws.customer_token("migrated")),
     ) as resp:
         assert resp.status == 403
+
+
+async def test_connect_client_credentials_per_integration_and_per_connection(
+    fake: Fake, http: aiohttp.ClientSession
+) -> None:
+    auth = {
+        "type": "client_credentials",
+        "tokenUrl": fake.provider.token_url,
+        "clientId": fake.provider.client_id,
+    }
+    body = {
+        "key": "m2m",
+        "name": "M2M",
+        "auth": auth,
+        "clientSecret": fake.provider.client_secret,
+        "api": {"baseUrl": fake.provider.api_base},
+    }
+    async with http.post(fake.ws.url("/integrations"), json=body, headers=fake.admin) as resp:
+        assert resp.status == 201, await resp.text()
+    fake.key = "m2m"
+    url = await fake.session_url("cust-m2m")
+    async with http.get(url) as resp:  # nothing to ask the customer: the grant runs at once
+        assert resp.status == 200
+        assert '"status": "connected"' in await resp.text()
+    body = {
+        "key": "m2m-own",
+        "name": "Own client",
+        "auth": {**auth, "clientId": None, "perConnection": True},
+        "api": {"baseUrl": fake.provider.api_base},
+    }
+    async with http.post(fake.ws.url("/integrations"), json=body, headers=fake.admin) as resp:
+        assert resp.status == 201, await resp.text()
+    fake.key = "m2m-own"
+    url = await fake.session_url("cust-own")
+    async with http.post(
+        url, data={"client_id": fake.provider.client_id, "client_secret": "wrong"}
+    ) as resp:
+        assert resp.status == 422
+    async with http.post(
+        url,
+        data={"client_id": fake.provider.client_id, "client_secret": fake.provider.client_secret},
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        connection_id = CONNECTION_ID.search(await resp.text())
+    assert connection_id
+    creds = await fake.credentials(connection_id.group(1))
+    assert creds["type"] == "client_credentials"
+    async with http.post(
+        fake.ws.url(f"/connections/{connection_id.group(1)}/refresh"), headers=fake.admin
+    ) as resp:
+        assert resp.status == 200  # renews with the connection's own client
+    assert fake.provider.last_client_auth == "post"

@@ -175,6 +175,10 @@ class FakeProvider:
         """Return the API base URL (no trailing slash)."""
         return f"{self.url}/api"
 
+    def grant_refresh_token(self, scope: str = "read") -> str:
+        """Issue a live refresh token without a browser round trip (benchmarks seed thousands)."""
+        return self._new_refresh_token(scope)
+
     def expire_access_tokens(self) -> None:
         """Make every access token issued so far expired now."""
         past = time.monotonic() - 1
