@@ -178,3 +178,25 @@ async def test_refresh_schedule_margin_and_missing_expiry(fake: Fake, stack: Sta
     lifetime = (row["expires_at"] - datetime.now(UTC)).total_seconds()
     assert lifetime == pytest.approx(3600, abs=60)
     assert row["check_due_at"] is not None
+
+
+async def test_scheduled_check_disconnects_a_dead_token(fake: Fake, stack: Stack) -> None:
+    """A token that never said when it expires is tested on a schedule, not left to die silently."""
+    fake.provider.access_token_ttl = None
+    connection_id = await fake.connect("checked")
+    fake.provider.revoked = (
+        True  # the app forgot us: the API says 401, refreshing says invalid_grant
+    )
+    fake.provider.expire_access_tokens()
+    pool = await stack.pool("connections")
+    try:
+        await pool.execute(
+            "UPDATE connections SET check_due_at = now() WHERE id = $1", connection_id
+        )
+    finally:
+        await pool.close()
+
+    async def disconnected() -> bool:
+        return (await _row(stack, connection_id))["state"] == "disconnected"
+
+    await eventually(disconnected, timeout=15)
