@@ -11,7 +11,7 @@ from aiohttp import web
 
 from libs.common.runtime import run
 
-SECRET = "bench-secret-bench-secret-bench-secret-00"  # noqa: S105 - a throw-away bench key
+SECRET = "bench-secret-bench-secret-bench-secret-00"
 
 
 async def main(port: int, database_url: str) -> None:

@@ -54,7 +54,7 @@ async def run(
     args: argparse.Namespace, gateway: str, database_url: str, bare: str, token: str
 ) -> None:
     """Seed, measure, print."""
-    secret = "bench-secret"  # noqa: S105 - the fake provider's throw-away client secret
+    secret = "bench-secret"
     async with FakeProvider(client_id="bench", client_secret=secret) as provider:
         spec = {
             "key": "fake",

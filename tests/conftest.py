@@ -116,6 +116,26 @@ def build_service(
                 ),
             )
         )
+    if name == "instances":
+        from services.instances.app import create_app as instances_app
+        from services.instances.settings import InstancesOptions, InstancesSettings
+
+        return instances_app(
+            InstancesSettings(
+                service=settings,
+                crypto=CryptoSettings(master_keys=infra.master_keys),
+                options=InstancesOptions(
+                    public_url=public_url,
+                    deploy_poll_interval=0.1,
+                    deploy_workers=4,
+                    step_backoff_base=0.1,
+                    step_backoff_cap=1.0,
+                    step_max_attempts=4,
+                    step_lease=10,
+                    app_call_timeout=10,
+                ),
+            )
+        )
     if name == "identity":
         from services.identity.app import create_app as identity_app
         from services.identity.settings import IdentitySettings

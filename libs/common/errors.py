@@ -9,6 +9,7 @@
     ├── NotFound          404  not_found          absent, or not visible to this caller
     ├── MethodNotAllowed  405  method_not_allowed the route exists, the method does not
     ├── Conflict          409  conflict           state or revision clash, duplicate key
+    ├── Gone              410  gone               it existed, it is retired for good
     ├── PayloadTooLarge   413  payload_too_large  body over the configured limit
     ├── UnsupportedMedia  415  unsupported_media_type  a body that is not JSON
     ├── RateLimited       429  rate_limited       slow down (details may carry retryAfter)
@@ -94,6 +95,13 @@ class Conflict(TetherError):
     default_code = "conflict"
 
 
+class Gone(TetherError):
+    """The thing existed and is retired for good."""
+
+    status = 410
+    default_code = "gone"
+
+
 class PayloadTooLarge(TetherError):
     """The request body is over the limit."""
 
@@ -145,6 +153,7 @@ _BY_STATUS: dict[int, type[TetherError]] = {
         NotFound,
         MethodNotAllowed,
         Conflict,
+        Gone,
         PayloadTooLarge,
         UnsupportedMedia,
         RateLimited,

@@ -164,7 +164,8 @@ class OutboxRelay:
             await conn.execute(PURGE_SENT_SQL, "1 day")
 
 
-EventHandler = Callable[[Conn, Event], Awaitable[None]]
+EventHandler = Callable[[Conn, EventType[Any], Event], Awaitable[None]]
+"""Handles one event (told which of the consumer's event types it is) in a transaction."""
 
 
 class EventConsumer:
@@ -184,7 +185,7 @@ class EventConsumer:
         self._pool = pool
         self._js = js
         self._durable = durable
-        self._models = {e.subject: e.model for e in events}
+        self._types = {e.subject: e for e in events}
         self._handler = handler
         self._batch_size = batch_size
         self._ack_wait = ack_wait
@@ -196,7 +197,7 @@ class EventConsumer:
             ConsumerConfig(
                 durable_name=self._durable,
                 name=self._durable,
-                filter_subjects=list(self._models),
+                filter_subjects=list(self._types),
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=self._ack_wait,
@@ -204,30 +205,35 @@ class EventConsumer:
             ),
         )
         sub = await self._js.pull_subscribe_bind(durable=self._durable, stream=EVENTS_STREAM)
-        while True:
-            try:
-                msgs = await sub.fetch(self._batch_size, timeout=1.0)
-            except (nats.errors.TimeoutError, TimeoutError):
-                continue
-            except nats.errors.Error as exc:
-                log.warning("event_fetch_failed", consumer=self._durable, error=str(exc))
-                await asyncio.sleep(0.5)  # back off while NATS reconnects
-                continue
-            for msg in msgs:
-                await self.handle(msg)
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(self._batch_size, timeout=1.0)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    continue
+                except nats.errors.Error as exc:
+                    log.warning("event_fetch_failed", consumer=self._durable, error=str(exc))
+                    await asyncio.sleep(0.5)  # back off while NATS reconnects
+                    continue
+                for msg in msgs:
+                    await self.handle(msg)
+        finally:
+            # A pull subscription left open makes the connection's drain wait for it.
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
 
     async def handle(self, msg: Msg) -> None:
         """Handle one message: run the handler and record the id in one transaction, then ack."""
-        model = self._models.get(msg.subject)
-        if model is None:
+        kind = self._types.get(msg.subject)
+        if kind is None:
             await msg.term()
             return
-        event = model.model_validate_json(msg.data)
+        event = kind.model.model_validate_json(msg.data)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 first = await conn.fetchval(INSERT_PROCESSED_SQL, self._durable, event.event_id)
                 if first is not None:
-                    await self._handler(conn, event)
+                    await self._handler(conn, kind, event)
         except Exception:
             attempt = msg.metadata.num_delivered if msg.metadata else 1
             log.exception("event_handler_failed", consumer=self._durable, subject=msg.subject)

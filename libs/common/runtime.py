@@ -74,8 +74,11 @@ def bus_context(settings: BusSettings, name: str, *, events: bool = True) -> Cle
             await ensure_stream(bus.js)
         app[BUS] = bus
         yield
-        with contextlib.suppress(Exception):
-            await nc.drain()
+        try:
+            await asyncio.wait_for(nc.drain(), timeout=5)
+        except Exception:  # a drain that cannot finish must not hold the process
+            with contextlib.suppress(Exception):
+                await nc.close()
 
     return ctx
 

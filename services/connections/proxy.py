@@ -84,7 +84,9 @@ class Proxy:
         except binascii.Error as exc:
             raise InvalidInput("body must be base64", details=[{"field": "body"}]) from exc
         headers = dict(safe_headers(req.headers))
-        record, values = await self._refresher.current(record.workspace_id, record.id)
+        record, values = await self._refresher.current(
+            record.workspace_id, record.id, allow_archived=req.ctx.principal == "system"
+        )
 
         async def send(creds: dict[str, Any]) -> Answer:
             try:

@@ -82,9 +82,13 @@ class Refresher:
         return self._keyring
 
     async def current(
-        self, workspace_id: UUID, connection_id: UUID
+        self, workspace_id: UUID, connection_id: UUID, *, allow_archived: bool = False
     ) -> tuple[ConnectionRecord, dict[str, Any]]:
-        """Return usable credentials, renewing them first when they are due."""
+        """Return usable credentials, renewing them first when they are due.
+
+        ``allow_archived`` lets system work (unsubscribing an archived connection's
+        webhooks) use the last credentials it had.
+        """
         async with self._pool.acquire() as conn:
             record = await store.select_connection(conn, workspace_id, connection_id)
         if record is None:
@@ -94,7 +98,7 @@ class Refresher:
             record = await self._shared(
                 record, lambda: self._renew(workspace_id, connection_id, None)
             )
-        usable(record, _now())
+        usable(record, _now(), allow_archived=allow_archived)
         return record, unseal(self._keyring, record)
 
     async def renew(
@@ -237,9 +241,9 @@ class Refresher:
         return updated or record
 
 
-def usable(record: ConnectionRecord, now: datetime) -> None:
+def usable(record: ConnectionRecord, now: datetime, *, allow_archived: bool = False) -> None:
     """Refuse credentials that cannot be used (disconnected, errored, expired and cooling)."""
-    if record.state == "archived":
+    if record.state == "archived" and not allow_archived:
         raise NotFound("connection not found")
     if record.state == "disconnected":
         raise Conflict(

@@ -124,8 +124,29 @@ def _proxy_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Respon
     return handle
 
 
+def _webhook_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Hand an app's delivery over as raw bytes (signatures cover the exact body)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        fields = {
+            "body": base64.b64encode(body).decode(),
+            "headers": {
+                k: v for k, v in request.headers.items() if k.lower() not in PRIVATE_HEADERS
+            },
+        }
+        reply = await _call(request, route, fields)
+        return web.Response(
+            text=reply.model_dump_json(), status=route.status, content_type="application/json"
+        )
+
+    return handle
+
+
 def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
     """Return the aiohttp handler that serves ``route``."""
+    if route.kind == "webhook":
+        return _webhook_handler(route)
     if route.kind == "page":
         return _page_handler(route)
     if route.kind == "proxy":

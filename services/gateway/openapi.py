@@ -39,7 +39,7 @@ def _raw_operation(route: Route) -> dict[str, Any]:
         {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
         for p in route.path_params
     ]
-    media = "text/html" if route.kind == "page" else "*/*"
+    media = {"page": "text/html", "webhook": "application/json"}.get(route.kind, "*/*")
     op: dict[str, Any] = {
         "operationId": route.op.subject.removeprefix("tether.").replace(".", "_")
         + f"_{route.method.lower()}",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from libs.common.contracts import connections, identity
+from libs.common.contracts import connections, identity, instances
 from libs.common.contracts.base import Operation
 
 
@@ -30,7 +30,7 @@ class Route:
     tag: str
     status: int = 200
     summary: str = ""
-    kind: Literal["json", "page", "proxy"] = "json"
+    kind: Literal["json", "page", "proxy", "webhook"] = "json"
 
     @property
     def takes_body(self) -> bool:
@@ -64,6 +64,20 @@ def _customer_routes(base: str, tag: str) -> tuple[Route, ...]:
         Route("PUT", f"{base}/{{id}}", identity.CUSTOMERS_PUT, Auth.ADMIN, tag),
         Route("DELETE", f"{base}/{{id}}", identity.CUSTOMERS_ARCHIVE, Auth.ADMIN, tag),
         Route("POST", f"{base}/{{id}}/restore", identity.CUSTOMERS_RESTORE, Auth.ADMIN, tag),
+    )
+
+
+def _element_routes(base: str, *ops: Operation[Any, Any]) -> tuple[Route, ...]:
+    """Return the admin CRUD routes of one kind of element definition, plus its fan-out."""
+    list_op, create_op, get_op, patch_op, delete_op, deploy_op = ops
+    tag = base.strip("/")
+    return (
+        Route("GET", base, list_op, Auth.ADMIN, tag),
+        Route("POST", base, create_op, Auth.ADMIN, tag, status=201),
+        Route("GET", f"{base}/{{key}}", get_op, Auth.ADMIN, tag),
+        Route("PATCH", f"{base}/{{key}}", patch_op, Auth.ADMIN, tag),
+        Route("DELETE", f"{base}/{{key}}", delete_op, Auth.ADMIN, tag),
+        Route("POST", f"{base}/{{key}}/deploy", deploy_op, Auth.ADMIN, tag, status=202),
     )
 
 
@@ -148,4 +162,20 @@ ROUTES: tuple[Route, ...] = (
         )
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
     ),
-)
+    *_element_routes("/app-event-types", instances.APP_EVENT_TYPES_LIST, instances.APP_EVENT_TYPES_CREATE,
+                     instances.APP_EVENT_TYPES_GET, instances.APP_EVENT_TYPES_PATCH,
+                     instances.APP_EVENT_TYPES_DELETE, instances.APP_EVENT_TYPES_DEPLOY),
+    *_element_routes("/data-sources", instances.DATA_SOURCES_LIST, instances.DATA_SOURCES_CREATE,
+                     instances.DATA_SOURCES_GET, instances.DATA_SOURCES_PATCH,
+                     instances.DATA_SOURCES_DELETE, instances.DATA_SOURCES_DEPLOY),
+    Route("POST", "/connections/{id}/deploy", instances.DEPLOYMENTS_START, Auth.ANY, "deployments", status=201),
+    Route("GET", "/deployments", instances.DEPLOYMENTS_LIST, Auth.ANY, "deployments"),
+    Route("GET", "/deployments/{id}", instances.DEPLOYMENTS_GET, Auth.ANY, "deployments"),
+    Route("GET", "/app-event-subscriptions", instances.SUBSCRIPTIONS_LIST, Auth.ANY, "instances"),
+    Route("GET", "/data-source-instances", instances.DATA_SOURCE_INSTANCES_LIST, Auth.ANY, "instances"),
+    Route(
+        "POST", "/data-source-instances/{id}/refresh-schema", instances.DATA_SOURCE_INSTANCES_REFRESH,
+        Auth.ANY, "instances",
+    ),
+    Route("POST", "/webhooks/{token}", instances.WEBHOOKS_RECEIVE, Auth.PUBLIC, "webhooks", status=202, kind="webhook"),
+)  # fmt: skip

@@ -14,7 +14,7 @@ from services.identity import store
 from services.identity.store import WorkspaceRecord
 from services.identity.tokens import WorkspaceKeys, load_public_keys
 
-SECRET_PURPOSE = "workspace-secret"  # noqa: S105 - a label, not a secret
+SECRET_PURPOSE = "workspace-secret"
 
 
 def secret_aad(workspace_id: UUID) -> bytes:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from libs.common.logging import configure_logging
-from libs.common.runtime import ServiceSettings, run_service
+from libs.common.runtime import run_service
 from services.instances.app import NAME, create_app
+from services.instances.settings import InstancesSettings
 
 if __name__ == "__main__":
-    settings = ServiceSettings.from_env()
-    configure_logging(NAME, settings.log)
-    run_service(create_app(settings), settings)
+    settings = InstancesSettings.from_env()
+    configure_logging(NAME, settings.service.log)
+    run_service(create_app(settings), settings.service)

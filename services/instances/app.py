@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from libs.common.bus import Endpoint
-from libs.common.runtime import ServiceSettings, ping_endpoint, standard_contexts
+from libs.common.bus import Endpoint, endpoint
+from libs.common.contracts import instances as c
+from libs.common.crypto import Keyring
+from libs.common.outbox import EventConsumer
+from libs.common.runtime import BUS, POOL, ping_endpoint, standard_contexts
+from services.instances.appclient import AppClient
+from services.instances.consumers import DURABLE, EVENTS, on_connection_event
+from services.instances.deployments import Deployments
+from services.instances.elements import Elements
+from services.instances.engine import DeployEngine
+from services.instances.keys import DEPLOYMENTS, ELEMENTS, ENGINE, KEYRING, SETTINGS, WEBHOOKS
+from services.instances.settings import InstancesSettings
+from services.instances.steps import StepRunner
+from services.instances.webhooks import Webhooks
 
 NAME = "instances"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -17,11 +31,72 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     """Return every operation instances answers."""
-    return [ping_endpoint(NAME, app)]
+    elements, deployments = app[ELEMENTS], app[DEPLOYMENTS]
+    return [
+        ping_endpoint(NAME, app),
+        endpoint(c.APP_EVENT_TYPES_LIST, elements.list_app_event_types),
+        endpoint(c.APP_EVENT_TYPES_CREATE, elements.create_app_event_type),
+        endpoint(c.APP_EVENT_TYPES_GET, elements.get_app_event_type),
+        endpoint(c.APP_EVENT_TYPES_PATCH, elements.patch_app_event_type),
+        endpoint(c.APP_EVENT_TYPES_DELETE, elements.delete_app_event_type),
+        endpoint(c.APP_EVENT_TYPES_DEPLOY, elements.deploy_app_event_type),
+        endpoint(c.DATA_SOURCES_LIST, elements.list_data_sources),
+        endpoint(c.DATA_SOURCES_CREATE, elements.create_data_source),
+        endpoint(c.DATA_SOURCES_GET, elements.get_data_source),
+        endpoint(c.DATA_SOURCES_PATCH, elements.patch_data_source),
+        endpoint(c.DATA_SOURCES_DELETE, elements.delete_data_source),
+        endpoint(c.DATA_SOURCES_DEPLOY, elements.deploy_data_source),
+        endpoint(c.DEPLOYMENTS_GET, deployments.get),
+        endpoint(c.DEPLOYMENTS_LIST, deployments.list),
+        endpoint(c.DEPLOYMENTS_START, deployments.start),
+        endpoint(c.SUBSCRIPTIONS_LIST, deployments.subscriptions),
+        endpoint(c.DATA_SOURCE_INSTANCES_LIST, deployments.data_source_instances),
+        endpoint(c.DATA_SOURCE_INSTANCES_REFRESH, deployments.refresh_schema),
+        endpoint(c.WEBHOOKS_RECEIVE, app[WEBHOOKS].receive),
+    ]
 
 
-def create_app(settings: ServiceSettings) -> web.Application:
+async def domain_context(app: web.Application) -> AsyncIterator[None]:
+    """Build the handlers once the pool and the bus exist."""
+    options, pool, keyring = app[SETTINGS].options, app[POOL], app[KEYRING]
+    runner = StepRunner(
+        pool, keyring, AppClient(app[BUS], options.app_call_timeout), options.public_url
+    )
+    app[ELEMENTS] = Elements(pool, keyring)
+    app[DEPLOYMENTS] = Deployments(pool, app[BUS], runner)
+    app[WEBHOOKS] = Webhooks(pool, keyring)
+    app[ENGINE] = DeployEngine(pool, runner, options)
+    yield
+
+
+async def workers_context(app: web.Application) -> AsyncIterator[None]:
+    """Run the deployment workers and the connection-events consumer; cancel them on exit."""
+    options = app[SETTINGS].options
+    consumer = EventConsumer(app[POOL], app[BUS].js, DURABLE, EVENTS, on_connection_event)
+    tasks = [asyncio.create_task(consumer.run(), name="connection-events")]
+    tasks += [
+        asyncio.create_task(app[ENGINE].work(), name=f"deploy-{i}")
+        for i in range(options.deploy_workers)
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_app(settings: InstancesSettings) -> web.Application:
     """Build the instances application."""
     app = web.Application()
-    standard_contexts(app, name=NAME, settings=settings, migrations=MIGRATIONS, endpoints=endpoints)
+    app[SETTINGS] = settings
+    app[KEYRING] = Keyring.from_setting(settings.crypto.master_keys.get_secret_value())
+    standard_contexts(
+        app,
+        name=NAME,
+        settings=settings.service,
+        migrations=MIGRATIONS,
+        endpoints=endpoints,
+        workers=[domain_context, workers_context],
+    )
     return app

@@ -140,7 +140,7 @@ async def test_consumer_skips_redelivered_event_and_retries_failures(env: Env) -
     calls: list[str] = []
     failures = [True]  # the first attempt fails: the event must come back
 
-    async def handler(conn: Conn, ev: Event) -> None:
+    async def handler(conn: Conn, _: EventType[Any], ev: Event) -> None:
         calls.append(str(ev.event_id))
         await conn.execute(
             "INSERT INTO outbox (id, workspace_id, subject, payload) VALUES ($1, $2, 'x', '{}')",
@@ -183,7 +183,7 @@ async def _acked_all(env: Env, durable: str) -> bool:
 async def _consume_all(env: Env, expect: int) -> list[Any]:
     seen: list[Any] = []
 
-    async def handler(_: Conn, ev: Event) -> None:
+    async def handler(_: Conn, __: EventType[Any], ev: Event) -> None:
         seen.append(ev.event_id)
 
     durable = f"c_{env.schema}_{secrets.token_hex(2)}"

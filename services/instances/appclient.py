@@ -1,0 +1,88 @@
+"""Call an app as a connection through the connections service's proxy contract.
+
+This service never sees credentials: connections injects (and renews) them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from libs.common.bus import Bus
+from libs.common.contracts import connections
+from libs.common.contracts.base import Context
+from libs.common.errors import TetherError, Timeout, Unavailable
+
+
+class StepFailure(Exception):
+    """A call to the app failed; ``transient`` says whether trying again may help."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.message = message[:300]
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class AppAnswer:
+    """A successful answer, decoded."""
+
+    status: int
+    data: Any
+
+
+def app_message(status: int, body: bytes) -> str:
+    """Return the app's own words about a failure (its message field, or the text)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for field in ("message", "error_description", "error", "detail"):
+            if isinstance(data.get(field), str):
+                return f"the app answered {status}: {data[field]}"
+    text = body.decode(errors="replace").strip()[:200]
+    return f"the app answered {status}" + (f": {text}" if text else "")
+
+
+class AppClient:
+    """Requests to apps, as a workspace's connection, with failures sorted for retrying."""
+
+    def __init__(self, bus: Bus, timeout: float) -> None:
+        self._bus = bus
+        self._timeout = timeout
+
+    async def call(
+        self, workspace_id: UUID, connection_id: UUID, method: str, path: str, body: Any = None,
+        *, ok_statuses: frozenset[int] = frozenset(),
+    ) -> AppAnswer:  # fmt: skip
+        """Send one request; 2xx (or ``ok_statuses``) answers, everything else raises StepFailure."""
+        payload = json.dumps(body).encode() if body is not None else None
+        request = connections.ProxyRequest(
+            id=connection_id,
+            method=method,
+            path=path,
+            headers={"Content-Type": "application/json", "Accept": "application/json"}
+            if payload
+            else {"Accept": "application/json"},
+            body=base64.b64encode(payload).decode() if payload else None,
+            ctx=Context(workspace_id=workspace_id, principal="system"),
+        )
+        try:
+            reply = await self._bus.call(connections.PROXY_REQUEST, request, timeout=self._timeout)
+        except (Unavailable, Timeout) as exc:
+            raise StepFailure(exc.message, transient=True) from exc
+        except TetherError as exc:
+            raise StepFailure(exc.message, transient=exc.status >= 500) from exc
+        raw = base64.b64decode(reply.body)
+        if 200 <= reply.status < 300 or reply.status in ok_statuses:
+            try:
+                data = json.loads(raw) if raw else None
+            except ValueError:
+                data = raw.decode(errors="replace")
+            return AppAnswer(reply.status, data)
+        transient = reply.status in (408, 425, 429) or reply.status >= 500
+        raise StepFailure(app_message(reply.status, raw), transient=transient)

@@ -1,0 +1,42 @@
+"""React to connection events: remember connections, deploy on connect, tear down on archive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from libs.common.contracts import connections as cc
+from libs.common.contracts.base import Event, EventType
+from libs.common.db import Conn
+from services.instances import planner, store
+from services.instances.store import KnownConnection
+
+DURABLE = "instances-connection-events"
+EVENTS: tuple[EventType[Any], ...] = (
+    cc.CONNECTION_CREATED,
+    cc.CONNECTION_RECONNECTED,
+    cc.CONNECTION_DISCONNECTED,
+    cc.CONNECTION_ARCHIVED,
+)
+STATE_AFTER = {
+    cc.CONNECTION_CREATED.subject: "connected",
+    cc.CONNECTION_RECONNECTED.subject: "connected",
+    cc.CONNECTION_DISCONNECTED.subject: "disconnected",
+    cc.CONNECTION_ARCHIVED.subject: "archived",
+}
+
+
+async def on_connection_event(conn: Conn, kind: EventType[Any], event: Event) -> None:
+    """Handle one connection event in the consumer's transaction (once per event id)."""
+    assert isinstance(event, cc.ConnectionEvent)
+    known = await store.upsert_connection(
+        conn,
+        KnownConnection(
+            workspace_id=event.workspace_id, id=event.connection_id, customer_id=event.customer_id,
+            integration_key=event.integration_key, state=STATE_AFTER[kind.subject],
+        ),
+    )  # fmt: skip
+    verb = kind.subject.rsplit(".", 1)[1]
+    if verb in ("created", "reconnected"):
+        await planner.start(conn, known, f"connection.{verb}")
+    elif verb == "archived":
+        await planner.start(conn, known, "connection.archived", teardown=True)

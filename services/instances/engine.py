@@ -1,0 +1,94 @@
+"""Deployment workers: lease a step, run it, record the outcome, finish the deployment.
+
+Any number of workers in any number of replicas share the steps: a step is leased with
+``FOR UPDATE SKIP LOCKED``; a step whose worker died is taken again when its lease ends
+(steps are idempotent, see ``steps.py``). Transient failures retry with exponential
+backoff and jitter; permanent ones fail the step with the app's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import structlog
+
+from services.instances import store
+from services.instances.appclient import StepFailure
+from services.instances.planner import announce
+from services.instances.settings import InstancesOptions
+from services.instances.steps import StepRunner
+from services.instances.store import StepRecord
+
+log = structlog.get_logger(__name__)
+
+
+def worker_id() -> str:
+    """Return a name for this replica's step leases."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+
+
+class DeployEngine:
+    """Runs deployment steps until cancelled."""
+
+    def __init__(
+        self, pool: asyncpg.Pool[Any], runner: StepRunner, options: InstancesOptions
+    ) -> None:
+        self._pool = pool
+        self._runner = runner
+        self._options = options
+        self._owner = worker_id()
+
+    async def work(self) -> None:
+        """Run one worker: claim, execute, record; idle briefly when nothing is ready."""
+        while True:
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    step = await store.claim_step(conn, self._owner, self._options.step_lease)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("deploy_claim_failed", error=str(exc))
+                step = None
+            if step is None:
+                await asyncio.sleep(self._options.deploy_poll_interval)  # nothing ready: poll again
+                continue
+            await self.execute(step)
+
+    async def execute(self, step: StepRecord) -> None:
+        """Run one leased step and record what happened."""
+        status, error, retry_at = "succeeded", None, None
+        try:
+            await self._runner.run(step)
+        except StepFailure as exc:
+            error = exc.message
+            if exc.transient and step.attempts < self._options.step_max_attempts:
+                status = "pending"
+                delay = min(
+                    self._options.step_backoff_cap,
+                    self._options.step_backoff_base * 2 ** (step.attempts - 1),
+                )
+                retry_at = datetime.now(UTC) + timedelta(seconds=delay * (0.5 + random.random()))  # noqa: S311
+            else:
+                status = "failed"
+        except Exception:
+            log.exception("deploy_step_crashed", step_id=str(step.id))
+            status, error = "pending", "internal error; retrying"
+            retry_at = datetime.now(UTC) + timedelta(seconds=self._options.step_backoff_cap)
+        log.info(
+            "deploy_step_finished",
+            step_id=str(step.id),
+            kind=step.kind,
+            status=status,
+            attempts=step.attempts,
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await store.finish_step(conn, step, self._owner, status, error, retry_at):
+                return  # our lease ran out and another worker took the step over
+            record, finished = await store.update_progress(conn, step.deployment_id)
+            if finished:
+                await announce(conn, record)
