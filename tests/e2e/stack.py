@@ -1,0 +1,79 @@
+"""Run a whole stack with `tether up` as a child process, for tests that need real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from libs.common.infra import free_port
+from tests.conftest import ROOT
+
+Running = tuple[subprocess.Popen[bytes], dict[str, Any], dict[str, str]]
+
+
+def tether(
+    *args: str, env: dict[str, str], timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``tether`` command with ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "libs.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def alive(pid: int) -> bool:
+    """Tell whether a process runs (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+@contextmanager
+def tether_up(home: Path, **settings: str) -> Iterator[Running]:
+    """Start `tether up` under ``home`` (extra ``TETHER_*`` settings given); wait until it runs."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
+        "TETHER_HOME": str(home),
+        "TETHER_GATEWAY_PORT": str(free_port()),
+        **settings,
+    }
+    out = home / "up.out"
+    with out.open("w") as sink:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "libs.cli", "up"],
+            env=env,
+            cwd=ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 90
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        state = json.loads(tether("status", "--json", env=env).stdout)
+        if state["running"]:
+            break
+        if proc.poll() is not None:
+            raise AssertionError(f"tether up exited: {out.read_text()}")
+        time.sleep(0.2)  # polling the stack's status file
+    assert state.get("running"), "tether up did not come up in time"
+    try:
+        yield proc, state, env
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,181 @@
+"""Deployments: on connection, idempotent redeploys, retries, permanent failures, teardown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Stack
+from tests.instances.conftest import Crm, app_event_type, wait_for
+
+
+async def test_deploy_on_connection_created(crm: Crm, stack: Stack) -> None:
+    connection_id = await crm.connect("cust-1")
+    deployment = await crm.settled(connection_id)
+    assert deployment["status"] == "succeeded", deployment
+    assert (deployment["stepsTotal"], deployment["stepsDone"]) == (2, 2)
+    assert deployment["reason"] == "connection.created"
+    assert {s["kind"] for s in deployment["steps"]} == {"subscribe", "data_source"}
+    assert deployment["startedAt"]
+    assert deployment["finishedAt"]
+    [sub] = await crm.subscriptions(connection_id)
+    assert sub["status"] == "active"
+    [at_app] = crm.app.subscriptions.values()
+    assert sub["externalId"] == at_app["id"]
+    assert at_app["url"] == sub["webhookUrl"]
+    assert at_app["connection"] == connection_id
+    assert at_app["secret"]  # a per-subscription signing secret went to the app
+    _status, page = await crm.request("GET", f"/data-source-instances?connectionId={connection_id}")
+    [instance] = page["items"]
+    assert instance["status"] == "ready"
+    assert instance["state"] == "c-3"
+    assert instance["fieldsSchema"] == {
+        "type": "object",
+        "properties": {
+            "email": {"type": "string", "title": "Email"},
+            "age": {"type": "integer", "title": "Age"},
+            "vip": {"type": "boolean", "title": "VIP"},
+        },
+        "required": ["email"],
+    }
+    pool = await stack.pool("instances")
+    try:
+        events = await pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE subject = 'tether.evt.instances.deployment.completed'"
+            " AND payload->>'deploymentId' = $1",
+            deployment["id"],
+        )
+    finally:
+        await pool.close()
+    assert events == 1
+
+
+async def test_redeploy_twice_keeps_one_subscription(crm: Crm) -> None:
+    connection_id = await crm.connect("cust-2")
+    await crm.settled(connection_id)
+    for n in (2, 3):
+        status, started = await crm.request("POST", f"/connections/{connection_id}/deploy")
+        assert status == 201, started
+        assert (await crm.settled(connection_id, count=n))["status"] == "succeeded"
+    assert crm.app.subscribe_calls == 1
+    assert len(crm.app.subscriptions) == 1
+    assert len(await crm.subscriptions(connection_id)) == 1
+
+
+async def test_transient_failures_retry_then_succeed(crm: Crm) -> None:
+    crm.app.subscribe_failures = [500, 500]
+    connection_id = await crm.connect("cust-3")
+    deployment = await crm.settled(connection_id)
+    assert deployment["status"] == "succeeded"
+    [subscribe] = [s for s in deployment["steps"] if s["kind"] == "subscribe"]
+    assert subscribe["attempts"] == 3
+    assert crm.app.subscribe_calls == 3
+    assert len(crm.app.subscriptions) == 1
+
+
+async def test_permanent_failure_then_fixed_definition(crm: Crm) -> None:
+    crm.app.reject_events = {"contact.created"}
+    connection_id = await crm.connect("cust-4")
+    deployment = await crm.settled(connection_id)
+    assert deployment["status"] == "partial"  # the data source still deployed
+    [subscribe] = [s for s in deployment["steps"] if s["kind"] == "subscribe"]
+    assert subscribe["status"] == "failed"
+    assert subscribe["attempts"] == 1  # a 4xx is not retried
+    assert subscribe["error"] == "the app answered 400: unknown event type: contact.created"
+    [sub] = await crm.subscriptions(connection_id)
+    assert sub["status"] == "failed"
+    fixed = app_event_type()["subscribe"]
+    fixed["body"] = {**fixed["body"], "events": ["contact.added"]}
+    status, _ = await crm.request("PATCH", "/app-event-types/contact-created", {"subscribe": fixed})
+    assert status == 200
+    status, fan_out = await crm.request("POST", "/app-event-types/contact-created/deploy")
+    assert (status, fan_out["deployments"]) == (202, 1)
+    assert (await crm.settled(connection_id, count=2))["status"] == "succeeded"
+    [sub] = await crm.subscriptions(connection_id)
+    assert sub["status"] == "active"
+    assert len(crm.app.subscriptions) == 1
+
+
+async def test_archive_unsubscribes_and_archives_instances(crm: Crm) -> None:
+    connection_id = await crm.connect("cust-5")
+    await crm.settled(connection_id)
+    assert len(crm.app.subscriptions) == 1
+    status, _ = await crm.request("DELETE", f"/connections/{connection_id}")
+    assert status == 200
+    teardown = await crm.settled(connection_id, count=2)
+    assert (teardown["reason"], teardown["status"]) == ("connection.archived", "succeeded")
+    assert crm.app.subscriptions == {}
+    assert crm.app.unsubscribe_calls == 1
+    [sub] = await crm.subscriptions(connection_id)
+    assert sub["status"] == "unsubscribed"
+    _, page = await crm.request("GET", f"/data-source-instances?connectionId={connection_id}")
+    assert [i["status"] for i in page["items"]] == ["archived"]
+
+
+async def test_newer_deployment_supersedes_unfinished_one(crm: Crm) -> None:
+    crm.app.subscribe_failures = [500] * 3  # keep the first deployment busy retrying
+    connection_id = await crm.connect("cust-6")
+    await wait_for(lambda: crm.app.subscribe_calls >= 1)
+    status, second = await crm.request("POST", f"/connections/{connection_id}/deploy")
+    assert status == 201
+    final = await crm.settled(connection_id, count=2)
+    assert final["id"] == second["id"]
+    assert final["status"] == "succeeded"
+    items = await crm.deployments(connection_id)
+    first: dict[str, Any] = items[-1]
+    assert (first["status"], first["supersededBy"]) == ("cancelled", second["id"])
+    assert len(crm.app.subscriptions) == 1
+
+
+async def test_fan_out_redeploys_every_connection_with_progress(crm: Crm) -> None:
+    ids = [await crm.connect(f"fan-{i}") for i in range(5)]
+    for connection_id in ids:
+        await crm.settled(connection_id)
+    status, fan_out = await crm.request("POST", "/data-sources/contacts/deploy")
+    assert (status, fan_out["deployments"]) == (202, 5)
+    for connection_id in ids:
+        await crm.settled(connection_id, count=2)
+    status, page = await crm.request("GET", "/deployments?integrationKey=crm&limit=5")
+    assert status == 200
+    assert len(page["items"]) == 5
+    assert page["stepsTotal"] == page["stepsDone"] == 10
+    assert page["cursor"] is not None
+    status, rest = await crm.request(
+        "GET", f"/deployments?integrationKey=crm&cursor={page['cursor']}"
+    )
+    assert len(rest["items"]) == 5
+    assert {d["id"] for d in rest["items"]}.isdisjoint({d["id"] for d in page["items"]})
+    assert crm.app.subscribe_calls == 5  # data-source fan-out changed no subscription
+
+
+async def test_refresh_schema_fetches_again(crm: Crm) -> None:
+    connection_id = await crm.connect("cust-7")
+    await crm.settled(connection_id)
+    _, page = await crm.request("GET", f"/data-source-instances?connectionId={connection_id}")
+    instance_id = page["items"][0]["id"]
+    crm.app.fields = [{"key": "name", "kind": "string", "title": "Name", "mandatory": True}]
+    status, fresh = await crm.request(
+        "POST", f"/data-source-instances/{instance_id}/refresh-schema"
+    )
+    assert status == 200, fresh
+    assert fresh["fieldsSchema"]["properties"] == {"name": {"type": "string", "title": "Name"}}
+
+
+async def test_element_definitions_bad_input(crm: Crm) -> None:
+    for body, field in (
+        ({**app_event_type(key="x1"), "eventsPath": "[[bad"}, "eventsPath"),
+        (
+            {**app_event_type(key="x2"), "subscribe": {"path": "no-slash", "idPath": "id"}},
+            "subscribe.path",
+        ),
+        ({**app_event_type(key="Bad Key")}, "key"),
+    ):
+        status, error = await crm.request("POST", "/app-event-types", body)
+        assert status == 422, error
+        assert field in error["error"]["message"], error
+    status, _ = await crm.request("POST", "/app-event-types", app_event_type())
+    assert status == 409
+    status, _ = await crm.request("GET", "/app-event-types/nope")
+    assert status == 404
+    status, listed = await crm.request("GET", "/app-event-types?integrationKey=crm")
+    assert [t["key"] for t in listed["items"]] == ["contact-created"]
+    assert listed["items"][0]["staticSecretSet"] is False
