@@ -18,6 +18,7 @@ async def main(port: int) -> None:
     """Serve until killed."""
     app = web.Application()
     app.router.add_get("/ping", handler)
+    app.router.add_post("/ping", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -26,4 +27,4 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    run(main(int(sys.argv[1])), use_uvloop=sys.argv[2:] != ["--no-uvloop"])
+    run(main(int(sys.argv[1])), use_uvloop="--no-uvloop" not in sys.argv[2:])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -14,10 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
-from libs.common.infra import EmbeddedNats, EmbeddedPostgres
+from libs.common.infra import EmbeddedNats, EmbeddedPostgres, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +48,7 @@ def embedded_infra() -> Iterator[Infra]:
 @contextmanager
 def process(
     args: list[str], env: dict[str, str], ready_url: str, timeout: float = 30
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run a child process until the block ends; wait until ``ready_url`` answers 200."""
     proc = subprocess.Popen(
         args,
@@ -68,7 +70,7 @@ def process(
                 time.sleep(0.1)
         else:
             raise RuntimeError(f"{args} not ready")
-        yield
+        yield proc
     finally:
         proc.terminate()
         proc.wait(10)
@@ -116,6 +118,9 @@ async def load(
     concurrency: int,
     headers: dict[str, str] | None = None,
     per_request: Iterator[dict[str, str]] | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
+    ok: int = 200,
 ) -> Result:
     """Send GET ``url`` from ``concurrency`` workers for ``seconds``; return the figures.
 
@@ -132,9 +137,9 @@ async def load(
             while time.perf_counter() < stop_at:
                 started = time.perf_counter()
                 extra = next(per_request) if per_request is not None else None
-                async with http.get(url, headers=extra) as resp:
+                async with http.request(method, url, headers=extra, data=body) as resp:
                     await resp.read()
-                    if resp.status != 200:
+                    if resp.status != ok:
                         errors += 1
                         continue
                 latencies.append(time.perf_counter() - started)
@@ -148,3 +153,42 @@ async def load(
 def best(results: list[Result]) -> Result:
     """Return the run with the highest throughput (noise only ever slows a run down)."""
     return max(results, key=lambda r: r.rps)
+
+
+def stack_processes(
+    running: Any, env: dict[str, str], services: list[str], gateway_port: int
+) -> dict[str, subprocess.Popen[bytes]]:
+    """Start ``services`` (``name`` or ``name-2`` for a replica) and the gateway in ``running``."""
+    procs = {}
+    for name in services:
+        port = free_port()
+        procs[name] = running.enter_context(
+            process(python(f"services.{name.split('-')[0]}"), {**env, "TETHER_HEALTH_PORT": str(port)},
+                    f"http://127.0.0.1:{port}/readyz")
+        )  # fmt: skip
+    procs["gateway"] = running.enter_context(
+        process(python("services.gateway"), {**env, "TETHER_GATEWAY_PORT": str(gateway_port)},
+                f"http://127.0.0.1:{gateway_port}/healthz")
+    )  # fmt: skip
+    return procs
+
+
+def admin_token(env: dict[str, str]) -> str:
+    """Create a workspace with the CLI and mint an admin token for it."""
+    created = subprocess.run(
+        python("libs.cli", "workspace", "create", "--name", "bench", "--json"),
+        env=env, cwd=ROOT, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    key = json.loads(created.stdout)["key"]
+    return subprocess.run(
+        python("libs.cli", "token", "--workspace", key, "--admin", "--ttl", "7200"),
+        env=env, cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def peak_memory_mb(pid: int) -> float:
+    """Return a process's peak resident memory (VmHWM) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")

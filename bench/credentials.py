@@ -12,15 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import subprocess
 import time
 from typing import Any
 
 import aiohttp
 import asyncpg
 
-from bench.common import ROOT, best, embedded_infra, load, process, python
+from bench.common import admin_token, best, embedded_infra, load, process, python
 from libs.common.infra import free_port
 from tests.fakes.oauth_provider import FakeProvider
 
@@ -35,19 +33,6 @@ async def _json(
     ) as resp:
         assert resp.status < 300, await resp.text()
         return await resp.json()
-
-
-def admin_token(env: dict[str, str]) -> str:
-    """Create a workspace with the CLI and mint an admin token for it."""
-    created = subprocess.run(
-        python("libs.cli", "workspace", "create", "--name", "bench", "--json"),
-        env=env, cwd=ROOT, check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    key = json.loads(created.stdout)["key"]
-    return subprocess.run(
-        python("libs.cli", "token", "--workspace", key, "--admin", "--ttl", "7200"),
-        env=env, cwd=ROOT, check=True, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
 
 
 async def run(
