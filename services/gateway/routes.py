@@ -170,6 +170,7 @@ ROUTES: tuple[Route, ...] = (
                      instances.DATA_SOURCES_DELETE, instances.DATA_SOURCES_DEPLOY),
     Route("POST", "/connections/{id}/deploy", instances.DEPLOYMENTS_START, Auth.ANY, "deployments", status=201),
     Route("GET", "/deployments", instances.DEPLOYMENTS_LIST, Auth.ANY, "deployments"),
+    Route("GET", "/connections/{connectionId}/deployments", instances.DEPLOYMENTS_LIST, Auth.ANY, "deployments"),
     Route("GET", "/deployments/{id}", instances.DEPLOYMENTS_GET, Auth.ANY, "deployments"),
     Route("GET", "/app-event-subscriptions", instances.SUBSCRIPTIONS_LIST, Auth.ANY, "instances"),
     Route("GET", "/data-source-instances", instances.DATA_SOURCE_INSTANCES_LIST, Auth.ANY, "instances"),

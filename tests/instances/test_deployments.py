@@ -59,6 +59,9 @@ async def test_redeploy_twice_keeps_one_subscription(crm: Crm) -> None:
     assert crm.app.subscribe_calls == 1
     assert len(crm.app.subscriptions) == 1
     assert len(await crm.subscriptions(connection_id)) == 1
+    status, page = await crm.request("GET", f"/connections/{connection_id}/deployments")
+    assert status == 200
+    assert [d["status"] for d in page["items"]] == ["succeeded"] * 3
 
 
 async def test_transient_failures_retry_then_succeed(crm: Crm) -> None:
