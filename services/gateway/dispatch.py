@@ -71,6 +71,9 @@ async def _call(request: web.Request, route: Route, fields: dict[str, Any]) -> A
     ctx = await request.app[AUTHENTICATOR].context(request, route.auth.value, request[REQUEST_ID])
     if "ctx" in fields:
         raise InvalidInput("ctx is not a field you can set", details=[{"field": "ctx"}])
+    if_match = request.headers.get("If-Match")
+    if if_match and "revision" in route.op.request.model_fields and "revision" not in fields:
+        fields["revision"] = if_match.removeprefix("W/").strip('"')  # optimistic locking by header
     try:
         payload = route.op.request.model_validate({**fields, **request.match_info, "ctx": ctx})
     except ValidationError as exc:

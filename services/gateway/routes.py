@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from libs.common.contracts import connections, identity, instances
+from libs.common.contracts import connections, flows, identity, instances
 from libs.common.contracts.base import Operation
 
 
@@ -179,4 +179,18 @@ ROUTES: tuple[Route, ...] = (
         Auth.ANY, "instances",
     ),
     Route("POST", "/webhooks/{token}", instances.WEBHOOKS_RECEIVE, Auth.PUBLIC, "webhooks", status=202, kind="webhook"),
+    Route("GET", "/flows", flows.FLOWS_LIST, Auth.ADMIN, "flows"),
+    Route("POST", "/flows", flows.FLOWS_CREATE, Auth.ADMIN, "flows", status=201),
+    Route("GET", "/flows/{id}", flows.FLOWS_GET, Auth.ADMIN, "flows"),
+    Route("PUT", "/flows/{id}", flows.FLOWS_PUT, Auth.ADMIN, "flows"),
+    Route("PATCH", "/flows/{id}", flows.FLOWS_PATCH, Auth.ADMIN, "flows"),
+    Route("DELETE", "/flows/{id}", flows.FLOWS_DELETE, Auth.ADMIN, "flows"),
+    Route("GET", "/flows/{id}/revisions", flows.FLOWS_REVISIONS, Auth.ADMIN, "flows"),
+    Route("GET", "/flows/{id}/revisions/{n}", flows.FLOWS_REVISION, Auth.ADMIN, "flows"),
+    Route("GET", "/flow-instances", flows.FLOW_INSTANCES_LIST, Auth.ANY, "flow-instances"),
+    Route("POST", "/flow-instances", flows.FLOW_INSTANCES_CREATE, Auth.ADMIN, "flow-instances", status=201),
+    Route("GET", "/flow-instances/{id}", flows.FLOW_INSTANCES_GET, Auth.ANY, "flow-instances"),
+    Route("PATCH", "/flow-instances/{id}", flows.FLOW_INSTANCES_PATCH, Auth.ANY, "flow-instances"),
+    Route("POST", "/flow-instances/{id}/upgrade", flows.FLOW_INSTANCES_UPGRADE, Auth.ADMIN, "flow-instances"),
+    Route("POST", "/flow-instances/{id}/reset", flows.FLOW_INSTANCES_RESET, Auth.ADMIN, "flow-instances"),
 )  # fmt: skip

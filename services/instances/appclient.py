@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from libs.common.bus import Bus
-from libs.common.contracts import connections
+from libs.common.contracts import connections, flows
 from libs.common.contracts.base import Context
 from libs.common.errors import TetherError, Timeout, Unavailable
 
@@ -86,3 +86,16 @@ class AppClient:
             return AppAnswer(reply.status, data)
         transient = reply.status in (408, 425, 429) or reply.status >= 500
         raise StepFailure(app_message(reply.status, raw), transient=transient)
+
+    async def ensure_flows(self, known: Any, *, archive: bool) -> None:
+        """Have the flows service create (or archive) the connection's flow instances."""
+        request = flows.EnsureInstancesRequest(
+            connection_id=known.id, customer_id=known.customer_id, integration_key=known.integration_key,
+            archive=archive, ctx=Context(workspace_id=known.workspace_id, principal="system"),
+        )  # fmt: skip
+        try:
+            await self._bus.call(flows.FLOW_INSTANCES_ENSURE, request, timeout=self._timeout)
+        except (Unavailable, Timeout) as exc:
+            raise StepFailure(exc.message, transient=True) from exc
+        except TetherError as exc:
+            raise StepFailure(exc.message, transient=exc.status >= 500) from exc

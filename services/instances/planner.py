@@ -17,7 +17,7 @@ async def plan(
     """Return (kind, element key) steps: subscribe / unsubscribe / data_source."""
     live = await store.live_subscription_keys(conn, known.workspace_id, known.id)
     if teardown:
-        return [("unsubscribe", key) for key in sorted(live)]
+        return [("unsubscribe", key) for key in sorted(live)] + [("flows", "archive")]
     types = [
         t.key
         for t in await store.list_app_event_types(conn, known.workspace_id, known.integration_key)
@@ -30,6 +30,7 @@ async def plan(
         [("subscribe", key) for key in types]
         + [("unsubscribe", key) for key in sorted(live - set(types))]
         + [("data_source", key) for key in sources]
+        + [("flows", "ensure")]
     )
 
 

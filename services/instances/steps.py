@@ -122,6 +122,8 @@ class StepRunner:
             await self.unsubscribe(known, step.element_key)
         elif step.kind == "data_source":
             await self.data_source(known, step.element_key)
+        elif step.kind == "flows":
+            await self._app.ensure_flows(known, archive=step.element_key == "archive")
         else:
             raise StepFailure(f"unknown step kind {step.kind}", transient=False)
 

@@ -57,7 +57,8 @@ def _sample(annotation: Any) -> Any:
     if origin in (list, set):
         return [_sample(get_args(annotation)[0])] if get_args(annotation) else []
     if origin is dict:
-        return {"k": "v"}
+        value_type = get_args(annotation)[1] if get_args(annotation) else str
+        return {"k": _sample(value_type) if value_type is not Any else "v"}
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return _instance(annotation).model_dump(mode="json")
     return {

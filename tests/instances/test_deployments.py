@@ -12,9 +12,9 @@ async def test_deploy_on_connection_created(crm: Crm, stack: Stack) -> None:
     connection_id = await crm.connect("cust-1")
     deployment = await crm.settled(connection_id)
     assert deployment["status"] == "succeeded", deployment
-    assert (deployment["stepsTotal"], deployment["stepsDone"]) == (2, 2)
+    assert (deployment["stepsTotal"], deployment["stepsDone"]) == (3, 3)
     assert deployment["reason"] == "connection.created"
-    assert {s["kind"] for s in deployment["steps"]} == {"subscribe", "data_source"}
+    assert {s["kind"] for s in deployment["steps"]} == {"subscribe", "data_source", "flows"}
     assert deployment["startedAt"]
     assert deployment["finishedAt"]
     [sub] = await crm.subscriptions(connection_id)
@@ -140,7 +140,7 @@ async def test_fan_out_redeploys_every_connection_with_progress(crm: Crm) -> Non
     status, page = await crm.request("GET", "/deployments?integrationKey=crm&limit=5")
     assert status == 200
     assert len(page["items"]) == 5
-    assert page["stepsTotal"] == page["stepsDone"] == 10
+    assert page["stepsTotal"] == page["stepsDone"] == 15
     assert page["cursor"] is not None
     status, rest = await crm.request(
         "GET", f"/deployments?integrationKey=crm&cursor={page['cursor']}"

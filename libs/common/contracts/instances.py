@@ -234,7 +234,7 @@ class DeploymentStep(Contract):
     """One idempotent step of a deployment."""
 
     id: UUID
-    kind: Literal["subscribe", "unsubscribe", "data_source"]
+    kind: Literal["subscribe", "unsubscribe", "data_source", "flows"]
     element_key: str
     status: StepStatus
     attempts: int

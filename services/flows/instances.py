@@ -1,0 +1,294 @@
+"""Answer flow-instance operations: deploy, read (effective flow), customise, upgrade, reset."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+from jsonschema import Draft202012Validator
+
+from libs.common.bus import Bus
+from libs.common.cache import TtlCache
+from libs.common.contracts import connections
+from libs.common.contracts import flows as c
+from libs.common.contracts.base import Context
+from libs.common.db import Conn
+from libs.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from libs.common.outbox import emit
+from services.flows import store
+from services.flows.customization import apply, conflicts
+from services.flows.flows import decode_cursor, encode_cursor
+from services.flows.store import FlowRecord, InstanceRecord
+from services.flows.validation import require_valid
+
+
+def fits(flow: FlowRecord, customer_id: str, integration_key: str) -> bool:
+    """Tell whether a flow's level lets it run on a connection of this customer and app."""
+    if flow.level == "app":
+        return flow.integration_key == integration_key
+    if flow.level == "customer":
+        return flow.customer_id == customer_id and flow.integration_key in (None, integration_key)
+    return True
+
+
+def parameter_problems(
+    schema: dict[str, Any] | None, values: dict[str, Any]
+) -> list[dict[str, str]]:
+    """Check parameter values against the flow's parameters schema."""
+    if not schema:
+        return []
+    return [
+        {
+            "field": ".".join(["customization", "parameters", *map(str, e.absolute_path)]),
+            "message": e.message,
+        }
+        for e in Draft202012Validator(schema).iter_errors(values)
+    ]
+
+
+class FlowInstances:
+    """Flow-instance handlers."""
+
+    def __init__(self, pool: asyncpg.Pool[Any], bus: Bus) -> None:
+        self._pool = pool
+        self._bus = bus
+        # Revisions never change once written: keep the hot ones in memory.
+        self._revisions: TtlCache[tuple[UUID, int], c.FlowDefinition] = TtlCache(20_000, 3600)
+
+    async def _definition(
+        self, conn: Conn, workspace_id: UUID, flow_id: UUID, revision: int
+    ) -> c.FlowDefinition:
+        cached = self._revisions.get((flow_id, revision))
+        if cached is None:
+            found = await store.select_revision(conn, workspace_id, flow_id, revision)
+            assert found is not None
+            cached = found.definition
+            self._revisions.put((flow_id, revision), cached)
+        return cached
+
+    async def _view(self, conn: Conn, record: InstanceRecord, flow: FlowRecord) -> c.FlowInstance:
+        base = await self._definition(
+            conn, record.workspace_id, record.flow_id, record.base_revision
+        )
+        effective, values = apply(base, record.customization)
+        return c.FlowInstance(
+            id=record.id, flow_id=record.flow_id, connection_id=record.connection_id,
+            customer_id=record.customer_id, integration_key=record.integration_key,
+            base_revision=record.base_revision, latest_revision=flow.revision,
+            outdated=record.base_revision < flow.revision, customization=record.customization,
+            flow=effective, parameter_values=values, enabled=record.enabled,
+            archived=record.archived_at is not None, created_at=record.created_at, updated_at=record.updated_at,
+        )  # fmt: skip
+
+    async def _load(
+        self, conn: Conn, ctx: Context, instance_id: UUID
+    ) -> tuple[InstanceRecord, FlowRecord]:
+        workspace_id = ctx.workspace()
+        record = await store.select_instance(conn, workspace_id, instance_id)
+        if record is None or (
+            ctx.principal == "customer" and record.customer_id != ctx.customer_id
+        ):
+            raise NotFound("flow instance not found")
+        if ctx.principal not in ("customer", "admin", "system"):
+            raise Forbidden("this operation needs a token")
+        flow = await store.select_flow(conn, workspace_id, record.flow_id)
+        assert flow is not None
+        return record, flow
+
+    async def get(self, req: c.FlowInstanceGetRequest) -> c.FlowInstance:
+        """Read an instance with its effective flow."""
+        async with self._pool.acquire() as conn:
+            record, flow = await self._load(conn, req.ctx, req.id)
+            return await self._view(conn, record, flow)
+
+    async def list(self, req: c.FlowInstanceListRequest) -> c.FlowInstancePage:
+        """List instances (a customer's own)."""
+        workspace_id = req.ctx.workspace()
+        customer_id = req.customer_id
+        if req.ctx.principal == "customer":
+            if customer_id not in (None, req.ctx.customer_id):
+                return c.FlowInstancePage(items=[], cursor=None)
+            customer_id = req.ctx.customer()
+        else:
+            req.ctx.admin_workspace()
+        after = decode_cursor(req.cursor) if req.cursor else None
+        async with self._pool.acquire() as conn:
+            rows = await store.list_instances(
+                conn, workspace_id, customer_id=customer_id, connection_id=req.connection_id,
+                flow_id=req.flow_id, after=after, limit=req.limit + 1,
+            )  # fmt: skip
+            more = len(rows) > req.limit
+            rows = rows[: req.limit]
+            flows = await store.select_flows(conn, workspace_id, list({r.flow_id for r in rows}))
+            items = [await self._view(conn, r, flows[r.flow_id]) for r in rows]
+        return c.FlowInstancePage(
+            items=items, cursor=encode_cursor(rows[-1].id) if more and rows else None
+        )
+
+    async def create(self, req: c.FlowInstanceCreateRequest) -> c.FlowInstance:
+        """Deploy a flow to a connection by hand (the flow's level must fit the connection)."""
+        workspace_id = req.ctx.admin_workspace()
+        connection = await self._bus.call(
+            connections.CONNECTIONS_GET,
+            connections.ConnectionGetRequest(id=req.connection_id, ctx=req.ctx),
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            flow = await store.select_flow(conn, workspace_id, req.flow_id)
+            if flow is None or flow.archived_at is not None:
+                raise NotFound("flow not found")
+            if not fits(flow, connection.customer_id, connection.integration_key):
+                raise InvalidInput(
+                    f"a {flow.level}-level flow cannot run on this connection",
+                    details=[{"field": "connectionId"}],
+                )
+            record = await self._insert(
+                conn, flow, connection.id, connection.customer_id, connection.integration_key
+            )
+            if record is None:
+                raise Conflict(
+                    "this connection already runs this flow", code="flow_instance_exists"
+                )
+            return await self._view(conn, record, flow)
+
+    async def _insert(
+        self,
+        conn: Conn,
+        flow: FlowRecord,
+        connection_id: UUID,
+        customer_id: str,
+        integration_key: str,
+    ) -> InstanceRecord | None:
+        record = await store.insert_instance(
+            conn,
+            {
+                "id": uuid4(), "workspace_id": flow.workspace_id, "flow_id": flow.id, "connection_id": connection_id,
+                "customer_id": customer_id, "integration_key": integration_key, "base_revision": flow.revision,
+            },
+        )  # fmt: skip
+        if record is not None:
+            await self._event(conn, c.FLOW_INSTANCE_CREATED, record)
+        return record
+
+    async def patch(self, req: c.FlowInstancePatchRequest) -> c.FlowInstance:
+        """Customise and/or switch; customers may only switch and set parameter values."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            record, flow = await self._load(conn, req.ctx, req.id)
+            customization = record.customization
+            if req.customization is not None:
+                if req.ctx.principal == "customer":
+                    if set(req.customization) - {"parameters"}:
+                        raise Forbidden(
+                            "customers may change only parameter values and enabled",
+                            code="customization_forbidden",
+                        )
+                    customization = {
+                        **record.customization,
+                        "parameters": req.customization.get("parameters"),
+                    }
+                    if customization["parameters"] is None:
+                        del customization["parameters"]
+                else:
+                    customization = req.customization
+            enabled = record.enabled if req.enabled is None else req.enabled
+            base = await self._definition(
+                conn, record.workspace_id, record.flow_id, record.base_revision
+            )
+            self._check(base, customization)
+            updated = await store.update_instance(
+                conn, record, customization, enabled, record.base_revision
+            )
+            await self._event(conn, c.FLOW_INSTANCE_UPDATED, updated)
+            return await self._view(conn, updated, flow)
+
+    def _check(self, base: c.FlowDefinition, customization: dict[str, Any]) -> None:
+        """Refuse a customisation whose effective flow or parameter values do not validate."""
+        if not isinstance(customization.get("nodes", {}), dict | None):
+            raise InvalidInput(
+                "customization.nodes must be an object", details=[{"field": "customization.nodes"}]
+            )
+        try:
+            effective, values = apply(base, customization)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(
+                f"the customisation does not apply: {exc}", details=[{"field": "customization"}]
+            ) from exc
+        require_valid(effective, prefix="flow.")
+        problems = parameter_problems(base.parameters, values)
+        if problems:
+            raise InvalidInput(
+                f"{problems[0]['field']}: {problems[0]['message']}", details=problems
+            )
+
+    async def upgrade(self, req: c.FlowInstanceUpgradeRequest) -> c.FlowInstance:
+        """Carry the customisation onto the newest revision, or refuse listing the conflicts."""
+        req.ctx.admin_workspace()
+        async with self._pool.acquire() as conn, conn.transaction():
+            record, flow = await self._load(conn, req.ctx, req.id)
+            if record.base_revision == flow.revision:
+                return await self._view(conn, record, flow)
+            old = await self._definition(
+                conn, record.workspace_id, record.flow_id, record.base_revision
+            )
+            new = await self._definition(conn, record.workspace_id, record.flow_id, flow.revision)
+            found = conflicts(old, new, record.customization)
+            if not found:
+                try:
+                    self._check(new, record.customization)
+                except InvalidInput as exc:
+                    found = [
+                        {"path": d.get("field", ""), "reason": d.get("message", "")}
+                        for d in exc.details or []
+                    ]
+            if found:
+                raise Conflict(
+                    f"the customisation conflicts with revision {flow.revision} at {found[0]['path']}",
+                    code="upgrade_conflict", details=found,
+                )  # fmt: skip
+            updated = await store.update_instance(
+                conn, record, record.customization, record.enabled, flow.revision
+            )
+            await self._event(conn, c.FLOW_INSTANCE_UPDATED, updated)
+            return await self._view(conn, updated, flow)
+
+    async def reset(self, req: c.FlowInstanceResetRequest) -> c.FlowInstance:
+        """Drop the customisation."""
+        req.ctx.admin_workspace()
+        async with self._pool.acquire() as conn, conn.transaction():
+            record, flow = await self._load(conn, req.ctx, req.id)
+            updated = await store.update_instance(
+                conn, record, {}, record.enabled, record.base_revision
+            )
+            await self._event(conn, c.FLOW_INSTANCE_UPDATED, updated)
+            return await self._view(conn, updated, flow)
+
+    async def ensure(self, req: c.EnsureInstancesRequest) -> c.EnsureInstancesReply:
+        """Create the connection's autoDeploy flow instances (or archive them all); idempotent."""
+        req.ctx.require_system()
+        workspace_id = req.ctx.workspace()
+        created = archived = 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            if req.archive:
+                for record in await store.archive_instances(conn, workspace_id, req.connection_id):
+                    await self._event(conn, c.FLOW_INSTANCE_ARCHIVED, record)
+                    archived += 1
+            else:
+                for flow in await store.auto_flows(
+                    conn, workspace_id, req.integration_key, req.customer_id
+                ):
+                    if await self._insert(
+                        conn, flow, req.connection_id, req.customer_id, req.integration_key
+                    ):
+                        created += 1
+            total = await store.count_connection_instances(conn, workspace_id, req.connection_id)
+        return c.EnsureInstancesReply(created=created, archived=archived, total=total)
+
+    async def _event(self, conn: Conn, kind: Any, record: InstanceRecord) -> None:
+        await emit(
+            conn,
+            kind,
+            c.FlowInstanceEvent(
+                workspace_id=record.workspace_id, flow_instance_id=record.id, flow_id=record.flow_id,
+                connection_id=record.connection_id, customer_id=record.customer_id,
+            ),
+        )  # fmt: skip
