@@ -44,7 +44,7 @@ def apply(
 
 def leaves(patch: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
     """Return (path, value) for every value a merge patch sets or deletes."""
-    if isinstance(patch, dict) and patch:
+    if isinstance(patch, dict):  # an empty object changes nothing: no leaves
         return [leaf for k, v in patch.items() for leaf in leaves(v, (*prefix, str(k)))]
     return [(prefix, patch)]
 
