@@ -161,7 +161,7 @@ async def test_flow_delete_or_archive(crm: Crm) -> None:
     assert status == 201
     status, kept = await crm.request("DELETE", f"/flows/{used['id']}")
     assert (status, kept) == (200, {"deleted": False, "archived": True})
-    status, error = await crm.request("PATCH", f"/flows/{used['id']}", {"revision": 1, "name": "x"})
+    status, _ = await crm.request("PATCH", f"/flows/{used['id']}", {"revision": 1, "name": "x"})
     assert status == 409
 
 
