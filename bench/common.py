@@ -121,6 +121,7 @@ async def load(
     method: str = "GET",
     body: bytes | None = None,
     ok: int = 200,
+    urls: Iterator[str] | None = None,
 ) -> Result:
     """Send GET ``url`` from ``concurrency`` workers for ``seconds``; return the figures.
 
@@ -137,7 +138,8 @@ async def load(
             while time.perf_counter() < stop_at:
                 started = time.perf_counter()
                 extra = next(per_request) if per_request is not None else None
-                async with http.request(method, url, headers=extra, data=body) as resp:
+                target = next(urls) if urls is not None else url
+                async with http.request(method, target, headers=extra, data=body) as resp:
                     await resp.read()
                     if resp.status != ok:
                         errors += 1

@@ -117,7 +117,13 @@ async def create_pool(
             min_size=min(min_size, max_size),
             max_size=max_size,
             init=_init_connection,
-            server_settings={"search_path": schema, "application_name": f"tether-{schema}"},
+            server_settings={
+                "search_path": schema,
+                "application_name": f"tether-{schema}",
+                # Our list queries take optional filters ($n IS NULL OR col = $n): a generic
+                # plan cannot use the index for them, so always plan with the real values.
+                "plan_cache_mode": "force_custom_plan",
+            },
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise Unavailable("cannot reach PostgreSQL") from exc

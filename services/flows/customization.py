@@ -9,7 +9,7 @@ touches must still exist. Otherwise the upgrade is refused with the list of conf
 
 from __future__ import annotations
 
-import copy
+import json
 from typing import Any
 
 import json_merge_patch
@@ -31,15 +31,18 @@ def apply(
     definition: c.FlowDefinition, customization: dict[str, Any]
 ) -> tuple[c.FlowDefinition, dict[str, Any]]:
     """Return the effective definition and parameter values (inputs untouched)."""
-    merged = json_merge_patch.merge(
-        copy.deepcopy(document(definition)), copy.deepcopy(customization)
-    )
+    merged = json_merge_patch.merge(document(definition), _copy(customization))
     nodes = merged.get("nodes") if isinstance(merged, dict) else None
     params = merged.get("parameters") if isinstance(merged, dict) else None
     effective = definition.model_copy(
         update={"nodes": {k: c.Node.model_validate(v) for k, v in (nodes or {}).items()}}
     )
     return effective, params if isinstance(params, dict) else {}
+
+
+def _copy(value: Any) -> Any:
+    """Copy JSON data (a JSON round trip is several times faster than copy.deepcopy)."""
+    return json.loads(json.dumps(value))
 
 
 def leaves(patch: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -55,6 +56,9 @@ class FlowInstances:
         self._bus = bus
         # Revisions never change once written: keep the hot ones in memory.
         self._revisions: TtlCache[tuple[UUID, int], c.FlowDefinition] = TtlCache(20_000, 3600)
+        self._effective: TtlCache[
+            tuple[UUID, int, str], tuple[c.FlowDefinition, dict[str, Any]]
+        ] = TtlCache(20_000, 3600)
 
     async def _definition(
         self, conn: Conn, workspace_id: UUID, flow_id: UUID, revision: int
@@ -68,10 +72,20 @@ class FlowInstances:
         return cached
 
     async def _view(self, conn: Conn, record: InstanceRecord, flow: FlowRecord) -> c.FlowInstance:
-        base = await self._definition(
-            conn, record.workspace_id, record.flow_id, record.base_revision
+        # Many instances share a customisation (most share none): compute each effective flow once.
+        key = (
+            record.flow_id,
+            record.base_revision,
+            json.dumps(record.customization, sort_keys=True),
         )
-        effective, values = apply(base, record.customization)
+        found = self._effective.get(key)
+        if found is None:
+            base = await self._definition(
+                conn, record.workspace_id, record.flow_id, record.base_revision
+            )
+            found = apply(base, record.customization)
+            self._effective.put(key, found)
+        effective, values = found
         return c.FlowInstance(
             id=record.id, flow_id=record.flow_id, connection_id=record.connection_id,
             customer_id=record.customer_id, integration_key=record.integration_key,

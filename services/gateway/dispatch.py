@@ -66,8 +66,13 @@ PRIVATE_HEADERS = frozenset(
 )  # fmt: skip
 
 
-async def _call(request: web.Request, route: Route, fields: dict[str, Any]) -> Any:
-    """Validate ``fields`` into the route's request (with the caller's context) and call."""
+async def _call(
+    request: web.Request, route: Route, fields: dict[str, Any], *, raw: bool = False
+) -> Any:
+    """Validate ``fields`` into the route's request (with the caller's context) and call.
+
+    ``raw`` returns the reply's JSON bytes as the service wrote them (passed through).
+    """
     ctx = await request.app[AUTHENTICATOR].context(request, route.auth.value, request[REQUEST_ID])
     if "ctx" in fields:
         raise InvalidInput("ctx is not a field you can set", details=[{"field": "ctx"}])
@@ -79,6 +84,8 @@ async def _call(request: web.Request, route: Route, fields: dict[str, Any]) -> A
     except ValidationError as exc:
         raise invalid_from_validation(exc) from exc
     bus: Bus = request.app[BUS]
+    if raw:
+        return await bus.call_raw(route.op, payload)
     return await bus.call(route.op, payload)
 
 
@@ -157,11 +164,9 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response
 
     async def handle(request: web.Request) -> web.Response:
         fields = await read_json_object(request) if route.takes_body else _query(request)
-        reply = await _call(request, route, fields)
+        body = await _call(request, route, fields, raw=True)
         if route.status == 204:
             return web.Response(status=204)
-        return web.Response(
-            text=reply.model_dump_json(), status=route.status, content_type="application/json"
-        )
+        return web.Response(body=body, status=route.status, content_type="application/json")
 
     return handle
