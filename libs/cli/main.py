@@ -100,6 +100,16 @@ def cmd_token(args: argparse.Namespace, settings: StackSettings) -> int:
     return 0
 
 
+def cmd_console(_: argparse.Namespace, settings: StackSettings) -> int:
+    """Print a fresh one-time console sign-in link for the running stack."""
+    state = read_state(settings.home.resolve())
+    if not state.running or not state.workspace_key or not state.nats_url:
+        raise SystemExit("No running stack; start one with `make run`.")
+    code = asyncio.run(ops.console_code(state.nats_url, state.workspace_key))
+    print(f"{state.gateway_url}/console/#code={code.code}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser."""
     p = argparse.ArgumentParser(prog="tether", description="Run and operate Tether.")
@@ -111,6 +121,9 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON for scripts")
     status.set_defaults(fn=cmd_status)
     sub.add_parser("migrate", help="apply every service's migrations").set_defaults(fn=cmd_migrate)
+    sub.add_parser("console", help="print a one-time console sign-in link").set_defaults(
+        fn=cmd_console
+    )
     serve = sub.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=[*SERVICES, "gateway"])
     serve.set_defaults(fn=cmd_serve)

@@ -51,6 +51,7 @@ class Bootstrap:
     workspace_key: str
     admin_token: str
     customer_token: str
+    console_code: str
 
 
 async def bootstrap(nats_url: str, key: str | None, customer_id: str) -> Bootstrap:
@@ -85,6 +86,22 @@ async def bootstrap(nats_url: str, key: str | None, customer_id: str) -> Bootstr
                 ctx=SYSTEM,
             ),
         )
-        return Bootstrap(key, admin.token, customer.token)
+        code = await bus.call(
+            identity.CONSOLE_CODE_CREATE,
+            identity.ConsoleCodeCreateRequest(workspace_key=key, ctx=SYSTEM),
+        )
+        return Bootstrap(key, admin.token, customer.token, code.code)
+    finally:
+        await nc.close()
+
+
+async def console_code(nats_url: str, workspace_key: str) -> identity.ConsoleCode:
+    """Make a one-time console sign-in code."""
+    nc = await connect(nats_url, "tether-cli")
+    try:
+        return await Bus(nc).call(
+            identity.CONSOLE_CODE_CREATE,
+            identity.ConsoleCodeCreateRequest(workspace_key=workspace_key, ctx=SYSTEM),
+        )
     finally:
         await nc.close()

@@ -191,6 +191,7 @@ def start(settings: StackSettings) -> tuple[Stack, StackState]:
         admin_token=boot.admin_token,
         customer_token=boot.customer_token,
         customer_id=TEST_CUSTOMER_ID,
+        console_url=f"{gateway_url}/console/#code={boot.console_code}",
         processes=_processes(stack),
     )
     return stack, state
@@ -236,6 +237,7 @@ def _print_summary(state: StackState, home: Path) -> None:
     _say(f"  workspace key   {state.workspace_key}")
     _say(f"  admin token     {state.admin_token}")
     _say(f"  customer token  {state.customer_token}   (customer id {state.customer_id})")
+    _say(f"  console         {state.console_url}   (works once; `tether console` makes another)")
     _say(f"  logs            {home / 'logs'}")
     _say("")
     _say("Try it:")

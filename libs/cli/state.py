@@ -39,6 +39,7 @@ class StackState(BaseModel):
     admin_token: str | None = None
     customer_token: str | None = None
     customer_id: str | None = None
+    console_url: str | None = None
     processes: dict[str, ProcessState] = {}
 
 

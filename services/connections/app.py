@@ -43,6 +43,7 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     integrations, connect, connections = app[INTEGRATIONS], app[CONNECT], app[CONNECTIONS]
     return [
         ping_endpoint(NAME, app),
+        endpoint(c.TEMPLATES_LIST, integrations.templates),
         endpoint(c.INTEGRATIONS_LIST, integrations.list),
         endpoint(c.INTEGRATIONS_CREATE, integrations.create),
         endpoint(c.INTEGRATIONS_GET, integrations.get),

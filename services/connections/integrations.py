@@ -35,6 +35,16 @@ class Integrations:
         self._keyring = keyring
         self._templates = templates
 
+    async def templates(self, req: c.TemplateListRequest) -> c.TemplatePage:
+        """List the provider catalogue."""
+        req.ctx.workspace()
+        return c.TemplatePage(
+            items=[
+                c.Template(key=key, name=t["name"], auth_type=t["auth"]["type"])
+                for key, t in sorted(self._templates.items())
+            ]
+        )
+
     async def list(self, req: c.IntegrationListRequest) -> c.IntegrationPage:
         """List integrations (admins and customers; never secrets)."""
         workspace_id = req.ctx.workspace()

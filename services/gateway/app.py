@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -72,6 +73,38 @@ async def service_ping(request: web.Request) -> web.Response:
     return web.Response(text=reply.model_dump_json(), content_type="application/json")
 
 
+CONSOLE_DIR = Path(__file__).parent / "console"
+CONSOLE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+async def console_index(_: web.Request) -> web.StreamResponse:
+    """Serve the console's page (a static client of the public API)."""
+    return web.FileResponse(
+        CONSOLE_DIR / "index.html", headers={**CONSOLE_HEADERS, "Cache-Control": "no-cache"}
+    )
+
+
+async def console_redirect(_: web.Request) -> web.Response:
+    """Send /console to /console/."""
+    raise web.HTTPFound("/console/")
+
+
+@web.middleware
+async def console_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Add the console's security headers to its static files."""
+    response: web.StreamResponse = await handler(request)
+    if request.path.startswith("/console/static/"):
+        response.headers.update(CONSOLE_HEADERS)
+    return response
+
+
 async def auth_context(app: web.Application) -> AsyncIterator[None]:
     """Create the authenticator (with its token cache) once the bus is up."""
     settings = app[SETTINGS]
@@ -95,7 +128,8 @@ async def auth_context(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: GatewayConfig, routes: tuple[Route, ...] = ROUTES) -> web.Application:
     """Build the gateway application serving ``routes``."""
     app = web.Application(
-        middlewares=[request_middleware], client_max_size=config.http.max_body_bytes
+        middlewares=[request_middleware, console_headers],
+        client_max_size=config.http.max_body_bytes,
     )
     app[SETTINGS] = config.http
     app[OPENAPI] = build_openapi(routes)
@@ -105,6 +139,12 @@ def create_app(config: GatewayConfig, routes: tuple[Route, ...] = ROUTES) -> web
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/system/ping", system_ping)
     app.router.add_get("/system/ping/{service}", service_ping)
+    app.router.add_get("/console", console_redirect)
+    app.router.add_get("/console/", console_index)
+    if CONSOLE_DIR.is_dir():
+        app.router.add_static(
+            "/console/static/", CONSOLE_DIR, show_index=False, follow_symlinks=False
+        )
     for route in routes:
         app.router.add_route(route.method, route.path, make_handler(route))
     return app

@@ -82,6 +82,7 @@ def _element_routes(base: str, *ops: Operation[Any, Any]) -> tuple[Route, ...]:
 
 
 ROUTES: tuple[Route, ...] = (
+    Route("POST", "/console/session", identity.CONSOLE_SESSION, Auth.PUBLIC, "console"),
     Route("GET", "/workspace", identity.WORKSPACE_GET, Auth.ADMIN, "workspace"),
     Route("PATCH", "/workspace", identity.WORKSPACE_UPDATE, Auth.ADMIN, "workspace"),
     Route("POST", "/workspace/secret/rotate", identity.SECRET_ROTATE, Auth.ADMIN, "workspace"),
@@ -94,6 +95,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     *_customer_routes("/customers", "customers"),
     *_customer_routes("/users", "users"),
+    Route("GET", "/integration-templates", connections.TEMPLATES_LIST, Auth.ANY, "integrations"),
     Route("GET", "/integrations", connections.INTEGRATIONS_LIST, Auth.ANY, "integrations"),
     Route(
         "POST",

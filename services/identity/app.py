@@ -14,6 +14,7 @@ from libs.common.contracts import identity as c
 from libs.common.crypto import Keyring
 from libs.common.runtime import BUS, POOL, ping_endpoint, standard_contexts, subscribe_events
 from services.identity.access import Access
+from services.identity.console import Console
 from services.identity.customers import Customers
 from services.identity.directory import WorkspaceDirectory
 from services.identity.keys import CUSTOMERS, DIRECTORY, KEYRING, SETTINGS
@@ -29,6 +30,7 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     customers = app[CUSTOMERS]
     workspaces = Workspaces(app[POOL], app[KEYRING], app[DIRECTORY], customers)
     access = Access(app[DIRECTORY], customers)
+    console = Console(app[POOL], app[DIRECTORY])
     return [
         ping_endpoint(NAME, app),
         endpoint(c.WORKSPACE_CREATE, workspaces.create),
@@ -47,6 +49,8 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
         endpoint(c.CUSTOMERS_PUT, customers.put),
         endpoint(c.CUSTOMERS_ARCHIVE, customers.archive),
         endpoint(c.CUSTOMERS_RESTORE, customers.restore),
+        endpoint(c.CONSOLE_CODE_CREATE, console.create_code),
+        endpoint(c.CONSOLE_SESSION, console.session),
     ]
 
 

@@ -257,3 +257,29 @@ async def list_customers(
         LIST_CUSTOMERS_SQL, workspace_id, pattern, after, include_archived, limit
     )
     return [_customer(r) for r in rows]
+
+
+# --- console codes ----------------------------------------------------------------------
+
+INSERT_CONSOLE_CODE_SQL = """
+INSERT INTO console_codes (code_hash, workspace_id, expires_at) VALUES ($1, $2, $3)
+"""
+# The code is the caller's only credential: its hash names the workspace.
+USE_CONSOLE_CODE_SQL = """
+UPDATE console_codes SET used_at = now()
+WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()
+RETURNING workspace_id
+"""
+
+
+async def insert_console_code(
+    conn: Conn, code_hash: bytes, workspace_id: UUID, expires_at: datetime
+) -> None:
+    """Store a one-time console code (hashed)."""
+    await conn.execute(INSERT_CONSOLE_CODE_SQL, code_hash, workspace_id, expires_at)
+
+
+async def use_console_code(conn: Conn, code_hash: bytes) -> UUID | None:
+    """Spend a console code; return its workspace, or None when unknown, used or expired."""
+    workspace_id: UUID | None = await conn.fetchval(USE_CONSOLE_CODE_SQL, code_hash)
+    return workspace_id

@@ -346,6 +346,30 @@ class ProxyReply(Reply):
     body: str = Field(description="Base64 of the response body")
 
 
+class TemplateListRequest(Request):
+    """List the provider catalogue."""
+
+
+class Template(Contract):
+    """A provider template: create an integration with it and a client id and secret."""
+
+    key: str
+    name: str
+    auth_type: str
+
+
+class TemplatePage(Reply):
+    """The catalogue."""
+
+    items: list[Template]
+
+
+TEMPLATES_LIST = Operation(
+    "tether.connections.integrations.templates",
+    TemplateListRequest,
+    TemplatePage,
+    "List provider templates",
+)
 INTEGRATIONS_LIST = Operation(
     "tether.connections.integrations.list",
     IntegrationListRequest,
@@ -443,6 +467,7 @@ CONNECTION_ARCHIVED = EventType("tether.evt.connections.connection.archived", Co
 
 OPERATIONS = (
     PING,
+    TEMPLATES_LIST,
     INTEGRATIONS_LIST,
     INTEGRATIONS_CREATE,
     INTEGRATIONS_GET,

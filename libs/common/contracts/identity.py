@@ -331,6 +331,46 @@ TEST_CUSTOMER_TOKEN = Operation(
     "Mint a one-hour token for the test customer",
 )
 
+# --- console sign-in --------------------------------------------------------------------
+
+
+class ConsoleCodeCreateRequest(Request):
+    """Make a one-time console sign-in code for a workspace (operators only)."""
+
+    workspace_key: str
+    ttl: int = Field(default=600, ge=30, le=3600)
+
+
+class ConsoleCode(Reply):
+    """A one-time code: it signs one browser in once, before it expires."""
+
+    code: str
+    expires_at: datetime
+
+
+class ConsoleSessionRequest(Request):
+    """Exchange a one-time console code for an admin session token."""
+
+    code: str = Field(min_length=16, max_length=128)
+
+
+class ConsoleSession(Reply):
+    """An admin token for the console's session."""
+
+    token: str
+    expires_at: datetime
+
+
+CONSOLE_CODE_CREATE = Operation(
+    "tether.identity.console.create_code",
+    ConsoleCodeCreateRequest,
+    ConsoleCode,
+    "Make a console code",
+)
+CONSOLE_SESSION = Operation(
+    "tether.identity.console.session", ConsoleSessionRequest, ConsoleSession, "Sign the console in"
+)
+
 # --- events -----------------------------------------------------------------------------
 
 
@@ -372,6 +412,8 @@ OPERATIONS = (
     CUSTOMERS_PUT,
     CUSTOMERS_ARCHIVE,
     CUSTOMERS_RESTORE,
+    CONSOLE_CODE_CREATE,
+    CONSOLE_SESSION,
 )
 EVENTS = (
     WORKSPACE_CREATED,
