@@ -101,14 +101,20 @@ def database_context(settings: DatabaseSettings, schema: str, migrations: Path) 
     return ctx
 
 
-def background(name: str, run: Callable[[web.Application], Awaitable[None]]) -> CleanupContext:
-    """Run ``run(app)`` as a task for the app's lifetime; cancel and await it on exit."""
+Work = Callable[[], Awaitable[None]]
+
+
+def background_tasks(jobs: Callable[[web.Application], dict[str, Work]]) -> CleanupContext:
+    """Run each named job as a task for the app's lifetime; cancel and await them on exit.
+
+    A job that crashes is logged and restarted after a pause rather than left dead.
+    """
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        async def guarded() -> None:
+        async def guarded(name: str, run: Work) -> None:
             while True:
                 try:
-                    await run(app)
+                    await run()
                     return
                 except asyncio.CancelledError:
                     raise
@@ -116,13 +122,22 @@ def background(name: str, run: Callable[[web.Application], Awaitable[None]]) -> 
                     log.exception("background_task_crashed", task=name)
                     await asyncio.sleep(1.0)  # restart after a pause rather than spin
 
-        task = asyncio.create_task(guarded(), name=name)
+        tasks = [
+            asyncio.create_task(guarded(name, run), name=name) for name, run in jobs(app).items()
+        ]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     return ctx
+
+
+def background(name: str, run: Callable[[web.Application], Awaitable[None]]) -> CleanupContext:
+    """Run ``run(app)`` as one background task (see :func:`background_tasks`)."""
+    return background_tasks(lambda app: {name: lambda: run(app)})
 
 
 def outbox_relay_context(schema: str, settings: RuntimeSettings) -> CleanupContext:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from aiohttp import web
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import connections as c
 from libs.common.crypto import Keyring
-from libs.common.runtime import POOL, ping_endpoint, standard_contexts
+from libs.common.runtime import POOL, Work, background_tasks, ping_endpoint, standard_contexts
 from services.connections.connect import Connect
 from services.connections.connections import Connections
 from services.connections.establish import Connector
@@ -82,23 +80,16 @@ async def domain_context(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def workers_context(app: web.Application) -> AsyncIterator[None]:
-    """Run the background refresh and check workers; cancel them on exit."""
-    options = app[SETTINGS].options
-    tasks = [
-        asyncio.create_task(refresh_worker(app[POOL], app[REFRESHER], options), name=f"refresh-{i}")
+def workers(app: web.Application) -> dict[str, Work]:
+    """Return the background jobs: renewing due tokens, checking tokens without an expiry."""
+    options, pool = app[SETTINGS].options, app[POOL]
+    jobs: dict[str, Work] = {
+        f"refresh-{i}": lambda: refresh_worker(pool, app[REFRESHER], options)
         for i in range(options.refresh_workers)
-    ]
+    }
     if options.refresh_workers:
-        tasks.append(
-            asyncio.create_task(check_worker(app[POOL], app[CONNECTIONS], options), name="check")
-        )
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        jobs["check"] = lambda: check_worker(pool, app[CONNECTIONS], options)
+    return jobs
 
 
 def create_app(settings: ConnectionsSettings) -> web.Application:
@@ -112,6 +103,6 @@ def create_app(settings: ConnectionsSettings) -> web.Application:
         settings=settings.service,
         migrations=MIGRATIONS,
         endpoints=endpoints,
-        workers=[domain_context, workers_context],
+        workers=[domain_context, background_tasks(workers)],
     )
     return app

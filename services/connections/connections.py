@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -15,6 +13,7 @@ from libs.common.contracts import connections as c
 from libs.common.contracts.base import Context
 from libs.common.crypto import Keyring
 from libs.common.errors import InvalidInput, NotFound
+from libs.common.paging import decode_uuid_cursor, encode_cursor
 from services.connections import store
 from services.connections.credentials import form_problems, unseal
 from services.connections.establish import Connector
@@ -22,19 +21,6 @@ from services.connections.probe import TestOutcome, run_test
 from services.connections.refresh import Refresher, emit_change
 from services.connections.settings import ConnectionsOptions
 from services.connections.store import ConnectionRecord, IntegrationRecord
-
-
-def encode_cursor(last: UUID) -> str:
-    """Return an opaque cursor after ``last``."""
-    return base64.urlsafe_b64encode(last.bytes).decode()
-
-
-def decode_cursor(cursor: str) -> UUID:
-    """Return the id a cursor points after; refuse a cursor we did not make."""
-    try:
-        return UUID(bytes=base64.b64decode(cursor.encode(), altchars=b"-_", validate=True))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
 
 
 class Connections:
@@ -77,7 +63,7 @@ class Connections:
             customer_id = req.ctx.customer()
         else:
             req.ctx.admin_workspace()
-        after = decode_cursor(req.cursor) if req.cursor else None
+        after = decode_uuid_cursor(req.cursor) if req.cursor else None
         async with self._pool.acquire() as conn:
             rows = await store.list_connections(
                 conn, workspace_id, customer_id=customer_id, integration_key=req.integration_key,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -15,22 +13,10 @@ from libs.common.contracts import flows as c
 from libs.common.contracts.base import Context
 from libs.common.errors import Conflict, InvalidInput, NotFound
 from libs.common.outbox import emit
+from libs.common.paging import decode_uuid_cursor, encode_cursor
 from services.flows import store
 from services.flows.store import FlowRecord
 from services.flows.validation import require_valid
-
-
-def encode_cursor(last: UUID) -> str:
-    """Return an opaque cursor after ``last``."""
-    return base64.urlsafe_b64encode(last.bytes).decode()
-
-
-def decode_cursor(cursor: str) -> UUID:
-    """Return the id a cursor points after; refuse one we did not make."""
-    try:
-        return UUID(bytes=base64.b64decode(cursor.encode(), altchars=b"-_", validate=True))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
 
 
 def _invalid(field: str, message: str) -> InvalidInput:
@@ -225,7 +211,7 @@ class Flows:
     async def list(self, req: c.FlowListRequest) -> c.FlowPage:
         """List flows by id."""
         workspace_id = req.ctx.admin_workspace()
-        after = decode_cursor(req.cursor) if req.cursor else None
+        after = decode_uuid_cursor(req.cursor) if req.cursor else None
         async with self._pool.acquire() as conn:
             rows = await store.list_flows(
                 conn, workspace_id, level=req.level, integration_key=req.integration_key,

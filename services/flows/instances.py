@@ -17,9 +17,9 @@ from libs.common.contracts.base import Context
 from libs.common.db import Conn
 from libs.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from libs.common.outbox import emit
+from libs.common.paging import decode_uuid_cursor, encode_cursor
 from services.flows import store
 from services.flows.customization import apply, conflicts
-from services.flows.flows import decode_cursor, encode_cursor
 from services.flows.store import FlowRecord, InstanceRecord
 from services.flows.validation import require_valid
 
@@ -126,7 +126,7 @@ class FlowInstances:
             customer_id = req.ctx.customer()
         else:
             req.ctx.admin_workspace()
-        after = decode_cursor(req.cursor) if req.cursor else None
+        after = decode_uuid_cursor(req.cursor) if req.cursor else None
         async with self._pool.acquire() as conn:
             rows = await store.list_instances(
                 conn, workspace_id, customer_id=customer_id, connection_id=req.connection_id,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 from uuid import UUID
 
@@ -13,25 +11,13 @@ from libs.common.cache import TtlCache
 from libs.common.contracts import identity as c
 from libs.common.contracts.base import Context
 from libs.common.db import Conn
-from libs.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from libs.common.errors import Conflict, Forbidden, NotFound
 from libs.common.outbox import emit
+from libs.common.paging import decode_cursor, encode_cursor
 from services.identity import store
 from services.identity.fields import field_errors, require_valid
 from services.identity.store import CustomerRecord
 from services.identity.tokens import Claims
-
-
-def encode_cursor(last_id: str) -> str:
-    """Return an opaque cursor after ``last_id``."""
-    return base64.urlsafe_b64encode(last_id.encode()).decode()
-
-
-def decode_cursor(cursor: str) -> str:
-    """Return the id a cursor points after; refuse a cursor we did not make."""
-    try:
-        return base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
 
 
 def _changes(before: CustomerRecord, after: CustomerRecord) -> list[str]:
@@ -127,7 +113,7 @@ class Customers:
     async def list(self, req: c.CustomerListRequest) -> c.CustomerPage:
         """List the workspace's customers, ordered by id."""
         workspace_id = req.ctx.admin_workspace()
-        after = decode_cursor(req.cursor) if req.cursor else None
+        after = decode_cursor(req.cursor)[0] if req.cursor else None
         async with self._pool.acquire() as conn:
             rows = await store.list_customers(
                 conn,

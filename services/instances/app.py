@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import instances as c
 from libs.common.crypto import Keyring
 from libs.common.outbox import EventConsumer
-from libs.common.runtime import BUS, POOL, ping_endpoint, standard_contexts
+from libs.common.runtime import BUS, POOL, Work, background_tasks, ping_endpoint, standard_contexts
 from services.instances.appclient import AppClient
 from services.instances.consumers import DURABLE, EVENTS, on_connection_event
 from services.instances.deployments import Deployments
@@ -69,21 +67,14 @@ async def domain_context(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def workers_context(app: web.Application) -> AsyncIterator[None]:
-    """Run the deployment workers and the connection-events consumer; cancel them on exit."""
-    options = app[SETTINGS].options
+def workers(app: web.Application) -> dict[str, Work]:
+    """Return the background jobs: the connection-events consumer and the deployment workers."""
     consumer = EventConsumer(app[POOL], app[BUS].js, DURABLE, EVENTS, on_connection_event)
-    tasks = [asyncio.create_task(consumer.run(), name="connection-events")]
-    tasks += [
-        asyncio.create_task(app[ENGINE].work(), name=f"deploy-{i}")
-        for i in range(options.deploy_workers)
-    ]
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    jobs: dict[str, Work] = {"connection-events": consumer.run}
+    jobs.update(
+        {f"deploy-{i}": app[ENGINE].work for i in range(app[SETTINGS].options.deploy_workers)}
+    )
+    return jobs
 
 
 def create_app(settings: InstancesSettings) -> web.Application:
@@ -97,6 +88,6 @@ def create_app(settings: InstancesSettings) -> web.Application:
         settings=settings.service,
         migrations=MIGRATIONS,
         endpoints=endpoints,
-        workers=[domain_context, workers_context],
+        workers=[domain_context, background_tasks(workers)],
     )
     return app

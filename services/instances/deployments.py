@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -15,27 +13,19 @@ from libs.common.contracts import connections
 from libs.common.contracts import instances as c
 from libs.common.contracts.base import Context
 from libs.common.errors import Conflict, InvalidInput, NotFound
+from libs.common.paging import decode_cursor, encode_cursor
 from services.instances import planner, store
 from services.instances.appclient import StepFailure
 from services.instances.steps import StepRunner
 from services.instances.store import DeploymentRecord, KnownConnection
 
 
-def encode_cursor(record: DeploymentRecord) -> str:
-    """Return an opaque cursor after ``record`` (newest-first order)."""
-    return base64.urlsafe_b64encode(
-        f"{record.created_at.isoformat()}|{record.id}".encode()
-    ).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    """Return the position a cursor points after; refuse one we did not make."""
+def _position(cursor: str) -> tuple[datetime, UUID]:
+    """Return the (created_at, id) a deployments cursor points after."""
+    at, last = decode_cursor(cursor, 2)
     try:
-        at, _, last = (
-            base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode().partition("|")
-        )
         return datetime.fromisoformat(at), UUID(last)
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
 
 
@@ -101,7 +91,7 @@ class Deployments:
         """List deployments newest first, with their aggregate progress."""
         workspace_id = req.ctx.workspace()
         scope = _customer_scope(req.ctx)
-        before = decode_cursor(req.cursor) if req.cursor else None
+        before = _position(req.cursor) if req.cursor else None
         async with self._pool.acquire() as conn:
             rows = await store.list_deployments(
                 conn, workspace_id, connection_id=req.connection_id, integration_key=req.integration_key,
@@ -114,7 +104,9 @@ class Deployments:
             items=items,
             steps_total=sum(r.steps_total for r in rows),
             steps_done=sum(r.steps_done for r in rows),
-            cursor=encode_cursor(rows[-1]) if more and rows else None,
+            cursor=encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id)
+            if more and rows
+            else None,
         )
 
     async def _view(

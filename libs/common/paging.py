@@ -1,0 +1,35 @@
+"""Opaque keyset cursors: what a page ended at, encoded so clients cannot depend on it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from uuid import UUID
+
+from libs.common.errors import InvalidInput
+
+
+def encode_cursor(*parts: object) -> str:
+    """Return an opaque cursor for the position after a page's last item."""
+    return base64.urlsafe_b64encode("\x1f".join(str(p) for p in parts).encode()).decode()
+
+
+def decode_cursor(cursor: str, count: int = 1) -> list[str]:
+    """Return the ``count`` parts of a cursor we made; refuse anything else (422 on ``cursor``)."""
+    try:
+        parts = (
+            base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode().split("\x1f")
+        )
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
+    if len(parts) != count or not all(parts):
+        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}])
+    return parts
+
+
+def decode_uuid_cursor(cursor: str) -> UUID:
+    """Return the id a one-part cursor points after, when ids are UUIDs."""
+    try:
+        return UUID(decode_cursor(cursor)[0])
+    except ValueError as exc:
+        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc

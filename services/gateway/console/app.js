@@ -1,0 +1,354 @@
+// The console's shell: sign-in, header and navigation, and the hash router.
+
+import { get, isAbort, onUnauthorized, post, session } from "./api.js";
+import { errorBox, field, h, loading, mount } from "./dom.js";
+
+const NAV = [
+  ["settings", "Settings"],
+  ["customers", "Customers"],
+  ["integrations", "Integrations"],
+  ["connections", "Connections"],
+  ["deployments", "Deployments"],
+  ["flows", "Flows"],
+];
+
+// segments[0] → page module; `max` is how many path segments the page takes.
+const PAGES = {
+  settings: { module: "./page-settings.js", nav: "settings", title: "Settings", max: 2 },
+  customers: { module: "./page-customers.js", nav: "customers", title: "Customers", max: 1 },
+  users: { module: "./page-customers.js", nav: "customers", title: "Customers", max: 1 },
+  customer: { module: "./page-customer.js", nav: "customers", title: "Customer", max: 2 },
+  integrations: { module: "./page-integrations.js", nav: "integrations", title: "Integrations", max: 2 },
+  connections: { module: "./page-connections.js", nav: "connections", title: "Connections", max: 1 },
+  deployments: { module: "./page-deployments.js", nav: "deployments", title: "Deployments", max: 2 },
+  flows: { module: "./page-flows.js", nav: "flows", title: "Flows", max: 1 },
+  flow: { module: "./page-flow.js", nav: "flows", title: "Flow", max: 2 },
+};
+
+const root = document.getElementById("app");
+let shell = null; // {main, workspaceName, links}
+let current = null; // the page context being shown
+
+/** What a page gets: an abort signal, timers that stop when the page is left, hooks. */
+function makeContext() {
+  const controller = new AbortController();
+  const timers = new Set();
+  const leaves = [];
+  const ctx = {
+    signal: controller.signal,
+    get alive() {
+      return !controller.signal.aborted;
+    },
+    after(ms, fn) {
+      const id = setTimeout(() => {
+        timers.delete(id);
+        if (ctx.alive) fn();
+      }, ms);
+      timers.add(id);
+      return () => {
+        clearTimeout(id);
+        timers.delete(id);
+      };
+    },
+    /** Run fn every ms (never overlapping) until stopped or the page is left. */
+    every(ms, fn) {
+      let stopped = false;
+      let cancel = () => {};
+      const tick = async () => {
+        if (stopped || !ctx.alive) return;
+        try {
+          await fn();
+        } catch (err) {
+          if (!isAbort(err)) console.warn("refresh failed", err);
+        }
+        if (!stopped && ctx.alive) cancel = ctx.after(ms, tick);
+      };
+      cancel = ctx.after(ms, tick);
+      return () => {
+        stopped = true;
+        cancel();
+      };
+    },
+    onLeave(fn) {
+      leaves.push(fn);
+    },
+    navigate(hash) {
+      location.hash = hash;
+    },
+    leave() {
+      controller.abort();
+      for (const id of timers) clearTimeout(id);
+      timers.clear();
+      for (const fn of leaves.splice(0)) {
+        try {
+          fn();
+        } catch (err) {
+          console.warn(err);
+        }
+      }
+    },
+  };
+  return ctx;
+}
+
+function leavePage() {
+  if (current) current.leave();
+  current = null;
+}
+
+// --- sign-in ------------------------------------------------------------------------------
+
+function showSignIn(message, isError = true, busy = false) {
+  leavePage();
+  shell = null;
+  document.title = "Sign in — Tether";
+  const token = h("textarea", {
+    id: "signin-token",
+    "data-testid": "signin-token",
+    rows: 4,
+    class: "code",
+    spellcheck: "false",
+    autocomplete: "off",
+    required: true,
+    placeholder: "eyJhbGciOi…",
+  });
+  const problem = errorBox(null, { "data-testid": "signin-error" });
+  const submit = h("button", { type: "submit", id: "signin-submit", "data-testid": "signin-submit", class: "primary" }, "Sign in");
+  const form = h(
+    "form",
+    {
+      class: "signin-form",
+      novalidate: true,
+      onsubmit: (event) => {
+        event.preventDefault();
+        const value = token.value.trim().replace(/^Bearer\s+/i, "");
+        if (!value) {
+          mount(problem, h("p", {}, "Paste an admin token first."));
+          problem.hidden = false;
+          token.focus();
+          return;
+        }
+        session.set(value);
+        if (!location.hash || location.hash === "#" || location.hash === "#/") {
+          history.replaceState(null, "", `${location.pathname}${location.search}#/settings`);
+        }
+        startShell();
+      },
+    },
+    field("Admin token", token),
+    h("div", { class: "actions" }, submit),
+  );
+  if (message) {
+    if (isError) {
+      mount(problem, h("p", {}, message));
+      problem.hidden = false;
+    }
+  }
+  mount(
+    root,
+    h(
+      "main",
+      { class: "signin", id: "main" },
+      h(
+        "section",
+        { class: "card signin-card" },
+        h("h1", {}, h("span", { class: "brand-mark", "aria-hidden": "true" }), "Tether console"),
+        h(
+          "p",
+          {},
+          "Sign in with the one-time console link that ",
+          h("code", {}, "make run"),
+          " prints when it starts (it opens this page signed in, once). Or paste an admin token, e.g. from ",
+          h("code", {}, ".venv/bin/tether token --workspace ws_… --admin"),
+          ".",
+        ),
+        message && !isError ? h("p", { class: "notice", role: "status" }, message) : null,
+        busy ? loading("Signing in…") : null,
+        problem,
+        busy ? null : form,
+      ),
+    ),
+  );
+  if (!busy) token.focus();
+}
+
+/** Trade a one-time code from the URL (#code=…) for a session token. */
+async function exchangeCode(code) {
+  // The code must not stay in the URL or the history, whatever happens next.
+  history.replaceState(null, "", `${location.pathname}${location.search}`);
+  showSignIn(null, false, true);
+  try {
+    const reply = await post("/console/session", { code }, { auth: false });
+    session.set(reply.token);
+    history.replaceState(null, "", `${location.pathname}${location.search}#/settings`);
+    startShell();
+  } catch (err) {
+    showSignIn(`This console link did not work: ${err.message}`, true);
+  }
+}
+
+function codeFromHash() {
+  const hash = location.hash.replace(/^#\/?/, "");
+  if (!/(^|[&?])code=/.test(hash)) return null;
+  const params = new URLSearchParams(hash.includes("?") ? hash.slice(hash.indexOf("?") + 1) : hash);
+  return params.get("code");
+}
+
+// --- shell ----------------------------------------------------------------------------------
+
+function signOut() {
+  session.clear();
+  showSignIn("You are signed out.", false);
+}
+
+function startShell() {
+  const workspaceName = h("span", { class: "workspace-name", "data-testid": "workspace-name", title: "Workspace" }, "…");
+  const links = new Map();
+  const nav = h(
+    "nav",
+    { class: "main-nav", "aria-label": "Main" },
+    h(
+      "ul",
+      {},
+      NAV.map(([key, label]) => {
+        const link = h("a", { href: `#/${key}`, "data-testid": `nav-${key}` }, label);
+        links.set(key, link);
+        return h("li", {}, link);
+      }),
+    ),
+  );
+  const main = h("main", { id: "main", class: "content", tabindex: "-1" });
+  mount(
+    root,
+    h(
+      "header",
+      { class: "topbar" },
+      h(
+        "div",
+        { class: "brand-block" },
+        h("a", { href: "#/settings", class: "brand" }, h("span", { class: "brand-mark", "aria-hidden": "true" }), "Tether"),
+        workspaceName,
+      ),
+      nav,
+      h("button", { type: "button", id: "signout", "data-testid": "signout", class: "secondary signout", onclick: signOut }, "Sign out"),
+    ),
+    main,
+  );
+  shell = { main, workspaceName, links };
+  loadWorkspaceName();
+  route();
+}
+
+async function loadWorkspaceName() {
+  try {
+    const ws = await get("/workspace");
+    if (shell) shell.workspaceName.textContent = ws.name;
+  } catch (err) {
+    if (shell && err.status !== 401) {
+      shell.workspaceName.textContent = "workspace unavailable";
+      shell.workspaceName.title = err.message;
+    }
+  }
+}
+
+document.addEventListener("tether:workspace", (event) => {
+  if (shell && event.detail && event.detail.name) shell.workspaceName.textContent = event.detail.name;
+});
+
+// --- router ---------------------------------------------------------------------------------
+
+function parseHash() {
+  let path = location.hash.replace(/^#\/?/, "");
+  let query = "";
+  const q = path.indexOf("?");
+  if (q >= 0) {
+    query = path.slice(q + 1);
+    path = path.slice(0, q);
+  }
+  const segments = path.split("/").filter((part) => part !== "").map((part) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      return part;
+    }
+  });
+  return { segments, query: new URLSearchParams(query) };
+}
+
+function resolve(segments) {
+  const [first, ...rest] = segments;
+  if ((first === "customers" || first === "users") && rest.length) return { page: PAGES.customer, params: { id: rest.join("/") } };
+  if (first === "flows" && rest.length) return { page: PAGES.flow, params: { id: rest[0] } };
+  const page = PAGES[first];
+  if (!page || segments.length > page.max) return null;
+  return { page, params: { id: rest[0], tab: rest[0], base: first } };
+}
+
+let navigations = 0;
+
+async function route() {
+  if (!shell) return;
+  const { segments, query } = parseHash();
+  if (!segments.length) {
+    history.replaceState(null, "", `${location.pathname}${location.search}#/settings`);
+    segments.push("settings");
+  }
+  leavePage();
+  const ctx = makeContext();
+  current = ctx;
+  navigations += 1;
+  const target = resolve(segments);
+  const container = h("div", { class: "page" });
+  mount(shell.main, container);
+  for (const [key, link] of shell.links) {
+    const on = target && target.page.nav === key;
+    link.classList.toggle("active", Boolean(on));
+    if (on) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (navigations > 1) shell.main.focus({ preventScroll: true });
+  window.scrollTo(0, 0);
+  if (!target) {
+    document.title = "Not found — Tether";
+    mount(container, h("h1", {}, "Page not found"), errorBox(`There is no console page at #/${segments.join("/")}.`), h("p", {}, h("a", { href: "#/settings" }, "Go to settings")));
+    return;
+  }
+  document.title = `${target.page.title} — Tether`;
+  mount(container, loading());
+  try {
+    const module = await import(target.page.module);
+    if (!ctx.alive) return;
+    await module.render(container, { ...target.params, query }, ctx);
+  } catch (err) {
+    if (isAbort(err) || !ctx.alive) return;
+    console.error(err);
+    mount(container, h("h1", {}, target.page.title), errorBox(err));
+  }
+}
+
+window.addEventListener("hashchange", () => {
+  const code = codeFromHash();
+  if (code) {
+    exchangeCode(code);
+    return;
+  }
+  if (!session.get()) {
+    showSignIn(null, false);
+    return;
+  }
+  if (!shell) startShell();
+  else route();
+});
+
+onUnauthorized((err) => {
+  showSignIn(`You were signed out: ${err.message}. Sign in again.`, true);
+});
+
+function boot() {
+  const code = codeFromHash();
+  if (code) exchangeCode(code);
+  else if (session.get()) startShell();
+  else showSignIn(null, false);
+}
+
+boot();

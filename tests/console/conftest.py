@@ -1,0 +1,78 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright, signed in through a one-time link."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from libs.common.contracts import identity
+from tests.conftest import ROOT, SYSTEM, Stack, WorkspaceHandle
+
+ARTIFACTS = ROOT / "test-artifacts" / "console"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str | None:
+    """Return Debian's Chromium (or TETHER_CHROMIUM), if installed."""
+    candidate = os.environ.get("TETHER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    return candidate if Path(candidate).exists() else None
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Any]:
+    """A headless Chromium for the session (skips the browser tests when none is installed)."""
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip(
+            "no Chromium found (apt-get install chromium): the console's browser tests are skipped"
+        )
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        instance = await pw.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+        )
+        yield instance
+        await instance.close()
+
+
+async def console_link(stack: Stack, workspace: WorkspaceHandle) -> str:
+    """Return a one-time console sign-in link for the workspace."""
+    code = await stack.bus.call(
+        identity.CONSOLE_CODE_CREATE,
+        identity.ConsoleCodeCreateRequest(workspace_key=workspace.key, ctx=SYSTEM),
+    )
+    return f"{stack.gateway_url}/console/#code={code.code}"
+
+
+@pytest.fixture
+async def page(browser: Any, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A fresh page at 1280x800; a screenshot of where it ends is saved as a test artifact."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    tab = await context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield tab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    await context.close()
+    assert not errors, f"the page raised: {errors}"
+
+
+async def signed_in(page: Any, stack: Stack, workspace: WorkspaceHandle) -> None:
+    """Open the one-time link and wait for the console to show the workspace."""
+    await page.goto(await console_link(stack, workspace))
+    await page.get_by_test_id("signout").wait_for(timeout=10_000)

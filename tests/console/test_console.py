@@ -1,0 +1,142 @@
+"""The console in a real browser: sign-in, settings, test token, flows, connecting, deployments."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import Stack, WorkspaceHandle, bearer
+from tests.connections.conftest import oauth_spec
+from tests.console.conftest import console_link, signed_in
+from tests.fakes.oauth_provider import FakeProvider
+from tests.fakes.webhook_app import FakeWebhookApp
+from tests.instances.conftest import app_event_type
+
+pytestmark = pytest.mark.slow
+
+
+async def _api(
+    http: aiohttp.ClientSession, ws: WorkspaceHandle, method: str, path: str, body: Any = None
+) -> Any:
+    async with http.request(
+        method, ws.url(path), json=body, headers=bearer(await ws.admin_token())
+    ) as resp:
+        assert resp.status < 300, await resp.text()
+        return await resp.json()
+
+
+async def test_console_sign_in_with_one_time_link(
+    page: Any, stack: Stack, workspace: WorkspaceHandle
+) -> None:
+    link = await console_link(stack, workspace)
+    await page.goto(link)
+    await page.get_by_test_id("signout").wait_for()
+    assert "code=" not in page.url
+    assert "eyJ" not in page.url
+    token = await page.evaluate("sessionStorage.getItem('tether.token')")
+    assert token
+    assert token.count(".") == 2
+    assert await page.evaluate("localStorage.length") == 0
+    await page.get_by_test_id("signout").click()
+    await page.get_by_test_id("signin-token").wait_for()
+    assert await page.evaluate("sessionStorage.getItem('tether.token')") is None
+    await page.goto(link)  # the code works once
+    await page.get_by_role("alert").wait_for()
+    assert "expired or was already used" in await page.get_by_role("alert").inner_text()
+
+
+async def test_console_fields_schema_validation_error(
+    page: Any, stack: Stack, workspace: WorkspaceHandle
+) -> None:
+    await signed_in(page, stack, workspace)
+    await page.goto(f"{stack.gateway_url}/console/#/settings")
+    editor = page.get_by_test_id("fields-schema")
+    await editor.fill('{"type": "objekt"}')
+    await page.get_by_test_id("fields-save").click()
+    error = page.get_by_test_id("fields-error")
+    await error.wait_for()
+    assert "customerFieldsSchema" in await error.inner_text()
+    await editor.fill('{"type": "object", "properties": {"plan": {"type": "string"}}}')
+    await page.get_by_test_id("fields-save").click()
+    await page.get_by_test_id("fields-saved").wait_for()
+
+
+async def test_console_test_customer_token(
+    page: Any, stack: Stack, workspace: WorkspaceHandle
+) -> None:
+    await signed_in(page, stack, workspace)
+    await page.goto(f"{stack.gateway_url}/console/#/settings")
+    await page.get_by_test_id("tab-testing").click()
+    await page.get_by_test_id("test-token").click()
+    value = page.get_by_test_id("test-token-value")
+    await value.wait_for()
+    await page.wait_for_function(
+        "document.querySelector('[data-testid=test-token-value]').value.length > 20"
+    )
+    token = await value.input_value()
+    assert re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+", token)
+
+
+async def test_console_customer_level_flow(
+    page: Any, stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
+) -> None:
+    await _api(http, workspace, "POST", "/customers", {"id": "acme", "name": "Acme"})
+    await signed_in(page, stack, workspace)
+    await page.goto(f"{stack.gateway_url}/console/#/customers/acme")
+    await page.get_by_test_id("tab-customer-flows").click()
+    await page.get_by_test_id("cflow-key").fill("acme-sync")
+    await page.get_by_test_id("cflow-name").fill("Acme sync")
+    await page.get_by_test_id("cflow-create").click()
+    row = page.get_by_test_id("cflow-row").filter(has_text="acme-sync")
+    await row.wait_for()
+    flows = await _api(http, workspace, "GET", "/flows?customerId=acme")
+    assert [f["key"] for f in flows["items"]] == ["acme-sync"]
+
+
+async def test_console_connect_session_against_fake_oauth(
+    page: Any, stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
+) -> None:
+    async with FakeProvider(client_id="console-client", client_secret="console-secret") as provider:
+        await _api(
+            http, workspace, "POST", "/integrations", {"key": "fake", **oauth_spec(provider)}
+        )
+        await signed_in(page, stack, workspace)
+        await page.goto(f"{stack.gateway_url}/console/#/connections")
+        await page.get_by_test_id("connect-integration").select_option("fake")
+        async with page.expect_popup() as popup_info:
+            await page.get_by_test_id("connect-start").click()
+        popup = await popup_info.value
+        result = page.get_by_test_id("connect-result")
+        await result.wait_for(timeout=20_000)
+        assert "connected" in (await result.inner_text()).lower()
+        state = page.get_by_test_id("connection-state").first
+        await state.wait_for()
+        await page.wait_for_function(
+            "document.querySelector('[data-testid=connection-state]')?.textContent.includes('connected')"
+        )
+        assert provider.code_exchanges == 1
+        if not popup.is_closed():
+            await popup.close()
+
+
+async def test_console_deployment_progress_reaches_100(
+    page: Any, stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
+) -> None:
+    async with FakeWebhookApp(api_key="console-key") as app:
+        await _api(http, workspace, "POST", "/integrations", {
+            "key": "crm", "name": "CRM", "auth": {"type": "api_key"},
+            "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
+        })  # fmt: skip
+        await _api(http, workspace, "POST", "/app-event-types", app_event_type())
+        await signed_in(page, stack, workspace)
+        await page.goto(f"{stack.gateway_url}/console/#/deployments")
+        await _api(http, workspace, "POST", "/connections", {
+            "customerId": "c1", "integrationKey": "crm", "credentials": {"apiKey": "console-key"},
+        })  # fmt: skip
+        await page.wait_for_function(
+            "[...document.querySelectorAll('[data-testid=deployment-percent]')].some(e => e.textContent.includes('100%'))",
+            timeout=20_000,
+        )
