@@ -112,11 +112,7 @@ async def test_console_connect_session_against_fake_oauth(
         result = page.get_by_test_id("connect-result")
         await result.wait_for(timeout=20_000)
         assert "connected" in (await result.inner_text()).lower()
-        state = page.get_by_test_id("connection-state").first
-        await state.wait_for()
-        await page.wait_for_function(
-            "document.querySelector('[data-testid=connection-state]')?.textContent.includes('connected')"
-        )
+        await page.get_by_test_id("connection-state").filter(has_text="connected").first.wait_for()
         assert provider.code_exchanges == 1
         if not popup.is_closed():
             await popup.close()
@@ -136,7 +132,8 @@ async def test_console_deployment_progress_reaches_100(
         await _api(http, workspace, "POST", "/connections", {
             "customerId": "c1", "integrationKey": "crm", "credentials": {"apiKey": "console-key"},
         })  # fmt: skip
-        await page.wait_for_function(
-            "[...document.querySelectorAll('[data-testid=deployment-percent]')].some(e => e.textContent.includes('100%'))",
-            timeout=20_000,
+        await (
+            page.get_by_test_id("deployment-percent")
+            .filter(has_text="100%")
+            .first.wait_for(timeout=20_000)
         )

@@ -1,0 +1,167 @@
+// Draw a flow's nodes as an SVG diagram: columns by depth from the nodes nothing links
+// to, links as arrows. Built with DOM APIs; geometry is set as SVG attributes.
+
+import { h, s, uid } from "./dom.js";
+
+const W = 172;
+const H = 54;
+const GAP_X = 72;
+const GAP_Y = 22;
+const PAD = 16;
+
+function linksOf(node) {
+  return Array.isArray(node?.links) ? node.links.map((l) => l && l.to).filter((to) => typeof to === "string") : [];
+}
+
+/** Depth of each node: longest path from a node without incoming links (cycles tolerated). */
+export function depths(nodes) {
+  const keys = Object.keys(nodes || {});
+  const indegree = new Map(keys.map((k) => [k, 0]));
+  for (const k of keys) for (const to of linksOf(nodes[k])) if (indegree.has(to)) indegree.set(to, indegree.get(to) + 1);
+  const depth = new Map();
+  const queue = keys.filter((k) => indegree.get(k) === 0);
+  for (const k of queue) depth.set(k, 0);
+  const left = new Map(indegree);
+  while (queue.length) {
+    const k = queue.shift();
+    for (const to of linksOf(nodes[k])) {
+      if (!left.has(to)) continue;
+      depth.set(to, Math.max(depth.get(to) ?? 0, depth.get(k) + 1));
+      left.set(to, left.get(to) - 1);
+      if (left.get(to) === 0) queue.push(to);
+    }
+  }
+  // Nodes on a cycle never reach indegree 0: put them after everything placed so far.
+  let next = depth.size ? Math.max(...depth.values()) + 1 : 0;
+  for (const k of keys) if (!depth.has(k)) depth.set(k, next++);
+  return depth;
+}
+
+function clip(text, max) {
+  const str = String(text ?? "");
+  return str.length > max ? `${str.slice(0, max - 1)}…` : str;
+}
+
+function triggerLabel(trigger) {
+  if (!trigger || typeof trigger !== "object") return "no trigger";
+  const extra = trigger.cron || trigger.appEventTypeKey || trigger.dataSourceKey || "";
+  return extra ? `${trigger.type}: ${extra}` : String(trigger.type || "trigger");
+}
+
+/**
+ * The diagram of a definition ({trigger, nodes}); `invalid` maps node keys to messages
+ * (those boxes get the class `invalid`).
+ */
+export function drawGraph(definition, invalid = new Map()) {
+  const nodes = definition && typeof definition.nodes === "object" && definition.nodes ? definition.nodes : {};
+  const keys = Object.keys(nodes);
+  const depth = depths(nodes);
+  const columns = [];
+  for (const k of keys) {
+    const col = depth.get(k);
+    (columns[col] = columns[col] || []).push(k);
+  }
+  const pos = new Map();
+  columns.forEach((column, col) => {
+    (column || []).forEach((k, row) => {
+      pos.set(k, { x: PAD + (col + 1) * (W + GAP_X), y: PAD + row * (H + GAP_Y) });
+    });
+  });
+  const rowsMax = Math.max(1, ...columns.map((c) => (c ? c.length : 0)));
+  const width = PAD * 2 + (columns.length + 1) * W + columns.length * GAP_X + 40;
+  const height = PAD * 2 + rowsMax * H + (rowsMax - 1) * GAP_Y + 30;
+  const markerId = uid("arrow");
+
+  const svg = s("svg", {
+    width,
+    height,
+    viewBox: `0 0 ${width} ${height}`,
+    role: "img",
+    "aria-label": `Flow diagram: ${keys.length} node(s)${invalid.size ? `, ${invalid.size} with problems` : ""}`,
+    "data-testid": "flow-graph",
+  });
+  svg.appendChild(
+    s("defs", {}, s("marker", {
+      id: markerId,
+      viewBox: "0 0 10 10",
+      refX: 10,
+      refY: 5,
+      markerWidth: 8,
+      markerHeight: 8,
+      orient: "auto-start-reverse",
+    }, s("path", { d: "M0 0 L10 5 L0 10 z", class: "graph-arrow" }))),
+  );
+
+  const linksLayer = s("g", { class: "graph-links" });
+  const nodesLayer = s("g", { class: "graph-nodes" });
+  svg.append(linksLayer, nodesLayer);
+
+  const arrow = (x1, y1, x2, y2, cls = "graph-link", forward = true) => {
+    const dx = Math.max(30, Math.abs(x2 - x1) / 2);
+    const d = forward
+      ? `M${x1} ${y1} C${x1 + dx} ${y1}, ${x2 - dx} ${y2}, ${x2} ${y2}`
+      : `M${x1} ${y1} C${x1 + 60} ${y1 + H + 20}, ${x2 - 60} ${y2 + H + 20}, ${x2} ${y2}`;
+    linksLayer.appendChild(s("path", { d, class: cls, "marker-end": `url(#${markerId})` }));
+  };
+
+  // The trigger, linked to every root.
+  const ty = PAD;
+  nodesLayer.appendChild(
+    s("g", { class: "graph-trigger graph-node", "data-testid": "flow-trigger" },
+      s("title", {}, `Trigger: ${triggerLabel(definition?.trigger)}`),
+      s("rect", { x: PAD, y: ty, width: W, height: H, rx: 27, ry: 27 }),
+      s("text", { x: PAD + 14, y: ty + 22, class: "node-key" }, "trigger"),
+      s("text", { x: PAD + 14, y: ty + 40, class: "node-type" }, clip(triggerLabel(definition?.trigger), 24))),
+  );
+  for (const k of keys) {
+    if (depth.get(k) !== 0) continue;
+    const p = pos.get(k);
+    arrow(PAD + W, ty + H / 2, p.x, p.y + H / 2);
+  }
+
+  for (const k of keys) {
+    const p = pos.get(k);
+    for (const to of linksOf(nodes[k])) {
+      const q = pos.get(to);
+      if (!q) {
+        arrow(p.x + W, p.y + H / 2, p.x + W + GAP_X - 8, p.y + H / 2, "graph-link dangling");
+        continue;
+      }
+      arrow(p.x + W, p.y + H / 2, q.x, q.y + H / 2, "graph-link", q.x > p.x);
+    }
+  }
+
+  for (const k of keys) {
+    const p = pos.get(k);
+    const node = nodes[k] || {};
+    const problems = invalid.get(k);
+    const title = [node.name ? `${k} — ${node.name}` : k, `type: ${node.type ?? "?"}`, ...(problems || [])].join("\n");
+    nodesLayer.appendChild(
+      s("g", {
+        class: problems ? "graph-node invalid" : "graph-node",
+        "data-testid": "flow-node",
+        "data-node": k,
+        "data-invalid": problems ? "true" : null,
+      },
+      s("title", {}, title),
+      s("rect", { x: p.x, y: p.y, width: W, height: H, rx: 6, ry: 6 }),
+      s("text", { x: p.x + 12, y: p.y + 22, class: "node-key" }, clip(problems ? `⚠ ${k}` : k, 20)),
+      s("text", { x: p.x + 12, y: p.y + 40, class: "node-type" }, clip(node.name ? `${node.type ?? "?"} · ${node.name}` : node.type ?? "?", 24))),
+    );
+  }
+
+  const wrap = h("div", { class: "graph-wrap" }, svg);
+  if (!keys.length) wrap.appendChild(h("p", { class: "muted small" }, "No nodes yet."));
+  return wrap;
+}
+
+/** The node a validation field names (nodes.<key>…), among the given keys. */
+export function nodeOfField(fieldPath, keys) {
+  if (typeof fieldPath !== "string" || !fieldPath.startsWith("nodes.")) return null;
+  const rest = fieldPath.slice("nodes.".length);
+  let best = null;
+  for (const k of keys) {
+    if ((rest === k || rest.startsWith(`${k}.`)) && (!best || k.length > best.length)) best = k;
+  }
+  return best ?? rest.split(".")[0];
+}

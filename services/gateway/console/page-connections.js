@@ -1,0 +1,251 @@
+// Connections: filters, a live table with per-row actions, and connecting a test account.
+
+import { del, enc, get, isAbort, post } from "./api.js";
+import {
+  card, confirmButton, emptyRow, errorBox, field, fmtDate, h, mount, shortId, showError,
+  stateBadge, table,
+} from "./dom.js";
+
+const STATES = ["connected", "disconnected", "error", "archived"];
+const REFRESH_MS = 3000;
+
+export async function render(root, params, ctx) {
+  const integrations = (await get("/integrations", { signal: ctx.signal })).items;
+  const filters = {
+    customerId: params.query.get("customerId") || "",
+    integrationKey: params.query.get("integrationKey") || "",
+    state: params.query.get("state") || "",
+  };
+  const listProblem = errorBox(null, { "data-testid": "connections-error" });
+  const actionResult = h("div", { "data-testid": "connection-action-result", role: "status", "aria-live": "polite" });
+  const grid = table(["Name", "Customer", "Integration", "State", "Last refresh", "Last error", "Actions"], [], { "data-testid": "connections-table" });
+  const more = h("p", { class: "small muted" });
+  const noRows = emptyRow(7, "No connections match.");
+  mount(grid.tbody, emptyRow(7, "Loading…"));
+  let seq = 0;
+
+  async function load() {
+    const mine = ++seq;
+    try {
+      const page = await get("/connections", { query: { ...filters, limit: 100 }, signal: ctx.signal });
+      if (mine !== seq || !ctx.alive) return;
+      showError(listProblem, null);
+      syncTable(page.items);
+      more.textContent = page.cursor ? "Showing the first 100 connections: narrow the filters to see others." : "";
+    } catch (err) {
+      if (isAbort(err) || mine !== seq) return;
+      showError(listProblem, err);
+    }
+  }
+
+  function report(kind, text, isError = false) {
+    mount(actionResult, h("div", { class: isError ? "error" : "success", role: isError ? "alert" : "status" }, h("p", {}, `${kind}: ${text}`)));
+  }
+
+  async function act(kind, run) {
+    try {
+      const text = await run();
+      report(kind, text);
+    } catch (err) {
+      if (!isAbort(err)) report(kind, err.message, true);
+    }
+    await load();
+  }
+
+  function row(c) {
+    const button = (label, testid, run) => {
+      const b = h("button", {
+        type: "button",
+        class: "secondary",
+        "data-testid": testid,
+        onclick: async () => {
+          b.disabled = true;
+          await act(`${label} ${c.name}`, run);
+          b.disabled = false;
+        },
+      }, label);
+      return b;
+    };
+    const live = c.state !== "archived";
+    return h(
+      "tr",
+      { "data-testid": "connection-row", "data-connection-id": c.id },
+      h("td", {}, c.name, h("div", { class: "small muted" }, h("code", { title: c.id }, shortId(c.id)))),
+      h("td", { class: "wrap-anywhere" }, h("a", { href: `#/customers/${enc(c.customerId)}` }, c.customerId)),
+      h("td", {}, c.integrationKey),
+      h("td", {}, stateBadge(c.state, { "data-testid": "connection-state" })),
+      h("td", { class: "nowrap" }, fmtDate(c.lastRefreshAt)),
+      h("td", { class: "wrap-anywhere", "data-testid": "connection-error" }, c.lastError || ""),
+      h(
+        "td",
+        {},
+        h(
+          "div",
+          { class: "row-actions" },
+          live ? button("Test", "connection-test", async () => {
+            const r = await post(`/connections/${enc(c.id)}/test`, {});
+            return r.ok ? `ok${r.status ? ` (HTTP ${r.status})` : ""}` : `failed${r.status ? ` (HTTP ${r.status})` : ""}: ${r.error || "no detail"}`;
+          }) : null,
+          live ? button("Refresh", "connection-refresh", async () => {
+            const r = await post(`/connections/${enc(c.id)}/refresh`, {});
+            return `now ${r.state}`;
+          }) : null,
+          live ? button("Redeploy", "connection-deploy", async () => {
+            const d = await post(`/connections/${enc(c.id)}/deploy`, {});
+            return `deployment ${shortId(d.id)} ${d.status} (${d.stepsDone}/${d.stepsTotal} steps)`;
+          }) : null,
+          live ? confirmButton({
+            label: "Archive",
+            confirmLabel: "Archive",
+            testid: "connection-archive",
+            cls: "secondary small",
+            action: () => act(`Archive ${c.name}`, async () => {
+              const r = await del(`/connections/${enc(c.id)}`);
+              return `now ${r.state}`;
+            }),
+          }) : null,
+        ),
+      ),
+    );
+  }
+
+  function syncTable(items) {
+    const tbody = grid.tbody;
+    const old = new Map();
+    for (const tr of Array.from(tbody.children)) if (tr.dataset.key) old.set(tr.dataset.key, tr);
+    const rows = items.map((c) => {
+      const sig = JSON.stringify(c);
+      const prev = old.get(c.id);
+      // Keep a row whose data did not change, and one with an open confirm step.
+      if (prev && (prev.dataset.sig === sig || prev.querySelector("[data-testid$='-confirm']"))) return prev;
+      const tr = row(c);
+      tr.dataset.key = c.id;
+      tr.dataset.sig = sig;
+      return tr;
+    });
+    if (!rows.length) rows.push(noRows);
+    const current = Array.from(tbody.children);
+    if (current.length === rows.length && current.every((tr, i) => tr === rows[i])) return;
+    const focused = document.activeElement;
+    mount(tbody, rows);
+    if (focused && focused.isConnected && tbody.contains(focused)) focused.focus();
+  }
+
+  mount(
+    root,
+    h("div", { class: "page-head" }, h("h1", {}, "Connections")),
+    connectCard(integrations, load, ctx),
+    card(null, filterForm(integrations, filters, load, ctx), listProblem, actionResult, grid, more),
+  );
+  await load();
+  ctx.every(REFRESH_MS, load);
+}
+
+function filterForm(integrations, filters, apply, ctx) {
+  const customer = h("input", { type: "search", "data-testid": "filter-customer", value: filters.customerId, autocomplete: "off", placeholder: "any" });
+  const integration = h(
+    "select",
+    { "data-testid": "filter-integration", value: filters.integrationKey },
+    h("option", { value: "" }, "any"),
+    integrations.map((i) => h("option", { value: i.key }, i.name === i.key ? i.key : `${i.name} (${i.key})`)),
+  );
+  const state = h(
+    "select",
+    { "data-testid": "filter-state", value: filters.state },
+    h("option", { value: "" }, "any"),
+    STATES.map((s) => h("option", { value: s }, s)),
+  );
+  let timer = null;
+  const update = () => {
+    clearTimeout(timer);
+    filters.customerId = customer.value.trim();
+    filters.integrationKey = integration.value;
+    filters.state = state.value;
+    apply();
+  };
+  customer.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(update, 300);
+  });
+  ctx.onLeave(() => clearTimeout(timer));
+  integration.addEventListener("change", update);
+  state.addEventListener("change", update);
+  return h(
+    "form",
+    { role: "search", "aria-label": "Filter connections", onsubmit: (event) => { event.preventDefault(); update(); } },
+    h("div", { class: "form-row" }, field("Customer id", customer), field("Integration", integration), field("State", state)),
+  );
+}
+
+function connectCard(integrations, reload, ctx) {
+  const select = h(
+    "select",
+    { "data-testid": "connect-integration" },
+    integrations.map((i) => h("option", { value: i.key }, i.name === i.key ? i.key : `${i.name} (${i.key})`)),
+  );
+  const result = h("div", { "data-testid": "connect-result", role: "status", "aria-live": "polite" });
+  const problem = errorBox(null, { "data-testid": "connect-error" });
+  let popup = null;
+  const button = h("button", {
+    type: "button",
+    class: "primary",
+    "data-testid": "connect-start",
+    disabled: !integrations.length,
+    onclick: async () => {
+      showError(problem, null);
+      mount(result);
+      button.disabled = true;
+      try {
+        const ws = await get("/workspace");
+        const customerId = ws.settings?.testCustomer?.id || "test-customer";
+        const session = await post("/connect-sessions", { integrationKey: select.value, customerId });
+        popup = window.open(session.url, "tether-connect", "popup,width=520,height=720");
+        if (!popup) {
+          mount(
+            result,
+            h("p", { class: "notice" }, "The browser blocked the popup. ", h("a", { href: session.url, target: "tether-connect" }, "Open the Connect page"), "."),
+          );
+        } else {
+          mount(result, h("p", { class: "muted" }, `Waiting for the Connect window (customer ${customerId})…`));
+        }
+      } catch (err) {
+        showError(problem, err);
+      } finally {
+        button.disabled = !integrations.length;
+      }
+    },
+  }, "Connect an account");
+
+  const onMessage = (event) => {
+    const data = event.data;
+    if (!data || typeof data !== "object" || data.type !== "tether:connection") return;
+    if (event.origin !== location.origin && (!popup || event.source !== popup)) return;
+    const ok = data.status === "connected";
+    mount(
+      result,
+      h(
+        "div",
+        { class: ok ? "success" : "error" },
+        h(
+          "p",
+          {},
+          `Connection ${data.status}`,
+          data.connectionId ? ` — ${data.connectionId}` : "",
+          data.error ? `: ${data.error}` : "",
+        ),
+      ),
+    );
+    reload();
+  };
+  window.addEventListener("message", onMessage);
+  ctx.onLeave(() => window.removeEventListener("message", onMessage));
+  const box = card(
+    "Connect an account for the test customer",
+    h("p", { class: "muted" }, "Opens the Connect UI in a popup for the workspace's test customer (Settings → Testing)."),
+    integrations.length ? null : h("p", { class: "notice" }, "Create an integration first."),
+    h("div", { class: "form-row" }, field("Integration", select), h("div", { class: "button-cell" }, button)),
+    problem,
+    result,
+  );
+  return box;
+}

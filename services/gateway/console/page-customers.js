@@ -1,0 +1,132 @@
+// Customers: search, a page of customers at a time, and a small create form.
+
+import { enc, get, isAbort, post } from "./api.js";
+import { badge, card, emptyRow, errorBox, field, fmtDate, h, loading, mount, showError, table } from "./dom.js";
+
+const PAGE_SIZE = 50;
+
+export async function render(root, params, ctx) {
+  const state = { search: params.query.get("search") || "", cursors: [null], page: 0, seq: 0 };
+  const results = h("div", { "aria-live": "polite" });
+  const search = h("input", {
+    type: "search",
+    "data-testid": "customer-search",
+    value: state.search,
+    placeholder: "Id or name starts with…",
+    autocomplete: "off",
+  });
+  let debounce = null;
+  const startSearch = () => {
+    state.search = search.value.trim();
+    state.cursors = [null];
+    state.page = 0;
+    load();
+  };
+  search.addEventListener("input", () => {
+    clearTimeout(debounce);
+    debounce = setTimeout(startSearch, 300);
+  });
+  ctx.onLeave(() => clearTimeout(debounce));
+
+  async function load() {
+    const seq = ++state.seq;
+    mount(results, loading());
+    try {
+      const page = await get("/customers", {
+        query: { search: state.search, limit: PAGE_SIZE, cursor: state.cursors[state.page] },
+        signal: ctx.signal,
+      });
+      if (seq !== state.seq) return;
+      state.cursors[state.page + 1] = page.cursor;
+      mount(results, listView(page));
+    } catch (err) {
+      if (isAbort(err) || seq !== state.seq) return;
+      mount(results, errorBox(err));
+    }
+  }
+
+  function listView(page) {
+    const rows = page.items.map((c) =>
+      h(
+        "tr",
+        { "data-testid": "customer-row" },
+        h("td", { class: "wrap-anywhere" }, h("a", { href: `#/customers/${enc(c.id)}` }, c.id)),
+        h("td", {}, c.name || h("span", { class: "muted" }, "—")),
+        h(
+          "td",
+          {},
+          c.fieldsValid === false ? badge("invalid fields", "bad") : null,
+          c.archived ? badge("archived") : null,
+        ),
+        h("td", { class: "nowrap" }, fmtDate(c.createdAt)),
+      ),
+    );
+    const pager = h(
+      "div",
+      { class: "pager" },
+      state.page > 0
+        ? h("button", { type: "button", class: "secondary", "data-testid": "customers-prev", onclick: () => { state.page -= 1; load(); } }, "Previous page")
+        : null,
+      page.cursor
+        ? h("button", { type: "button", class: "secondary", "data-testid": "customers-next", onclick: () => { state.page += 1; load(); } }, "Next page")
+        : null,
+    );
+    return [
+      table(["Id", "Name", "", "Created"], rows.length ? rows : [emptyRow(4, state.search ? "No customer matches." : "No customers yet.")]),
+      pager,
+    ];
+  }
+
+  mount(
+    root,
+    h("div", { class: "page-head" }, h("h1", {}, "Customers")),
+    card(
+      null,
+      h(
+        "form",
+        { role: "search", onsubmit: (event) => { event.preventDefault(); clearTimeout(debounce); startSearch(); } },
+        field("Search customers", search),
+      ),
+      results,
+    ),
+    createCard(ctx),
+  );
+  await load();
+}
+
+function createCard(ctx) {
+  const id = h("input", { type: "text", "data-testid": "new-customer-id", required: true, maxlength: 256, autocomplete: "off" });
+  const name = h("input", { type: "text", "data-testid": "new-customer-name", maxlength: 512, autocomplete: "off" });
+  const problem = errorBox(null, { "data-testid": "new-customer-error" });
+  const button = h("button", { type: "submit", class: "primary", "data-testid": "new-customer-create" }, "Create customer");
+  return card(
+    "New customer",
+    h(
+      "form",
+      {
+        onsubmit: async (event) => {
+          event.preventDefault();
+          showError(problem, null);
+          const customerId = id.value.trim();
+          if (!customerId) {
+            showError(problem, "Enter the id your app uses for this customer.");
+            id.focus();
+            return;
+          }
+          button.disabled = true;
+          try {
+            const created = await post("/customers", { id: customerId, name: name.value.trim() || null });
+            ctx.navigate(`#/customers/${enc(created.id)}`);
+          } catch (err) {
+            showError(problem, err);
+          } finally {
+            button.disabled = false;
+          }
+        },
+      },
+      h("div", { class: "form-row" }, field("Customer id", id), field("Name (optional)", name)),
+      problem,
+      h("div", { class: "actions" }, button),
+    ),
+  );
+}

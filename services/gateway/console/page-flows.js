@@ -1,0 +1,126 @@
+// Flows: universal and app-level flows, and a form to create one.
+
+import { enc, get, isAbort, post } from "./api.js";
+import { badge, card, emptyRow, errorBox, field, h, mount, parseJSON, pretty, showError, table } from "./dom.js";
+
+const EXAMPLE = {
+  trigger: { type: "api" },
+  nodes: {
+    fetch: { type: "http-request", config: { url: "https://example.com/items", method: "GET" }, links: [{ to: "shape" }] },
+    shape: { type: "transform", config: { expression: "items[].{id: id, name: name}" } },
+  },
+  parameters: null,
+  autoDeploy: false,
+};
+
+export async function render(root, params, ctx) {
+  const [universal, app, integrations] = await Promise.allSettled([
+    get("/flows", { query: { level: "universal", limit: 200 }, signal: ctx.signal }),
+    get("/flows", { query: { level: "app", limit: 200 }, signal: ctx.signal }),
+    get("/integrations", { signal: ctx.signal }),
+  ]);
+  if (!ctx.alive) return;
+  for (const r of [universal, app, integrations]) if (r.status === "rejected" && isAbort(r.reason)) return;
+  mount(
+    root,
+    h("div", { class: "page-head" }, h("h1", {}, "Flows"), h("span", { class: "muted small" }, "Customer-level flows are on each customer's page.")),
+    card("Universal flows", flowTable(universal, false, "No universal flows yet.")),
+    card("App-level flows", flowTable(app, true, "No app-level flows yet.")),
+    createCard(integrations.status === "fulfilled" ? integrations.value.items : [], ctx),
+  );
+}
+
+function flowTable(result, withIntegration, emptyText) {
+  if (result.status === "rejected") return errorBox(result.reason);
+  const rows = result.value.items.map((f) =>
+    h(
+      "tr",
+      { "data-testid": "flow-row" },
+      h("td", {}, h("a", { href: `#/flows/${enc(f.id)}` }, h("code", {}, f.key))),
+      h("td", {}, f.name),
+      withIntegration ? h("td", {}, f.integrationKey || "") : null,
+      h("td", {}, f.trigger?.type || ""),
+      h("td", {}, String(Object.keys(f.nodes || {}).length)),
+      h("td", {}, String(f.revision)),
+      h("td", {}, f.autoDeploy ? badge("auto-deploy", "info") : null, f.archived ? badge("archived") : null),
+    ),
+  );
+  const headers = ["Key", "Name", ...(withIntegration ? ["Integration"] : []), "Trigger", "Nodes", "Revision", ""];
+  return table(headers, rows.length ? rows : [emptyRow(headers.length, emptyText)]);
+}
+
+function createCard(integrations, ctx) {
+  const key = h("input", { type: "text", "data-testid": "flow-key", required: true, autocomplete: "off", placeholder: "sync-contacts" });
+  const name = h("input", { type: "text", "data-testid": "flow-name", maxlength: 200, autocomplete: "off" });
+  const integration = h(
+    "select",
+    { "data-testid": "flow-integration", disabled: true },
+    h("option", { value: "" }, integrations.length ? "— choose —" : "— no integrations yet —"),
+    integrations.map((i) => h("option", { value: i.key }, i.name === i.key ? i.key : `${i.name} (${i.key})`)),
+  );
+  const level = h(
+    "select",
+    {
+      "data-testid": "flow-level",
+      onchange: () => {
+        integration.disabled = level.value !== "app";
+      },
+    },
+    h("option", { value: "universal" }, "universal (any app)"),
+    h("option", { value: "app" }, "app (one integration)"),
+  );
+  const definition = h("textarea", { "data-testid": "flow-definition", class: "code tall", rows: 16, spellcheck: "false", value: pretty(EXAMPLE) });
+  const problem = errorBox(null, { "data-testid": "flow-create-error" });
+  const button = h("button", { type: "submit", class: "primary", "data-testid": "flow-create" }, "Create flow");
+  const form = h(
+    "form",
+    {
+      novalidate: true,
+      onsubmit: async (event) => {
+        event.preventDefault();
+        showError(problem, null);
+        const parsed = parseJSON(definition.value);
+        if (parsed.error) {
+          showError(problem, `Definition: ${parsed.error}`);
+          definition.focus();
+          return;
+        }
+        const body = {
+          ...parsed.value,
+          key: key.value.trim(),
+          name: name.value.trim() || parsed.value.name,
+          level: level.value,
+        };
+        if (level.value === "app") {
+          if (!integration.value) {
+            showError(problem, "An app-level flow needs an integration.");
+            integration.focus();
+            return;
+          }
+          body.integrationKey = integration.value;
+        } else {
+          delete body.integrationKey;
+        }
+        button.disabled = true;
+        try {
+          const flow = await post("/flows", body);
+          ctx.navigate(`#/flows/${enc(flow.id)}`);
+        } catch (err) {
+          showError(problem, err);
+        } finally {
+          button.disabled = false;
+        }
+      },
+    },
+    h("div", { class: "form-row" }, field("Key", key, "Lowercase letters, digits, - and _."), field("Name", name)),
+    h("div", { class: "form-row" }, field("Level", level), field("Integration (app level)", integration)),
+    field(
+      "Definition (JSON)",
+      definition,
+      "trigger (api, app-event, schedule, data-record-*), nodes (key → {type, name, config, links: [{to}]}), parameters (JSON Schema), autoDeploy.",
+    ),
+    problem,
+    h("div", { class: "actions" }, button),
+  );
+  return card("New flow", form);
+}
