@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from libs.cli import ops
 from libs.cli.state import read_state
@@ -110,6 +111,26 @@ def cmd_console(_: argparse.Namespace, settings: StackSettings) -> int:
     return 0
 
 
+def cmd_contracts(args: argparse.Namespace, _: StackSettings) -> int:
+    """Write the contracts' JSON Schemas (snapshots) or print the AsyncAPI document."""
+    from libs.common.contracts.documents import asyncapi, subject_schemas
+    from libs.common.runtime import tether_version
+
+    if args.what == "asyncapi":
+        print(json.dumps(asyncapi(tether_version()), indent=2))
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    schemas = subject_schemas()
+    for old in out.glob("*.json"):
+        if old.stem not in schemas:
+            old.unlink()
+    for subject, schema in schemas.items():
+        (out / f"{subject}.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {len(schemas)} schemas to {out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser."""
     p = argparse.ArgumentParser(prog="tether", description="Run and operate Tether.")
@@ -124,6 +145,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("console", help="print a one-time console sign-in link").set_defaults(
         fn=cmd_console
     )
+    contracts = sub.add_parser("contracts", help="contract documents")
+    contracts.add_argument(
+        "what", choices=["schemas", "asyncapi"], help="schema snapshots, or AsyncAPI 3.0"
+    )
+    contracts.add_argument("--out", default="tests/contract/schemas", help="where schemas go")
+    contracts.set_defaults(fn=cmd_contracts)
     serve = sub.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=[*SERVICES, "gateway"])
     serve.set_defaults(fn=cmd_serve)

@@ -13,8 +13,9 @@ from aiohttp import web
 from libs.common.config import SERVICES, BusSettings, GatewaySettings, LogSettings, RuntimeSettings
 from libs.common.contracts import identity
 from libs.common.contracts.base import Context, PingRequest, ping_operation
+from libs.common.contracts.documents import asyncapi
 from libs.common.errors import NotFound, TetherError
-from libs.common.runtime import BUS, bus_context, subscribe_events
+from libs.common.runtime import BUS, bus_context, subscribe_events, tether_version
 from services.gateway.auth import Authenticator, TokenCache
 from services.gateway.dispatch import make_handler
 from services.gateway.keys import AUTHENTICATOR, REQUEST_ID, SETTINGS
@@ -23,6 +24,7 @@ from services.gateway.openapi import build_openapi
 from services.gateway.routes import ROUTES, Route
 
 OPENAPI = web.AppKey("openapi", dict)
+ASYNCAPI = web.AppKey("asyncapi", dict)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ async def healthz(_: web.Request) -> web.Response:
 async def openapi(request: web.Request) -> web.Response:
     """Serve the OpenAPI document."""
     return web.json_response(request.app[OPENAPI])
+
+
+async def asyncapi_document(request: web.Request) -> web.Response:
+    """Serve the AsyncAPI 3.0 document of the NATS subjects between services."""
+    return web.json_response(request.app[ASYNCAPI])
 
 
 async def system_ping(request: web.Request) -> web.Response:
@@ -133,10 +140,12 @@ def create_app(config: GatewayConfig, routes: tuple[Route, ...] = ROUTES) -> web
     )
     app[SETTINGS] = config.http
     app[OPENAPI] = build_openapi(routes)
+    app[ASYNCAPI] = asyncapi(tether_version())
     app.cleanup_ctx.append(bus_context(config.bus, "gateway", events=False))
     app.cleanup_ctx.append(auth_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/asyncapi.json", asyncapi_document)
     app.router.add_get("/system/ping", system_ping)
     app.router.add_get("/system/ping/{service}", service_ping)
     app.router.add_get("/console", console_redirect)

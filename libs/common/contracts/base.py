@@ -68,7 +68,13 @@ class Request(Contract):
 
 
 class Reply(Contract):
-    """Base of every reply."""
+    """Base of every reply.
+
+    Replies ignore fields they do not know, so a provider can add a field before its
+    consumers are redeployed (requests stay strict: unknown input is a caller's mistake).
+    """
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class Empty(Reply):
@@ -80,7 +86,9 @@ def _now() -> datetime:
 
 
 class Event(Contract):
-    """Base of every event: ids and facts, never secrets."""
+    """Base of every event: ids and facts, never secrets (unknown fields ignored, as replies)."""
+
+    model_config = ConfigDict(extra="ignore")
 
     event_id: UUID = Field(default_factory=uuid4)
     occurred_at: datetime = Field(default_factory=_now)

@@ -1,0 +1,153 @@
+"""Consumer-driven checks: what each service reads of another's replies and events is there.
+
+The expectations below list the fields a consumer reads; the test drives the real
+provider services and checks the real replies and events carry them. A new call or
+subscription in the code without an expectation here fails too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import aiohttp
+
+from libs.common.contracts import connections, flows, identity, instances
+from libs.common.contracts.base import Context
+from tests.conftest import SYSTEM, Stack, WorkspaceHandle, bearer
+from tests.contract.calls import calls, consumes
+from tests.fakes.webhook_app import FakeWebhookApp
+from tests.instances.conftest import DATA_SOURCE, app_event_type
+
+# (consumer, subject) → the reply or event fields the consumer reads.
+EXPECTATIONS: dict[tuple[str, str], list[str]] = {
+    ("instances", connections.CONNECTIONS_GET.subject): [
+        "id",
+        "customerId",
+        "integrationKey",
+        "state",
+    ],
+    ("instances", connections.PROXY_REQUEST.subject): ["status", "headers", "body"],
+    ("instances", flows.FLOW_INSTANCES_ENSURE.subject): [],
+    ("flows", connections.CONNECTIONS_GET.subject): ["id", "customerId", "integrationKey"],
+    ("flows", connections.INTEGRATIONS_GET.subject): [],
+    ("flows", identity.CUSTOMERS_GET.subject): [],
+    ("flows", instances.APP_EVENT_TYPES_GET.subject): ["integrationKey"],
+    ("flows", instances.DATA_SOURCES_GET.subject): ["integrationKey"],
+    ("gateway", identity.TOKEN_VERIFY.subject): [
+        "workspaceId",
+        "principal",
+        "customerId",
+        "expiresAt",
+        "cacheUntil",
+    ],
+    ("gateway", identity.WORKSPACE_UPDATED.subject): ["workspaceId"],
+    ("gateway", identity.CUSTOMER_ARCHIVED.subject): ["workspaceId", "customerId"],
+    **{
+        ("instances", kind.subject): [
+            "eventId",
+            "workspaceId",
+            "connectionId",
+            "customerId",
+            "integrationKey",
+        ]
+        for kind in (
+            connections.CONNECTION_CREATED,
+            connections.CONNECTION_RECONNECTED,
+            connections.CONNECTION_DISCONNECTED,
+            connections.CONNECTION_ARCHIVED,
+        )
+    },
+}
+
+
+def test_every_cross_service_call_has_expectations() -> None:
+    wanted = {
+        (svc, subject)
+        for svc in ("identity", "connections", "instances", "flows")
+        for subject in calls(svc) | consumes(svc)
+    }
+    wanted |= {("gateway", s) for s in consumes("gateway")} | {
+        ("gateway", identity.TOKEN_VERIFY.subject)
+    }
+    assert wanted <= set(EXPECTATIONS), sorted(wanted - set(EXPECTATIONS))
+
+
+async def _raw(stack: Stack, subject: str, body: dict[str, Any]) -> dict[str, Any]:
+    msg = await stack.bus.nc.request(subject, json.dumps(body).encode(), timeout=10)
+    assert not (msg.headers or {}).get("Nats-Service-Error-Code"), msg.data
+    return dict(json.loads(msg.data))
+
+
+def _has(reply: dict[str, Any], fields: list[str], what: str) -> None:
+    missing = [f for f in fields if f not in reply]
+    assert not missing, f"{what} lacks {missing}: {sorted(reply)}"
+
+
+async def test_providers_answer_what_consumers_read(
+    stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
+) -> None:
+    admin = bearer(await workspace.admin_token())
+
+    async def api(method: str, path: str, body: Any = None) -> Any:
+        async with http.request(method, workspace.url(path), json=body, headers=admin) as resp:
+            assert resp.status < 300, await resp.text()
+            return await resp.json()
+
+    async with FakeWebhookApp(api_key="contract-key") as app:
+        await api("POST", "/integrations", {
+            "key": "crm", "name": "CRM", "auth": {"type": "api_key"},
+            "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
+        })  # fmt: skip
+        await api("POST", "/app-event-types", app_event_type())
+        await api("POST", "/data-sources", DATA_SOURCE)
+        await api("POST", "/customers", {"id": "cust"})
+        connection = await api("POST", "/connections", {
+            "customerId": "cust", "integrationKey": "crm", "credentials": {"apiKey": "contract-key"},
+        })  # fmt: skip
+        system = Context(workspace_id=workspace.id, principal="system").model_dump(
+            mode="json", by_alias=True
+        )
+        admin_ctx = {**system, "principal": "admin"}
+        replies = {
+            connections.CONNECTIONS_GET.subject: await _raw(stack, connections.CONNECTIONS_GET.subject, {"id": connection["id"], "ctx": admin_ctx}),
+            connections.PROXY_REQUEST.subject: await _raw(stack, connections.PROXY_REQUEST.subject, {
+                "id": connection["id"], "method": "GET", "path": "/fields", "ctx": system,
+            }),
+            flows.FLOW_INSTANCES_ENSURE.subject: await _raw(stack, flows.FLOW_INSTANCES_ENSURE.subject, {
+                "connectionId": connection["id"], "customerId": "cust", "integrationKey": "crm", "ctx": system,
+            }),
+            connections.INTEGRATIONS_GET.subject: await _raw(stack, connections.INTEGRATIONS_GET.subject, {"key": "crm", "ctx": admin_ctx}),
+            identity.CUSTOMERS_GET.subject: await _raw(stack, identity.CUSTOMERS_GET.subject, {"id": "cust", "ctx": admin_ctx}),
+            instances.APP_EVENT_TYPES_GET.subject: await _raw(stack, instances.APP_EVENT_TYPES_GET.subject, {"key": "contact-created", "ctx": admin_ctx}),
+            instances.DATA_SOURCES_GET.subject: await _raw(stack, instances.DATA_SOURCES_GET.subject, {"key": "contacts", "ctx": admin_ctx}),
+            identity.TOKEN_VERIFY.subject: await _raw(stack, identity.TOKEN_VERIFY.subject, {"token": await workspace.customer_token("cust"), "ctx": {}}),
+        }  # fmt: skip
+    assert base64.b64decode(replies[connections.PROXY_REQUEST.subject]["body"])
+    pool_connections, pool_identity = await stack.pool("connections"), await stack.pool("identity")
+    try:
+        await api("DELETE", "/customers/cust")
+        await api("PATCH", "/workspace", {"name": "renamed"})
+        events = {}
+        for pool in (pool_connections, pool_identity):
+            for row in await pool.fetch(
+                "SELECT subject, payload FROM outbox WHERE workspace_id = $1", workspace.id
+            ):
+                events.setdefault(row["subject"], row["payload"])
+    finally:
+        await pool_connections.close()
+        await pool_identity.close()
+    for (consumer, subject), fields in EXPECTATIONS.items():
+        if subject in replies:
+            _has(replies[subject], fields, f"{subject} (read by {consumer})")
+        elif subject in events:
+            _has(events[subject], fields, f"{subject} (read by {consumer})")
+    produced = set(replies) | set(events)
+    for subject in (
+        connections.CONNECTION_CREATED.subject,
+        identity.CUSTOMER_ARCHIVED.subject,
+        identity.WORKSPACE_UPDATED.subject,
+    ):
+        assert subject in produced, subject
+    assert SYSTEM.principal == "system"
