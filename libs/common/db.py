@@ -68,7 +68,10 @@ async def migrate(dsn: str, schema: str, migrations_dir: Path) -> list[str]:
     try:
         await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"tether.migrate.{schema}")
         try:
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            # In production the schema exists already, owned by the service's own role
+            # (deploy/postgres/roles.sql), which may not create schemas: only create it here.
+            if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+                await conn.execute(f"CREATE SCHEMA {schema}")
             await conn.execute(CREATE_MIGRATIONS_TABLE_SQL.format(schema=schema))
             applied = {
                 r["name"] for r in await conn.fetch(SELECT_APPLIED_SQL.format(schema=schema))

@@ -71,7 +71,7 @@ def bus_context(settings: BusSettings, name: str, *, events: bool = True) -> Cle
         nc = await connect(settings.nats_url, name)
         bus = Bus(nc, timeout=settings.call_timeout)
         if events:
-            await ensure_stream(bus.js)
+            await ensure_stream(bus.js, replicas=settings.events_replicas)
         app[BUS] = bus
         yield
         try:
