@@ -28,7 +28,9 @@ class BusSettings(BaseSettings):
 
     nats_url: str = Field(description="NATS server URL(s), comma separated")
     call_timeout: float = Field(default=10.0, gt=0, description="Seconds a bus call waits")
-    events_replicas: int = Field(default=1, ge=1, le=5, description="JetStream replicas of TETHER_EVENTS")
+    events_replicas: int = Field(
+        default=1, ge=1, le=5, description="JetStream replicas of TETHER_EVENTS"
+    )
 
 
 class LogSettings(BaseSettings):

@@ -14,6 +14,7 @@ from libs.common.cache import TtlCache
 from libs.common.contracts import identity
 from libs.common.contracts.base import Context
 from libs.common.errors import Forbidden, Unauthenticated
+from services.gateway.retry import idempotent
 
 
 class TokenCache:
@@ -83,10 +84,8 @@ class Authenticator:
         future: asyncio.Future[identity.VerifiedToken] = asyncio.get_running_loop().create_future()
         self._inflight[digest] = future
         try:
-            verified = await self._bus.call(
-                identity.TOKEN_VERIFY,
-                identity.TokenVerifyRequest(token=token, ctx=Context(request_id=request_id)),
-            )
+            request = identity.TokenVerifyRequest(token=token, ctx=Context(request_id=request_id))
+            verified = await idempotent(lambda: self._bus.call(identity.TOKEN_VERIFY, request))
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters re-raise it, nobody else must

@@ -19,6 +19,7 @@ from libs.common.errors import (
 )
 from libs.common.runtime import BUS
 from services.gateway.keys import AUTHENTICATOR, REQUEST_ID, SETTINGS
+from services.gateway.retry import idempotent
 from services.gateway.routes import Route
 
 
@@ -85,8 +86,11 @@ async def _call(
         raise invalid_from_validation(exc) from exc
     bus: Bus = request.app[BUS]
     if raw:
-        return await bus.call_raw(route.op, payload)
-    return await bus.call(route.op, payload)
+        send: Callable[[], Awaitable[Any]] = lambda: bus.call_raw(route.op, payload)  # noqa: E731
+    else:
+        send = lambda: bus.call(route.op, payload)  # noqa: E731
+    # Reads are safe to repeat when a replica or NATS node died under them; writes are not.
+    return await (idempotent(send) if route.method == "GET" else send())
 
 
 def _page_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
