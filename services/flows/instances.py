@@ -119,13 +119,9 @@ class FlowInstances:
     async def list(self, req: c.FlowInstanceListRequest) -> c.FlowInstancePage:
         """List instances (a customer's own)."""
         workspace_id = req.ctx.workspace()
-        customer_id = req.customer_id
-        if req.ctx.principal == "customer":
-            if customer_id not in (None, req.ctx.customer_id):
-                return c.FlowInstancePage(items=[], cursor=None)
-            customer_id = req.ctx.customer()
-        else:
-            req.ctx.admin_workspace()
+        customer_id, visible = req.ctx.customer_filter(req.customer_id)
+        if not visible:
+            return c.FlowInstancePage(items=[], cursor=None)
         after = decode_uuid_cursor(req.cursor) if req.cursor else None
         async with self._pool.acquire() as conn:
             rows = await store.list_instances(

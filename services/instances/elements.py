@@ -37,6 +37,15 @@ def _check_paths(**expressions: str | None) -> None:
             ) from exc
 
 
+def _check_data_source(req: c.DataSourceCreateRequest | c.DataSourcePatchRequest) -> None:
+    _check_paths(
+        **{
+            "fields.itemsPath": req.fields.items_path if req.fields else None,
+            "initialState.statePath": req.initial_state.state_path if req.initial_state else None,
+        }
+    )
+
+
 def _aet_spec(values: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     for name in _AET_SPEC_FIELDS:
@@ -147,14 +156,7 @@ class Elements:
     async def create_data_source(self, req: c.DataSourceCreateRequest) -> c.DataSource:
         """Define a data source."""
         workspace_id = req.ctx.admin_workspace()
-        _check_paths(
-            **{
-                "fields.itemsPath": req.fields.items_path if req.fields else None,
-                "initialState.statePath": req.initial_state.state_path
-                if req.initial_state
-                else None,
-            }
-        )
+        _check_data_source(req)
         spec = {
             "fields": req.fields.model_dump(mode="json") if req.fields else None,
             "initialState": req.initial_state.model_dump(mode="json")
@@ -179,14 +181,7 @@ class Elements:
     async def patch_data_source(self, req: c.DataSourcePatchRequest) -> c.DataSource:
         """Change a data source; the next deployment applies it."""
         workspace_id = req.ctx.admin_workspace()
-        _check_paths(
-            **{
-                "fields.itemsPath": req.fields.items_path if req.fields else None,
-                "initialState.statePath": req.initial_state.state_path
-                if req.initial_state
-                else None,
-            }
-        )
+        _check_data_source(req)
         async with self._pool.acquire() as conn, conn.transaction():
             record = await store.select_data_source(conn, workspace_id, req.key)
             if record is None:

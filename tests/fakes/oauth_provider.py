@@ -15,12 +15,13 @@ import html
 import secrets
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote_plus
 
 from aiohttp import web
 from yarl import URL
+
+from tests.fakes.server import LocalServer
 
 _ELSEWHERE = "http://example.invalid/elsewhere"
 
@@ -72,7 +73,7 @@ def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-class FakeProvider:
+class FakeProvider(LocalServer):
     """Serve an OAuth2 provider and a small JSON API on 127.0.0.1 with a free port."""
 
     def __init__(
@@ -85,6 +86,7 @@ class FakeProvider:
         include_refresh_token_on_refresh: bool = True,
     ) -> None:
         """Configure the fake; nothing listens until :meth:`start`."""
+        super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret
         # Knobs tests may change at any time.
@@ -114,49 +116,19 @@ class FakeProvider:
         self.authorize_requests: list[dict[str, str]] = []
         self.api_requests: list[dict[str, Any]] = []
         # Internal state.
-        self.url = ""
         self._codes: dict[str, _Grant] = {}
         self._access_expiry: dict[str, float | None] = {}
         self._refresh_scopes: dict[str, str] = {}
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Bind 127.0.0.1 on a free port and set :attr:`url`."""
+    def build(self) -> web.Application:
+        """Return the fake app's routes (served by :class:`LocalServer`)."""
         app = web.Application()
         app.router.add_get("/authorize", self._authorize)
         app.router.add_post("/token", self._token)
         app.router.add_route("*", "/api/{tail:.*}", self._api)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-        await self._runner.setup()
-        try:
-            await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        except BaseException:
-            await self.stop()
-            raise
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-
-    async def stop(self) -> None:
-        """Stop serving and release the port; safe to call twice."""
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeProvider:
-        """Start the server for an ``async with`` block."""
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the server at the end of an ``async with`` block."""
-        await self.stop()
+        return app
 
     # -- helpers for tests -------------------------------------------------------------------
 

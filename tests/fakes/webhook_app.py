@@ -14,11 +14,12 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from tests.fakes.server import LocalServer
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -64,11 +65,12 @@ def _default_records() -> list[dict[str, Any]]:
     ]
 
 
-class FakeWebhookApp:
+class FakeWebhookApp(LocalServer):
     """Serve a SaaS app's webhook, fields and records API on 127.0.0.1 with a free port."""
 
     def __init__(self, *, api_key: str = "key-123") -> None:
         """Configure the fake; nothing listens until :meth:`start`."""
+        super().__init__()
         self.api_key = api_key
         # Knobs tests may change at any time.
         self.subscribe_failures: list[int] = []
@@ -93,16 +95,22 @@ class FakeWebhookApp:
         self.subscribe_received: asyncio.Event
         self.release_subscribe: asyncio.Event
         # Internal state.
-        self.url = ""
         self._next_id = 0
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind 127.0.0.1 on a free port and set :attr:`url`."""
+        """Create the hold events, then serve."""
         self.subscribe_received = asyncio.Event()
         self.release_subscribe = asyncio.Event()
+        await super().start()
+
+    def before_stop(self) -> None:
+        """Release any held subscribe call so shutdown does not wait for it."""
+        self.release_subscribe.set()
+
+    def build(self) -> web.Application:
+        """Return the fake app's routes (served by :class:`LocalServer`)."""
 
         @web.middleware
         async def gate(request: web.Request, handler: _Handler) -> web.StreamResponse:
@@ -116,36 +124,7 @@ class FakeWebhookApp:
         app.router.add_get("/fields", self._fields)
         app.router.add_get("/records", self._records)
         app.router.add_post("/slow", self._slow)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-        await self._runner.setup()
-        try:
-            await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        except BaseException:
-            await self.stop()
-            raise
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-
-    async def stop(self) -> None:
-        """Release any held subscribe call, stop serving and free the port; safe to call twice."""
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            self.release_subscribe.set()
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeWebhookApp:
-        """Start the server for an ``async with`` block."""
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the server at the end of an ``async with`` block."""
-        await self.stop()
+        return app
 
     # -- helpers for tests -------------------------------------------------------------------
 

@@ -55,6 +55,18 @@ class Context(Contract):
             raise Forbidden("this operation needs a customer token", code="customer_required")
         return self.customer_id
 
+    def customer_filter(self, requested: str | None) -> tuple[str | None, bool]:
+        """Return (the customer to list for, whether anything may be seen at all).
+
+        A customer lists only their own (asking for another sees nothing); an admin lists
+        whom they ask for (None: everyone).
+        """
+        if self.principal == "customer":
+            own = self.customer()
+            return own, requested in (None, own)
+        self.admin_workspace()
+        return requested, True
+
     def require_system(self) -> None:
         """Refuse anyone but an operator or another service."""
         if self.principal != "system":
