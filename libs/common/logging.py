@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
@@ -85,6 +86,11 @@ def redact_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventD
     return event_dict
 
 
+def _json(event: Any, **_: Any) -> str:
+    """Serialise a log line with orjson (several times faster than json; lines are hot)."""
+    return orjson.dumps(event, default=str).decode()
+
+
 def _stderr_logger(*_: Any) -> structlog.PrintLogger:
     return structlog.PrintLogger(sys.stderr)
 
@@ -102,7 +108,9 @@ def configure_logging(
         fmt = "console" if sys.stderr.isatty() else "json"
     level = getattr(logging, settings.log_level.upper())
     renderer: Processor = (
-        structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer()
+        if fmt == "console"
+        else structlog.processors.JSONRenderer(serializer=_json)
     )
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
