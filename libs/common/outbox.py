@@ -71,8 +71,13 @@ async def emit(conn: Conn, event_type: EventType[Any], event: Event) -> None:
     await conn.execute(NOTIFY_SQL)
 
 
-async def ensure_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
-    """Create the events stream if it is missing (idempotent across replicas)."""
+async def ensure_stream(js: JetStreamContext, *, replicas: int = 1, patience: float = 60.0) -> None:
+    """Create the events stream if it is missing (idempotent across replicas).
+
+    While a NATS cluster recovers (a node just restarted, no meta leader yet) the
+    JetStream API times out or answers 503: keep asking for up to ``patience`` seconds
+    rather than failing the service's start.
+    """
     config = StreamConfig(
         name=EVENTS_STREAM,
         subjects=[EVENTS_SUBJECTS],
@@ -81,13 +86,24 @@ async def ensure_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
         max_age=7 * 24 * 3600.0,
         num_replicas=replicas,
     )
-    try:
-        await js.stream_info(EVENTS_STREAM)
-    except nats.js.errors.NotFoundError:
+    deadline = asyncio.get_running_loop().time() + patience
+    pause = 0.2
+    while True:
         try:
-            await js.add_stream(config)
-        except nats.js.errors.BadRequestError:
-            await js.stream_info(EVENTS_STREAM)  # another replica created it first
+            try:
+                await js.stream_info(EVENTS_STREAM)
+            except nats.js.errors.NotFoundError:
+                try:
+                    await js.add_stream(config)
+                except nats.js.errors.BadRequestError:
+                    await js.stream_info(EVENTS_STREAM)  # another replica created it first
+            return
+        except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.warning("jetstream_not_ready", error=type(exc).__name__)
+            await asyncio.sleep(pause)  # back off while the cluster elects a leader
+            pause = min(pause * 2, 3.0)
 
 
 class OutboxRelay:
