@@ -64,6 +64,29 @@ async def test_console_fields_schema_validation_error(
     await page.get_by_test_id("fields-saved").wait_for()
 
 
+async def test_console_form_error_shows_each_detail_once(
+    page: Any, stack: Stack, workspace: WorkspaceHandle
+) -> None:
+    """A 422 shows as a sentence with one sentence per field; bad JSON focuses its box."""
+    await signed_in(page, stack, workspace)
+    await page.goto(f"{stack.gateway_url}/console/#/integrations")
+    await page.get_by_test_id("int-key").fill("Bad Key!")
+    await page.get_by_test_id("int-auth").fill('{"type": "api_key"}')
+    await page.get_by_test_id("int-create").click()
+    error = page.get_by_test_id("int-error")
+    await error.wait_for()
+    lines = [line for line in (await error.inner_text()).splitlines() if line.strip()]
+    assert lines[0] == "The input is not valid."  # the field list left the message
+    assert len(lines) == 2, lines
+    assert lines[1].startswith("key: "), lines
+    assert lines[1].endswith("."), lines
+    assert await page.get_by_test_id("int-create").is_enabled()
+    await page.get_by_test_id("int-auth").fill('{"type": ')
+    await page.get_by_test_id("int-create").click()
+    await page.wait_for_function("document.activeElement?.dataset.testid === 'int-auth'")
+    assert (await error.inner_text()).startswith("Auth spec: Invalid JSON")
+
+
 async def test_console_test_customer_token(
     page: Any, stack: Stack, workspace: WorkspaceHandle
 ) -> None:
@@ -78,6 +101,29 @@ async def test_console_test_customer_token(
     )
     token = await value.input_value()
     assert re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+", token)
+
+
+async def test_console_test_token_error_shows_at_the_test_customer_form(
+    page: Any, stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
+) -> None:
+    schema = {"type": "object", "properties": {"plan": {"type": "string"}}, "required": ["plan"]}
+    await _api(
+        http, workspace, "PATCH", "/workspace", {"settings": {"customerFieldsSchema": schema}}
+    )
+    await signed_in(page, stack, workspace)
+    await page.goto(f"{stack.gateway_url}/console/#/settings")
+    await page.get_by_test_id("tab-testing").click()
+    await page.get_by_test_id("test-token").click()
+    error = page.get_by_test_id("test-error")  # the test customer's form, not the token card
+    await error.wait_for()
+    assert "settings.testCustomer.fields.plan" in await error.inner_text()
+    assert await page.get_by_test_id("test-token-error").is_hidden()
+    await page.get_by_test_id("test-id").fill("test-customer")
+    await page.get_by_test_id("test-fields").fill('{"plan": "pro"}')
+    await page.get_by_test_id("test-save").click()
+    await page.get_by_test_id("test-saved").wait_for()
+    await page.get_by_test_id("test-token").click()
+    await page.get_by_test_id("test-token-value").wait_for()
 
 
 async def test_console_customer_level_flow(

@@ -1,7 +1,46 @@
+// @ts-check
 // The console's shell: sign-in, header and navigation, and the hash router.
 
-import { get, isAbort, onUnauthorized, post, session } from "./api.js";
-import { errorBox, field, h, loading, mount } from "./dom.js";
+import { ApiError, get, isAbort, onUnauthorized, post, session } from "./api.js";
+import { h, mount } from "./dom.js";
+import { action, errorBox, field, InputError, showError } from "./forms.js";
+import { loading } from "./widgets.js";
+/** @import { ConsoleSession, Workspace } from "./api-types.js" */
+
+/**
+ * What a page gets: an abort signal, timers that stop when the page is left, hooks.
+ * @typedef {object} PageContext
+ * @property {AbortSignal} signal aborted when the page is left
+ * @property {boolean} alive whether the page is still shown
+ * @property {(ms: number, fn: () => void) => () => void} after run fn once after ms; returns a cancel
+ * @property {(ms: number, fn: () => unknown) => () => void} every run fn every ms (never
+ *   overlapping) until stopped or the page is left; returns a stop
+ * @property {(fn: () => void) => void} onLeave
+ * @property {(hash: string) => void} navigate
+ * @property {() => void} leave
+ */
+
+/**
+ * What the router passes a page: the path segments it takes and the hash's query.
+ * @typedef {object} PageParams
+ * @property {string} [id] the segment after the page's name
+ * @property {string} [tab] the same segment, for pages whose tabs are in the path
+ * @property {string} [base] the page's name as written in the path
+ * @property {URLSearchParams} query
+ */
+
+/**
+ * A page module: it fills `root` (and may keep it live until the page is left).
+ * @typedef {{render: (root: HTMLElement, params: PageParams, ctx: PageContext) => Promise<void>}} PageModule
+ */
+
+/**
+ * @typedef {object} PageSpec
+ * @property {string} module
+ * @property {string} nav the navigation link to mark as current
+ * @property {string} title
+ * @property {number} max how many path segments the page takes
+ */
 
 const NAV = [
   ["settings", "Settings"],
@@ -13,6 +52,7 @@ const NAV = [
 ];
 
 // segments[0] → page module; `max` is how many path segments the page takes.
+/** @type {Record<string, PageSpec>} */
 const PAGES = {
   settings: { module: "./page-settings.js", nav: "settings", title: "Settings", max: 2 },
   customers: { module: "./page-customers.js", nav: "customers", title: "Customers", max: 1 },
@@ -25,15 +65,20 @@ const PAGES = {
   flow: { module: "./page-flow.js", nav: "flows", title: "Flow", max: 2 },
 };
 
-const root = document.getElementById("app");
-let shell = null; // {main, workspaceName, links}
-let current = null; // the page context being shown
+const root = /** @type {HTMLElement} */ (document.getElementById("app"));
+/** @type {{main: HTMLElement, workspaceName: HTMLElement, links: Map<string, HTMLAnchorElement>} | null} */
+let shell = null;
+/** @type {PageContext | null} the page being shown */
+let current = null;
 
-/** What a page gets: an abort signal, timers that stop when the page is left, hooks. */
+/** @returns {PageContext} */
 function makeContext() {
   const controller = new AbortController();
+  /** @type {Set<ReturnType<typeof setTimeout>>} */
   const timers = new Set();
+  /** @type {(() => void)[]} */
   const leaves = [];
+  /** @type {PageContext} */
   const ctx = {
     signal: controller.signal,
     get alive() {
@@ -50,7 +95,6 @@ function makeContext() {
         timers.delete(id);
       };
     },
-    /** Run fn every ms (never overlapping) until stopped or the page is left. */
     every(ms, fn) {
       let stopped = false;
       let cancel = () => {};
@@ -98,6 +142,11 @@ function leavePage() {
 
 // --- sign-in ------------------------------------------------------------------------------
 
+/**
+ * @param {string | null} message
+ * @param {boolean} [isError] show the message as an error (else as a notice)
+ * @param {boolean} [busy] signing in with a one-time code: no form
+ */
 function showSignIn(message, isError = true, busy = false) {
   leavePage();
   shell = null;
@@ -119,31 +168,20 @@ function showSignIn(message, isError = true, busy = false) {
     {
       class: "signin-form",
       novalidate: true,
-      onsubmit: (event) => {
-        event.preventDefault();
+      onsubmit: action({ button: submit, problem }, () => {
         const value = token.value.trim().replace(/^Bearer\s+/i, "");
-        if (!value) {
-          mount(problem, h("p", {}, "Paste an admin token first."));
-          problem.hidden = false;
-          token.focus();
-          return;
-        }
+        if (!value) throw new InputError("Paste an admin token first.", token);
         session.set(value);
         if (!location.hash || location.hash === "#" || location.hash === "#/") {
           history.replaceState(null, "", `${location.pathname}${location.search}#/settings`);
         }
         startShell();
-      },
+      }),
     },
     field("Admin token", token),
     h("div", { class: "actions" }, submit),
   );
-  if (message) {
-    if (isError) {
-      mount(problem, h("p", {}, message));
-      problem.hidden = false;
-    }
-  }
+  if (message && isError) showError(problem, message);
   mount(
     root,
     h(
@@ -172,18 +210,22 @@ function showSignIn(message, isError = true, busy = false) {
   if (!busy) token.focus();
 }
 
-/** Trade a one-time code from the URL (#code=…) for a session token. */
+/**
+ * Trade a one-time code from the URL (#code=…) for a session token.
+ * @param {string} code
+ */
 async function exchangeCode(code) {
   // The code must not stay in the URL or the history, whatever happens next.
   history.replaceState(null, "", `${location.pathname}${location.search}`);
   showSignIn(null, false, true);
   try {
+    /** @type {ConsoleSession} */
     const reply = await post("/console/session", { code }, { auth: false });
     session.set(reply.token);
     history.replaceState(null, "", `${location.pathname}${location.search}#/settings`);
     startShell();
   } catch (err) {
-    showSignIn(`This console link did not work: ${err.message}`, true);
+    showSignIn(`This console link did not work: ${err instanceof Error ? err.message : err}`, true);
   }
 }
 
@@ -203,6 +245,7 @@ function signOut() {
 
 function startShell() {
   const workspaceName = h("span", { class: "workspace-name", "data-testid": "workspace-name", title: "Workspace" }, "…");
+  /** @type {Map<string, HTMLAnchorElement>} */
   const links = new Map();
   const nav = h(
     "nav",
@@ -241,18 +284,21 @@ function startShell() {
 
 async function loadWorkspaceName() {
   try {
+    /** @type {Workspace} */
     const ws = await get("/workspace");
     if (shell) shell.workspaceName.textContent = ws.name;
   } catch (err) {
-    if (shell && err.status !== 401) {
+    if (shell && err instanceof Error && !(err instanceof ApiError && err.status === 401)) {
       shell.workspaceName.textContent = "workspace unavailable";
       shell.workspaceName.title = err.message;
     }
   }
 }
 
+// page-settings announces a renamed workspace.
 document.addEventListener("tether:workspace", (event) => {
-  if (shell && event.detail && event.detail.name) shell.workspaceName.textContent = event.detail.name;
+  const ws = /** @type {CustomEvent<Workspace | null>} */ (event).detail;
+  if (shell && ws?.name) shell.workspaceName.textContent = ws.name;
 });
 
 // --- router ---------------------------------------------------------------------------------
@@ -275,6 +321,11 @@ function parseHash() {
   return { segments, query: new URLSearchParams(query) };
 }
 
+/**
+ * The page a path names, and its params (without the query).
+ * @param {string[]} segments
+ * @returns {{page: PageSpec, params: Omit<PageParams, "query">} | null}
+ */
 function resolve(segments) {
   const [first, ...rest] = segments;
   if ((first === "customers" || first === "users") && rest.length) return { page: PAGES.customer, params: { id: rest.join("/") } };
@@ -316,6 +367,7 @@ async function route() {
   document.title = `${target.page.title} — Tether`;
   mount(container, loading());
   try {
+    /** @type {PageModule} */
     const module = await import(target.page.module);
     if (!ctx.alive) return;
     await module.render(container, { ...target.params, query }, ctx);

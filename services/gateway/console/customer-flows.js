@@ -1,13 +1,20 @@
+// @ts-check
 // A customer's Flows tab: customer-level flows (list, create) and flow instances.
 
-import { enc, get, isAbort, patch, post } from "./api.js";
-import {
-  badge, card, emptyRow, errorBox, field, fmtDate, h, loading, mount, parseJSON, pretty, shortId,
-  showError, statusLine, table,
-} from "./dom.js";
+import { ApiError, enc, get, isAbort, patch, post } from "./api.js";
+import { fmtDate, h, mount, pretty, shortId } from "./dom.js";
+import { action, errorBox, field, readJSON, statusLine } from "./forms.js";
+import { badge, card, emptyRow, loading, table } from "./widgets.js";
+/** @import { Customer, Flow, FlowInstance, Page } from "./api-types.js" */
+/** @import { PageContext } from "./app.js" */
 
-const DEFAULT_DEFINITION = '{"trigger": {"type": "api"}, "nodes": {"start": {"type": "delay", "config": {"seconds": 60}}}}';
+const DEFAULT_DEFINITION = { trigger: { type: "api" }, nodes: { start: { type: "delay", config: { seconds: 60 } } } };
 
+/**
+ * @param {HTMLElement} el
+ * @param {Customer} customer
+ * @param {PageContext} ctx
+ */
 export function customerFlows(el, customer, ctx) {
   const flowsBox = h("div", {});
   const instancesBox = h("div", {});
@@ -20,9 +27,15 @@ export function customerFlows(el, customer, ctx) {
   loadInstances(instancesBox, customer, ctx);
 }
 
+/**
+ * @param {HTMLElement} box
+ * @param {Customer} customer
+ * @param {PageContext} ctx
+ */
 async function loadFlows(box, customer, ctx) {
   if (!box.childNodes.length) mount(box, loading());
   try {
+    /** @type {Page<Flow>} */
     const page = await get("/flows", { query: { customerId: customer.id, limit: 100 }, signal: ctx.signal });
     const rows = page.items.map((f) =>
       h(
@@ -42,10 +55,14 @@ async function loadFlows(box, customer, ctx) {
   }
 }
 
+/**
+ * @param {Customer} customer
+ * @param {() => void} reload the list of flows
+ */
 function createForm(customer, reload) {
   const key = h("input", { type: "text", "data-testid": "cflow-key", required: true, autocomplete: "off", placeholder: "sync-contacts" });
   const name = h("input", { type: "text", "data-testid": "cflow-name", maxlength: 200, autocomplete: "off" });
-  const json = h("textarea", { "data-testid": "cflow-json", class: "code", rows: 8, spellcheck: "false", value: pretty(JSON.parse(DEFAULT_DEFINITION)) });
+  const json = h("textarea", { "data-testid": "cflow-json", class: "code", rows: 8, spellcheck: "false", value: pretty(DEFAULT_DEFINITION) });
   const problem = errorBox(null, { "data-testid": "cflow-error" });
   const done = statusLine({ "data-testid": "cflow-created" });
   const button = h("button", { type: "submit", class: "primary", "data-testid": "cflow-create" }, "Create flow");
@@ -53,17 +70,8 @@ function createForm(customer, reload) {
     "form",
     {
       novalidate: true,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        showError(problem, null);
-        done.set("");
-        const parsed = parseJSON(json.value);
-        if (parsed.error) {
-          showError(problem, `Definition: ${parsed.error}`);
-          json.focus();
-          return;
-        }
-        const definition = parsed.value;
+      onsubmit: action({ button, problem, status: done }, async () => {
+        const definition = readJSON(json, "Definition");
         const body = {
           ...definition,
           key: key.value.trim(),
@@ -71,19 +79,13 @@ function createForm(customer, reload) {
           level: "customer",
           customerId: customer.id,
         };
-        button.disabled = true;
-        try {
-          const flow = await post("/flows", body);
-          done.set(`Created ${flow.key}`);
-          key.value = "";
-          name.value = "";
-          reload();
-        } catch (err) {
-          showError(problem, err);
-        } finally {
-          button.disabled = false;
-        }
-      },
+        /** @type {Flow} */
+        const flow = await post("/flows", body);
+        done.set(`Created ${flow.key}`);
+        key.value = "";
+        name.value = "";
+        reload();
+      }),
     },
     h("h3", {}, "New customer-level flow"),
     h("div", { class: "form-row" }, field("Key", key), field("Name", name)),
@@ -93,9 +95,15 @@ function createForm(customer, reload) {
   );
 }
 
+/**
+ * @param {HTMLElement} box
+ * @param {Customer} customer
+ * @param {PageContext} ctx
+ */
 async function loadInstances(box, customer, ctx) {
   mount(box, loading());
   try {
+    /** @type {Page<FlowInstance>} */
     const page = await get("/flow-instances", { query: { customerId: customer.id, limit: 100 }, signal: ctx.signal });
     if (!page.items.length) {
       mount(box, h("p", { class: "muted", "data-testid": "no-flow-instances" }, "No flow instances for this customer."));
@@ -107,44 +115,59 @@ async function loadInstances(box, customer, ctx) {
   }
 }
 
-/** The leaves a JSON Merge Patch sets (null = removes). */
+/**
+ * The leaves a JSON Merge Patch sets (null = removes).
+ * @param {unknown} value
+ * @param {string} [prefix]
+ * @returns {{path: string, value: unknown, removed: boolean}[]}
+ */
 export function patchPaths(value, prefix = "") {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     return [{ path: prefix || "(whole document)", value, removed: value === null }];
   }
   const keys = Object.keys(value);
   if (!keys.length) return prefix ? [{ path: prefix, value, removed: false }] : [];
-  return keys.flatMap((k) => patchPaths(value[k], prefix ? `${prefix}.${k}` : k));
+  const object = /** @type {Record<string, unknown>} */ (value);
+  return keys.flatMap((k) => patchPaths(object[k], prefix ? `${prefix}.${k}` : k));
 }
 
+/** @param {FlowInstance} initial */
 function instanceView(initial) {
   const el = h("article", { class: "instance", "data-testid": "flow-instance" });
   const problem = errorBox(null, { "data-testid": "instance-conflicts" });
-  const busy = (buttons, on) => buttons.forEach((b) => { b.disabled = on; });
 
+  /** @param {FlowInstance} inst */
   const draw = (inst) => {
     const changes = patchPaths(inst.customization || {});
-    const act = (label, testid, run, cls = "secondary") => h("button", {
-      type: "button",
-      class: cls,
-      "data-testid": testid,
-      onclick: async (event) => {
-        const all = Array.from(el.querySelectorAll("button"));
-        showError(problem, null);
-        busy(all, true);
-        try {
-          draw(await run());
-        } catch (err) {
-          if (err.status === 409 && Array.isArray(err.details)) {
-            showError(problem, err, "Upgrade conflicts — change or reset the customisation first");
-          } else {
-            showError(problem, err);
-          }
-          busy(all, false);
-          event.target.focus();
-        }
-      },
-    }, label);
+    /**
+     * A button that sends one change and redraws the instance from the reply.
+     * @param {string} label
+     * @param {string} testid
+     * @param {() => Promise<FlowInstance>} run
+     */
+    const act = (label, testid, run, cls = "secondary") => {
+      const button = h("button", {
+        type: "button",
+        class: cls,
+        "data-testid": testid,
+        onclick: async () => {
+          const all = Array.from(el.querySelectorAll("button"));
+          const done = await action({ button: all, problem }, async () => {
+            try {
+              draw(await run());
+            } catch (err) {
+              if (err instanceof ApiError && err.status === 409 && Array.isArray(err.details)) {
+                const message = `Upgrade conflicts — change or reset the customisation first: ${err.message}`;
+                throw new ApiError(err.status, err.code, message, err.details);
+              }
+              throw err;
+            }
+          })();
+          if (!done) button.focus();
+        },
+      }, label);
+      return button;
+    };
     mount(
       el,
       h(

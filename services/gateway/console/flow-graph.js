@@ -1,3 +1,4 @@
+// @ts-check
 // Draw a flow's nodes as an SVG diagram: columns by depth from the nodes nothing links
 // to, links as arrows. Built with DOM APIs; geometry is set as SVG attributes.
 
@@ -9,26 +10,55 @@ const GAP_X = 72;
 const GAP_Y = 22;
 const PAD = 16;
 
-function linksOf(node) {
-  return Array.isArray(node?.links) ? node.links.map((l) => l && l.to).filter((to) => typeof to === "string") : [];
+/**
+ * What drawGraph reads of a definition. It may be JSON being typed, so each part is
+ * checked before it is drawn.
+ * @typedef {{trigger?: unknown, nodes?: unknown}} GraphInput
+ */
+
+/**
+ * @param {unknown} value
+ * @returns {value is Record<string, unknown>}
+ */
+function isObject(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** Depth of each node: longest path from a node without incoming links (cycles tolerated). */
+/**
+ * The keys a node links to.
+ * @param {unknown} node
+ * @returns {string[]}
+ */
+function linksOf(node) {
+  if (!isObject(node) || !Array.isArray(node.links)) return [];
+  return node.links.map((l) => (isObject(l) ? l.to : undefined)).filter((to) => typeof to === "string");
+}
+
+/**
+ * Depth of each node: longest path from a node without incoming links (cycles tolerated).
+ * @param {Record<string, unknown>} nodes
+ * @returns {Map<string, number>}
+ */
 export function depths(nodes) {
   const keys = Object.keys(nodes || {});
   const indegree = new Map(keys.map((k) => [k, 0]));
-  for (const k of keys) for (const to of linksOf(nodes[k])) if (indegree.has(to)) indegree.set(to, indegree.get(to) + 1);
+  for (const k of keys) {
+    for (const to of linksOf(nodes[k])) if (indegree.has(to)) indegree.set(to, (indegree.get(to) ?? 0) + 1);
+  }
+  /** @type {Map<string, number>} */
   const depth = new Map();
   const queue = keys.filter((k) => indegree.get(k) === 0);
   for (const k of queue) depth.set(k, 0);
   const left = new Map(indegree);
-  while (queue.length) {
-    const k = queue.shift();
+  for (let i = 0; i < queue.length; i += 1) {
+    const k = queue[i];
+    const below = (depth.get(k) ?? 0) + 1;
     for (const to of linksOf(nodes[k])) {
-      if (!left.has(to)) continue;
-      depth.set(to, Math.max(depth.get(to) ?? 0, depth.get(k) + 1));
-      left.set(to, left.get(to) - 1);
-      if (left.get(to) === 0) queue.push(to);
+      const remaining = left.get(to);
+      if (remaining === undefined) continue;
+      depth.set(to, Math.max(depth.get(to) ?? 0, below));
+      left.set(to, remaining - 1);
+      if (remaining === 1) queue.push(to);
     }
   }
   // Nodes on a cycle never reach indegree 0: put them after everything placed so far.
@@ -37,13 +67,18 @@ export function depths(nodes) {
   return depth;
 }
 
+/**
+ * @param {unknown} text
+ * @param {number} max
+ */
 function clip(text, max) {
   const str = String(text ?? "");
   return str.length > max ? `${str.slice(0, max - 1)}…` : str;
 }
 
+/** @param {unknown} trigger */
 function triggerLabel(trigger) {
-  if (!trigger || typeof trigger !== "object") return "no trigger";
+  if (!isObject(trigger)) return "no trigger";
   const extra = trigger.cron || trigger.appEventTypeKey || trigger.dataSourceKey || "";
   return extra ? `${trigger.type}: ${extra}` : String(trigger.type || "trigger");
 }
@@ -51,16 +86,21 @@ function triggerLabel(trigger) {
 /**
  * The diagram of a definition ({trigger, nodes}); `invalid` maps node keys to messages
  * (those boxes get the class `invalid`).
+ * @param {GraphInput | null | undefined} definition
+ * @param {Map<string, string[]>} [invalid]
  */
 export function drawGraph(definition, invalid = new Map()) {
-  const nodes = definition && typeof definition.nodes === "object" && definition.nodes ? definition.nodes : {};
+  const nodes = isObject(definition?.nodes) ? definition.nodes : {};
   const keys = Object.keys(nodes);
   const depth = depths(nodes);
+  /** @type {string[][]} node keys by column */
   const columns = [];
   for (const k of keys) {
-    const col = depth.get(k);
-    (columns[col] = columns[col] || []).push(k);
+    const col = depth.get(k) ?? 0;
+    if (!columns[col]) columns[col] = [];
+    columns[col].push(k);
   }
+  /** @type {Map<string, {x: number, y: number}>} */
   const pos = new Map();
   columns.forEach((column, col) => {
     (column || []).forEach((k, row) => {
@@ -96,6 +136,14 @@ export function drawGraph(definition, invalid = new Map()) {
   const nodesLayer = s("g", { class: "graph-nodes" });
   svg.append(linksLayer, nodesLayer);
 
+  /**
+   * @param {number} x1
+   * @param {number} y1
+   * @param {number} x2
+   * @param {number} y2
+   * @param {string} [cls]
+   * @param {boolean} [forward] false: loop back under the boxes
+   */
   const arrow = (x1, y1, x2, y2, cls = "graph-link", forward = true) => {
     const dx = Math.max(30, Math.abs(x2 - x1) / 2);
     const d = forward
@@ -114,13 +162,13 @@ export function drawGraph(definition, invalid = new Map()) {
       s("text", { x: PAD + 14, y: ty + 40, class: "node-type" }, clip(triggerLabel(definition?.trigger), 24))),
   );
   for (const k of keys) {
-    if (depth.get(k) !== 0) continue;
     const p = pos.get(k);
-    arrow(PAD + W, ty + H / 2, p.x, p.y + H / 2);
+    if (p && depth.get(k) === 0) arrow(PAD + W, ty + H / 2, p.x, p.y + H / 2);
   }
 
   for (const k of keys) {
     const p = pos.get(k);
+    if (!p) continue;
     for (const to of linksOf(nodes[k])) {
       const q = pos.get(to);
       if (!q) {
@@ -133,7 +181,8 @@ export function drawGraph(definition, invalid = new Map()) {
 
   for (const k of keys) {
     const p = pos.get(k);
-    const node = nodes[k] || {};
+    if (!p) continue;
+    const node = isObject(nodes[k]) ? nodes[k] : {};
     const problems = invalid.get(k);
     const title = [node.name ? `${k} — ${node.name}` : k, `type: ${node.type ?? "?"}`, ...(problems || [])].join("\n");
     nodesLayer.appendChild(
@@ -155,10 +204,16 @@ export function drawGraph(definition, invalid = new Map()) {
   return wrap;
 }
 
-/** The node a validation field names (nodes.<key>…), among the given keys. */
+/**
+ * The node a validation field names (nodes.<key>…), among the given keys.
+ * @param {unknown} fieldPath
+ * @param {string[]} keys
+ * @returns {string | null}
+ */
 export function nodeOfField(fieldPath, keys) {
   if (typeof fieldPath !== "string" || !fieldPath.startsWith("nodes.")) return null;
   const rest = fieldPath.slice("nodes.".length);
+  /** @type {string | null} */
   let best = null;
   for (const k of keys) {
     if ((rest === k || rest.startsWith(`${k}.`)) && (!best || k.length > best.length)) best = k;

@@ -1,16 +1,31 @@
+// @ts-check
 // Connections: filters, a live table with per-row actions, and connecting a test account.
 
 import { del, enc, get, isAbort, post } from "./api.js";
-import {
-  card, confirmButton, emptyRow, errorBox, field, fmtDate, h, mount, shortId, showError,
-  stateBadge, table,
-} from "./dom.js";
+import { fmtDate, h, mount, shortId } from "./dom.js";
+import { action, errorBox, field, showError } from "./forms.js";
+import { card, confirmButton, emptyRow, stateBadge, syncRows, table } from "./widgets.js";
+/**
+ * @import {
+ *   Connection, ConnectionTestResult, ConnectSession, Deployment, Integration, Page, Workspace,
+ * } from "./api-types.js"
+ */
+/** @import { PageContext, PageParams } from "./app.js" */
+
+/** @typedef {{customerId: string, integrationKey: string, state: string}} Filters */
 
 const STATES = ["connected", "disconnected", "error", "archived"];
 const REFRESH_MS = 3000;
 
+/**
+ * @param {HTMLElement} root
+ * @param {PageParams} params
+ * @param {PageContext} ctx
+ */
 export async function render(root, params, ctx) {
-  const integrations = (await get("/integrations", { signal: ctx.signal })).items;
+  /** @type {Page<Integration>} */
+  const { items: integrations } = await get("/integrations", { signal: ctx.signal });
+  /** @type {Filters} */
   const filters = {
     customerId: params.query.get("customerId") || "",
     integrationKey: params.query.get("integrationKey") || "",
@@ -27,10 +42,17 @@ export async function render(root, params, ctx) {
   async function load() {
     const mine = ++seq;
     try {
+      /** @type {Page<Connection>} */
       const page = await get("/connections", { query: { ...filters, limit: 100 }, signal: ctx.signal });
       if (mine !== seq || !ctx.alive) return;
       showError(listProblem, null);
-      syncTable(page.items);
+      syncRows(grid.tbody, page.items, {
+        key: (c) => c.id,
+        render: row,
+        empty: noRows,
+        // Keep a row with an open confirm step too.
+        keep: (tr) => Boolean(tr.querySelector("[data-testid$='-confirm']")),
+      });
       more.textContent = page.cursor ? "Showing the first 100 connections: narrow the filters to see others." : "";
     } catch (err) {
       if (isAbort(err) || mine !== seq) return;
@@ -38,21 +60,37 @@ export async function render(root, params, ctx) {
     }
   }
 
+  /**
+   * Say how a row's action went, above the table.
+   * @param {string} kind what was done, e.g. "Refresh acme"
+   * @param {string} text
+   */
   function report(kind, text, isError = false) {
     mount(actionResult, h("div", { class: isError ? "error" : "success", role: isError ? "alert" : "status" }, h("p", {}, `${kind}: ${text}`)));
   }
 
+  /**
+   * Run a row's action, report its outcome and reload the table.
+   * @param {string} kind
+   * @param {() => Promise<string>} run resolves to what to report
+   */
   async function act(kind, run) {
     try {
       const text = await run();
       report(kind, text);
     } catch (err) {
-      if (!isAbort(err)) report(kind, err.message, true);
+      if (!isAbort(err)) report(kind, err instanceof Error ? err.message : String(err), true);
     }
     await load();
   }
 
+  /** @param {Connection} c */
   function row(c) {
+    /**
+     * @param {string} label
+     * @param {string} testid
+     * @param {() => Promise<string>} run
+     */
     const button = (label, testid, run) => {
       const b = h("button", {
         type: "button",
@@ -83,14 +121,17 @@ export async function render(root, params, ctx) {
           "div",
           { class: "row-actions" },
           live ? button("Test", "connection-test", async () => {
+            /** @type {ConnectionTestResult} */
             const r = await post(`/connections/${enc(c.id)}/test`, {});
             return r.ok ? `ok${r.status ? ` (HTTP ${r.status})` : ""}` : `failed${r.status ? ` (HTTP ${r.status})` : ""}: ${r.error || "no detail"}`;
           }) : null,
           live ? button("Refresh", "connection-refresh", async () => {
+            /** @type {Connection} */
             const r = await post(`/connections/${enc(c.id)}/refresh`, {});
             return `now ${r.state}`;
           }) : null,
           live ? button("Redeploy", "connection-deploy", async () => {
+            /** @type {Deployment} */
             const d = await post(`/connections/${enc(c.id)}/deploy`, {});
             return `deployment ${shortId(d.id)} ${d.status} (${d.stepsDone}/${d.stepsTotal} steps)`;
           }) : null,
@@ -100,6 +141,7 @@ export async function render(root, params, ctx) {
             testid: "connection-archive",
             cls: "secondary small",
             action: () => act(`Archive ${c.name}`, async () => {
+              /** @type {Connection} */
               const r = await del(`/connections/${enc(c.id)}`);
               return `now ${r.state}`;
             }),
@@ -107,28 +149,6 @@ export async function render(root, params, ctx) {
         ),
       ),
     );
-  }
-
-  function syncTable(items) {
-    const tbody = grid.tbody;
-    const old = new Map();
-    for (const tr of Array.from(tbody.children)) if (tr.dataset.key) old.set(tr.dataset.key, tr);
-    const rows = items.map((c) => {
-      const sig = JSON.stringify(c);
-      const prev = old.get(c.id);
-      // Keep a row whose data did not change, and one with an open confirm step.
-      if (prev && (prev.dataset.sig === sig || prev.querySelector("[data-testid$='-confirm']"))) return prev;
-      const tr = row(c);
-      tr.dataset.key = c.id;
-      tr.dataset.sig = sig;
-      return tr;
-    });
-    if (!rows.length) rows.push(noRows);
-    const current = Array.from(tbody.children);
-    if (current.length === rows.length && current.every((tr, i) => tr === rows[i])) return;
-    const focused = document.activeElement;
-    mount(tbody, rows);
-    if (focused && focused.isConnected && tbody.contains(focused)) focused.focus();
   }
 
   mount(
@@ -141,6 +161,12 @@ export async function render(root, params, ctx) {
   ctx.every(REFRESH_MS, load);
 }
 
+/**
+ * @param {Integration[]} integrations
+ * @param {Filters} filters changed in place
+ * @param {() => void} apply
+ * @param {PageContext} ctx
+ */
 function filterForm(integrations, filters, apply, ctx) {
   const customer = h("input", { type: "search", "data-testid": "filter-customer", value: filters.customerId, autocomplete: "off", placeholder: "any" });
   const integration = h(
@@ -155,7 +181,8 @@ function filterForm(integrations, filters, apply, ctx) {
     h("option", { value: "" }, "any"),
     STATES.map((s) => h("option", { value: s }, s)),
   );
-  let timer = null;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
   const update = () => {
     clearTimeout(timer);
     filters.customerId = customer.value.trim();
@@ -177,6 +204,11 @@ function filterForm(integrations, filters, apply, ctx) {
   );
 }
 
+/**
+ * @param {Integration[]} integrations
+ * @param {() => void} reload
+ * @param {PageContext} ctx
+ */
 function connectCard(integrations, reload, ctx) {
   const select = h(
     "select",
@@ -185,37 +217,28 @@ function connectCard(integrations, reload, ctx) {
   );
   const result = h("div", { "data-testid": "connect-result", role: "status", "aria-live": "polite" });
   const problem = errorBox(null, { "data-testid": "connect-error" });
+  /** @type {Window | null} */
   let popup = null;
-  const button = h("button", {
-    type: "button",
-    class: "primary",
-    "data-testid": "connect-start",
-    disabled: !integrations.length,
-    onclick: async () => {
-      showError(problem, null);
-      mount(result);
-      button.disabled = true;
-      try {
-        const ws = await get("/workspace");
-        const customerId = ws.settings?.testCustomer?.id || "test-customer";
-        const session = await post("/connect-sessions", { integrationKey: select.value, customerId });
-        popup = window.open(session.url, "tether-connect", "popup,width=520,height=720");
-        if (!popup) {
-          mount(
-            result,
-            h("p", { class: "notice" }, "The browser blocked the popup. ", h("a", { href: session.url, target: "tether-connect" }, "Open the Connect page"), "."),
-          );
-        } else {
-          mount(result, h("p", { class: "muted" }, `Waiting for the Connect window (customer ${customerId})…`));
-        }
-      } catch (err) {
-        showError(problem, err);
-      } finally {
-        button.disabled = !integrations.length;
-      }
-    },
-  }, "Connect an account");
+  const button = h("button", { type: "button", class: "primary", "data-testid": "connect-start", disabled: !integrations.length }, "Connect an account");
+  button.onclick = action({ button, problem }, async () => {
+    mount(result);
+    /** @type {Workspace} */
+    const ws = await get("/workspace");
+    const customerId = ws.settings?.testCustomer?.id || "test-customer";
+    /** @type {ConnectSession} */
+    const session = await post("/connect-sessions", { integrationKey: select.value, customerId });
+    popup = window.open(session.url, "tether-connect", "popup,width=520,height=720");
+    if (!popup) {
+      mount(
+        result,
+        h("p", { class: "notice" }, "The browser blocked the popup. ", h("a", { href: session.url, target: "tether-connect" }, "Open the Connect page"), "."),
+      );
+    } else {
+      mount(result, h("p", { class: "muted" }, `Waiting for the Connect window (customer ${customerId})…`));
+    }
+  });
 
+  /** @param {MessageEvent} event */
   const onMessage = (event) => {
     const data = event.data;
     if (!data || typeof data !== "object" || data.type !== "tether:connection") return;

@@ -1,15 +1,31 @@
+// @ts-check
 // One customer: details, and tabs for their connections, deployments and flows.
 
 import { enc, get, isAbort } from "./api.js";
-import {
-  badge, card, emptyRow, errorBox, fmtDate, h, loading, mount, pretty, progressBar, shortId,
-  stateBadge, statusBadge, table, tabs,
-} from "./dom.js";
 import { customerFlows } from "./customer-flows.js";
+import { fmtDate, h, mount, pretty, shortId } from "./dom.js";
+import { errorBox, sentence } from "./forms.js";
+import {
+  badge, card, emptyRow, loading, progressBar, stateBadge, statusBadge, table, tabs,
+} from "./widgets.js";
+/** @import { Connection, Customer, Deployment, Page } from "./api-types.js" */
+/** @import { PageContext, PageParams } from "./app.js" */
 
+/** @typedef {(el: HTMLElement, customer: Customer, ctx: PageContext) => void} TabBuilder */
+
+/** @type {Record<string, TabBuilder>} */
+const TABS = { connections: connectionsTab, deployments: deploymentsTab, flows: customerFlows };
+
+/**
+ * @param {HTMLElement} root
+ * @param {PageParams} params
+ * @param {PageContext} ctx
+ */
 export async function render(root, params, ctx) {
-  const id = params.id;
+  const id = params.id ?? "";
+  /** @type {Customer} */
   const customer = await get(`/customers/${enc(id)}`, { signal: ctx.signal });
+  /** @type {Record<string, HTMLDivElement>} tabs are built once, when first shown */
   const built = {};
   const view = tabs(
     [
@@ -20,8 +36,7 @@ export async function render(root, params, ctx) {
     (key, panel) => {
       if (!built[key]) {
         built[key] = h("div", {});
-        const build = { connections: connectionsTab, deployments: deploymentsTab, flows: customerFlows }[key];
-        build(built[key], customer, ctx);
+        TABS[key](built[key], customer, ctx);
       }
       mount(panel, built[key]);
     },
@@ -38,10 +53,11 @@ export async function render(root, params, ctx) {
     detailsCard(customer),
     view.el,
   );
-  const wanted = params.query.get("tab");
-  view.select(["connections", "deployments", "flows"].includes(wanted) ? wanted : "connections");
+  const wanted = params.query.get("tab") ?? "";
+  view.select(Object.hasOwn(TABS, wanted) ? wanted : "connections");
 }
 
+/** @param {Customer} customer */
 function detailsCard(customer) {
   const invalid = customer.fieldsValid === false
     ? h(
@@ -51,7 +67,7 @@ function detailsCard(customer) {
       h(
         "ul",
         {},
-        (customer.fieldsErrors || []).map((e) => h("li", {}, e.field ? `${e.field}: ${e.message}` : e.message)),
+        (customer.fieldsErrors || []).map((e) => h("li", {}, sentence(e.field ? `${e.field}: ${e.message}` : e.message))),
       ),
     )
     : null;
@@ -72,11 +88,17 @@ function detailsCard(customer) {
   );
 }
 
+/**
+ * @param {Customer} customer
+ * @param {PageContext} ctx
+ */
 async function loadConnections(customer, ctx) {
+  /** @type {Page<Connection>} */
   const page = await get("/connections", { query: { customerId: customer.id, limit: 100 }, signal: ctx.signal });
   return page.items;
 }
 
+/** @type {TabBuilder} */
 async function connectionsTab(el, customer, ctx) {
   mount(el, loading());
   try {
@@ -109,6 +131,7 @@ async function connectionsTab(el, customer, ctx) {
   }
 }
 
+/** @type {TabBuilder} */
 async function deploymentsTab(el, customer, ctx) {
   mount(el, loading());
   try {
@@ -120,6 +143,7 @@ async function deploymentsTab(el, customer, ctx) {
     const sections = await Promise.all(
       connections.map(async (c) => {
         try {
+          /** @type {Page<Deployment>} */
           const page = await get(`/connections/${enc(c.id)}/deployments`, { query: { limit: 20 }, signal: ctx.signal });
           return deploymentsCard(c, page.items);
         } catch (err) {
@@ -134,6 +158,10 @@ async function deploymentsTab(el, customer, ctx) {
   }
 }
 
+/**
+ * @param {Connection} connection
+ * @param {Deployment[]} items
+ */
 function deploymentsCard(connection, items) {
   const rows = items.map((d) =>
     h(

@@ -1,11 +1,22 @@
+// @ts-check
 // Customers: search, a page of customers at a time, and a small create form.
 
 import { enc, get, isAbort, post } from "./api.js";
-import { badge, card, emptyRow, errorBox, field, fmtDate, h, loading, mount, showError, table } from "./dom.js";
+import { fmtDate, h, mount } from "./dom.js";
+import { action, errorBox, field, InputError } from "./forms.js";
+import { badge, card, emptyRow, loading, table } from "./widgets.js";
+/** @import { Customer, Page } from "./api-types.js" */
+/** @import { PageContext, PageParams } from "./app.js" */
 
 const PAGE_SIZE = 50;
 
+/**
+ * @param {HTMLElement} root
+ * @param {PageParams} params
+ * @param {PageContext} ctx
+ */
 export async function render(root, params, ctx) {
+  /** @type {{search: string, cursors: (string | null | undefined)[], page: number, seq: number}} */
   const state = { search: params.query.get("search") || "", cursors: [null], page: 0, seq: 0 };
   const results = h("div", { "aria-live": "polite" });
   const search = h("input", {
@@ -15,7 +26,8 @@ export async function render(root, params, ctx) {
     placeholder: "Id or name starts with…",
     autocomplete: "off",
   });
-  let debounce = null;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let debounce;
   const startSearch = () => {
     state.search = search.value.trim();
     state.cursors = [null];
@@ -32,6 +44,7 @@ export async function render(root, params, ctx) {
     const seq = ++state.seq;
     mount(results, loading());
     try {
+      /** @type {Page<Customer>} */
       const page = await get("/customers", {
         query: { search: state.search, limit: PAGE_SIZE, cursor: state.cursors[state.page] },
         signal: ctx.signal,
@@ -45,6 +58,7 @@ export async function render(root, params, ctx) {
     }
   }
 
+  /** @param {Page<Customer>} page */
   function listView(page) {
     const rows = page.items.map((c) =>
       h(
@@ -94,6 +108,7 @@ export async function render(root, params, ctx) {
   await load();
 }
 
+/** @param {PageContext} ctx */
 function createCard(ctx) {
   const id = h("input", { type: "text", "data-testid": "new-customer-id", required: true, maxlength: 256, autocomplete: "off" });
   const name = h("input", { type: "text", "data-testid": "new-customer-name", maxlength: 512, autocomplete: "off" });
@@ -104,25 +119,13 @@ function createCard(ctx) {
     h(
       "form",
       {
-        onsubmit: async (event) => {
-          event.preventDefault();
-          showError(problem, null);
+        onsubmit: action({ button, problem }, async () => {
           const customerId = id.value.trim();
-          if (!customerId) {
-            showError(problem, "Enter the id your app uses for this customer.");
-            id.focus();
-            return;
-          }
-          button.disabled = true;
-          try {
-            const created = await post("/customers", { id: customerId, name: name.value.trim() || null });
-            ctx.navigate(`#/customers/${enc(created.id)}`);
-          } catch (err) {
-            showError(problem, err);
-          } finally {
-            button.disabled = false;
-          }
-        },
+          if (!customerId) throw new InputError("Enter the id your app uses for this customer.", id);
+          /** @type {Customer} */
+          const created = await post("/customers", { id: customerId, name: name.value.trim() || null });
+          ctx.navigate(`#/customers/${enc(created.id)}`);
+        }),
       },
       h("div", { class: "form-row" }, field("Customer id", id), field("Name (optional)", name)),
       problem,

@@ -1,16 +1,29 @@
+// @ts-check
 // Deployments: list with progress, steps of the selected one, redeploy, live refresh.
 
 import { enc, get, isAbort, post } from "./api.js";
-import {
-  card, emptyRow, errorBox, field, fmtDate, h, loading, mount, progressBar, shortId, showError,
-  statusBadge, syncRows, table,
-} from "./dom.js";
+import { fmtDate, h, mount, shortId } from "./dom.js";
+import { action, errorBox, field, showError } from "./forms.js";
+import { card, emptyRow, loading, progressBar, statusBadge, syncRows, table } from "./widgets.js";
+/** @import { Deployment, DeploymentPage, Integration, Page } from "./api-types.js" */
+/** @import { PageContext, PageParams } from "./app.js" */
 
 const ACTIVE = new Set(["pending", "running"]);
 const REFRESH_MS = 2000; // while a deployment is pending or running
 const IDLE_REFRESH_MS = 5000; // otherwise, to notice new deployments
 
+/**
+ * @param {HTMLElement} root
+ * @param {PageParams} params
+ * @param {PageContext} ctx
+ */
 export async function render(root, params, ctx) {
+  /**
+   * @type {{
+   *   integrationKey: string, selected: string | null, items: Deployment[],
+   *   detail: Deployment | null, timer: (() => void) | null, seq: number,
+   * }}
+   */
   const state = {
     integrationKey: params.query.get("integrationKey") || "",
     selected: params.id || null,
@@ -19,9 +32,12 @@ export async function render(root, params, ctx) {
     timer: null,
     seq: 0,
   };
+  /** @type {Integration[]} */
   let integrations = [];
   try {
-    integrations = (await get("/integrations", { signal: ctx.signal })).items;
+    /** @type {Page<Integration>} */
+    const page = await get("/integrations", { signal: ctx.signal });
+    integrations = page.items;
   } catch (err) {
     if (isAbort(err)) throw err;
   }
@@ -47,7 +63,7 @@ export async function render(root, params, ctx) {
   function schedule() {
     if (state.timer) state.timer();
     state.timer = null;
-    const busy = state.items.some((d) => ACTIVE.has(d.status)) || (state.detail && ACTIVE.has(state.detail.status));
+    const busy = state.items.some((d) => ACTIVE.has(d.status)) || (state.detail !== null && ACTIVE.has(state.detail.status));
     state.timer = ctx.after(busy ? REFRESH_MS : IDLE_REFRESH_MS, () => load(true));
   }
 
@@ -55,17 +71,16 @@ export async function render(root, params, ctx) {
     const mine = ++state.seq;
     if (!quiet && !state.items.length) mount(grid.tbody, emptyRow(6, "Loading…"));
     try {
-      const [page, detail] = await Promise.all([
-        get("/deployments", { query: { limit: 50, integrationKey: state.integrationKey }, signal: ctx.signal }),
-        state.selected ? get(`/deployments/${enc(state.selected)}`, { signal: ctx.signal }).catch((err) => err) : null,
-      ]);
+      /** @type {Promise<DeploymentPage>} */
+      const listed = get("/deployments", { query: { limit: 50, integrationKey: state.integrationKey }, signal: ctx.signal });
+      const [page, detail] = await Promise.all([listed, readSelected()]);
       if (mine !== state.seq || !ctx.alive) return;
       showError(listProblem, null);
       state.items = page.items;
       aggregate.textContent = page.stepsTotal
         ? `All listed deployments: ${page.stepsDone}/${page.stepsTotal} steps done`
         : "";
-      syncRows(grid.tbody, page.items, (d) => d.id, rowFor, emptyRow(6, "No deployments yet."));
+      syncRows(grid.tbody, page.items, { key: (d) => d.id, render: rowFor, empty: emptyRow(6, "No deployments yet.") });
       markSelected();
       if (detail instanceof Error) {
         if (isAbort(detail)) return;
@@ -82,6 +97,20 @@ export async function render(root, params, ctx) {
     schedule();
   }
 
+  /**
+   * The selected deployment, or the error reading it (shown in its card, not over the list).
+   * @returns {Promise<Deployment | Error | null>}
+   */
+  async function readSelected() {
+    if (!state.selected) return null;
+    try {
+      return await get(`/deployments/${enc(state.selected)}`, { signal: ctx.signal });
+    } catch (err) {
+      return err instanceof Error ? err : new Error(String(err));
+    }
+  }
+
+  /** @param {string} id */
   function select(id) {
     state.selected = id;
     history.replaceState(null, "", `${location.pathname}${location.search}#/deployments/${enc(id)}`);
@@ -91,7 +120,7 @@ export async function render(root, params, ctx) {
   }
 
   function markSelected() {
-    for (const tr of Array.from(grid.tbody.children)) {
+    for (const tr of Array.from(grid.tbody.rows)) {
       const on = tr.dataset.key === state.selected;
       tr.classList.toggle("selected", on);
       if (on) tr.setAttribute("aria-current", "true");
@@ -99,6 +128,7 @@ export async function render(root, params, ctx) {
     }
   }
 
+  /** @param {Deployment} d */
   function rowFor(d) {
     return h(
       "tr",
@@ -129,24 +159,15 @@ export async function render(root, params, ctx) {
     );
   }
 
+  /** @param {Deployment} d */
   function drawDetail(d) {
     const problem = errorBox(null, { "data-testid": "redeploy-error" });
-    const redeploy = h("button", {
-      type: "button",
-      class: "primary",
-      "data-testid": "deployment-redeploy",
-      onclick: async () => {
-        redeploy.disabled = true;
-        showError(problem, null);
-        try {
-          const started = await post(`/connections/${enc(d.connectionId)}/deploy`, {});
-          select(started.id);
-        } catch (err) {
-          showError(problem, err);
-          redeploy.disabled = false;
-        }
-      },
-    }, "Redeploy this connection");
+    const redeploy = h("button", { type: "button", class: "primary", "data-testid": "deployment-redeploy" }, "Redeploy this connection");
+    redeploy.onclick = action({ button: redeploy, problem }, async () => {
+      /** @type {Deployment} */
+      const started = await post(`/connections/${enc(d.connectionId)}/deploy`, {});
+      select(started.id);
+    });
     const steps = d.steps.map((step) =>
       h(
         "tr",
@@ -175,7 +196,7 @@ export async function render(root, params, ctx) {
           h("dt", {}, "Created"), h("dd", {}, fmtDate(d.createdAt)),
           h("dt", {}, "Started"), h("dd", {}, fmtDate(d.startedAt)),
           h("dt", {}, "Finished"), h("dd", {}, fmtDate(d.finishedAt)),
-          d.supersededBy ? [h("dt", {}, "Superseded by"), h("dd", {}, h("button", { type: "button", class: "link", onclick: () => select(d.supersededBy) }, d.supersededBy))] : null,
+          d.supersededBy ? [h("dt", {}, "Superseded by"), h("dd", {}, h("button", { type: "button", class: "link", onclick: () => d.supersededBy && select(d.supersededBy) }, d.supersededBy))] : null,
         ),
         failed.length
           ? h("div", { class: "error", role: "alert", "data-testid": "failed-steps" }, h("p", {}, `${failed.length} step(s) failed:`), h("ul", {}, failed.map((s) => h("li", {}, `${s.kind} ${s.elementKey}: ${s.error}`))))

@@ -1,11 +1,22 @@
+// @ts-check
 // One flow: diagram, JSON editor with optimistic locking, validation at the nodes, history.
 
-import { enc, get, isAbort, put } from "./api.js";
-import { badge, card, errorBox, fmtDate, h, loading, mount, parseJSON, pretty, showError, statusLine } from "./dom.js";
+import { ApiError, enc, get, isAbort, put } from "./api.js";
+import { fmtDate, h, mount, pretty } from "./dom.js";
 import { drawGraph, nodeOfField } from "./flow-graph.js";
+import { action, errorBox, parseJSON, readJSON, sentence, showError, statusLine } from "./forms.js";
+import { badge, card, loading } from "./widgets.js";
+/** @import { Flow, FlowDefinition, FlowRevision, Page } from "./api-types.js" */
+/** @import { GraphInput } from "./flow-graph.js" */
+/** @import { PageContext, PageParams } from "./app.js" */
 
 const READ_ONLY = ["id", "key", "level", "integrationKey", "customerId", "revision", "archived", "createdAt", "updatedAt"];
 
+/**
+ * The part of a flow its editor shows (and a save sends).
+ * @param {Flow} flow
+ * @returns {FlowDefinition}
+ */
 function definitionOf(flow) {
   return {
     name: flow.name,
@@ -16,8 +27,14 @@ function definitionOf(flow) {
   };
 }
 
+/**
+ * @param {HTMLElement} root
+ * @param {PageParams} params
+ * @param {PageContext} ctx
+ */
 export async function render(root, params, ctx) {
-  const id = params.id;
+  const id = params.id ?? "";
+  /** @type {{flow: Flow, invalid: Map<string, string[]>}} invalid: problems by node key */
   const state = { flow: await get(`/flows/${enc(id)}`, { signal: ctx.signal }), invalid: new Map() };
 
   const head = h("div", {});
@@ -56,6 +73,7 @@ export async function render(root, params, ctx) {
     );
   }
 
+  /** @param {GraphInput | null} definition */
   function drawDiagram(definition) {
     const problems = Array.from(state.invalid, ([node, lines]) =>
       h("li", { "data-node": node }, h("strong", {}, node), ": ", lines.map((line) => line.replace(`nodes.${node}.`, "")).join("; ")),
@@ -74,44 +92,50 @@ export async function render(root, params, ctx) {
   }
 
   // Redraw the diagram as the JSON is edited (when it parses).
-  let typing = null;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let typing;
   editor.addEventListener("input", () => {
     clearTimeout(typing);
     typing = setTimeout(() => {
       const parsed = parseJSON(editor.value);
-      if (!parsed.error) drawDiagram(parsed.value);
+      if (parsed.error === undefined) drawDiagram(parsed.value);
     }, 400);
   });
   ctx.onLeave(() => clearTimeout(typing));
 
+  /**
+   * Show a validation error's details at the nodes they name (in the list and the diagram).
+   * @param {ApiError} err
+   * @param {string[]} keys the node keys that were sent
+   */
   function showProblems(err, keys) {
     state.invalid = new Map();
+    /** @type {string[]} */
     const general = [];
     const details = Array.isArray(err.details) ? err.details : [];
-    for (const d of details) {
-      const fieldPath = d && typeof d === "object" ? d.field : null;
-      const text = d && typeof d === "object" ? `${d.field}: ${d.message ?? ""}` : String(d);
-      const node = nodeOfField(fieldPath, keys);
-      if (node) {
-        if (!state.invalid.has(node)) state.invalid.set(node, []);
-        state.invalid.get(node).push(text);
-      } else {
-        general.push(text);
-      }
-    }
+    const texts = details.map((d) => (d && typeof d === "object" ? `${d.field}: ${d.message ?? ""}` : String(d)));
+    details.forEach((d, i) => {
+      const node = nodeOfField(d && typeof d === "object" ? d.field : null, keys);
+      if (node) state.invalid.set(node, [...(state.invalid.get(node) ?? []), texts[i]]);
+      else general.push(texts[i]);
+    });
+    // The message repeats the first problem ("the flow is not valid: nodes.a.type: …"),
+    // which the lists below already say.
+    const repeated = texts.find((text) => err.message.endsWith(`: ${text}`));
+    const headline = repeated ? err.message.slice(0, -(repeated.length + 2)) : err.message;
     mount(
       errors,
-      h("p", {}, err.message),
+      h("p", {}, sentence(headline)),
       state.invalid.size
         ? h(
           "ul",
           { class: "node-errors" },
           Array.from(state.invalid, ([node, lines]) =>
-            h("li", { "data-node": node }, h("strong", {}, `Node ${node}`), h("ul", {}, lines.map((line) => h("li", {}, line)))),
+            h("li", { "data-node": node }, h("strong", {}, `Node ${node}`), h("ul", {}, lines.map((line) => h("li", {}, sentence(line))))),
           ),
         )
         : null,
-      general.length ? h("ul", {}, general.map((line) => h("li", {}, line))) : null,
+      general.length ? h("ul", {}, general.map((line) => h("li", {}, sentence(line)))) : null,
     );
     errors.hidden = false;
   }
@@ -131,21 +155,12 @@ export async function render(root, params, ctx) {
     }
   }
 
-  async function onSave(event) {
-    event.preventDefault();
-    showError(errors, null);
+  const onSave = action({ button: save, problem: errors, status: saved }, async () => {
     mount(conflict);
-    saved.set("");
-    const parsed = parseJSON(editor.value);
-    if (parsed.error) {
-      showError(errors, parsed.error);
-      editor.focus();
-      return;
-    }
-    const body = { ...parsed.value };
+    const definition = readJSON(editor);
+    const body = { ...definition };
     for (const k of READ_ONLY) delete body[k];
     const keys = body.nodes && typeof body.nodes === "object" ? Object.keys(body.nodes) : [];
-    save.disabled = true;
     try {
       state.flow = await put(`/flows/${enc(id)}`, body, { headers: { "If-Match": String(state.flow.revision) } });
       drawHead();
@@ -153,7 +168,7 @@ export async function render(root, params, ctx) {
       saved.set(`Saved revision ${state.flow.revision}`);
       loadRevisions();
     } catch (err) {
-      if (isAbort(err)) return;
+      if (!(err instanceof ApiError)) throw err;
       if (err.status === 409 && err.code === "revision_conflict") {
         const now = err.details && !Array.isArray(err.details) ? err.details.currentRevision : null;
         mount(
@@ -167,19 +182,19 @@ export async function render(root, params, ctx) {
         );
       } else if (err.status === 422) {
         showProblems(err, keys);
-        drawDiagram(parsed.value);
+        drawDiagram(definition);
       } else {
-        showError(errors, err);
+        throw err;
       }
-    } finally {
-      save.disabled = false;
     }
-  }
+  });
 
   async function loadRevisions() {
     mount(revisionsBox, loading());
     try {
+      /** @type {Page<FlowRevision>} */
       const page = await get(`/flows/${enc(id)}/revisions`, { signal: ctx.signal });
+      /** @type {HTMLButtonElement[]} */
       const buttons = [];
       const list = h(
         "ul",
@@ -190,7 +205,7 @@ export async function render(root, params, ctx) {
             "data-testid": "revision-item",
             "data-revision": rev.revision,
             onclick: () => {
-              buttons.forEach((b) => b.classList.toggle("active", b === button));
+              for (const b of buttons) b.classList.toggle("active", b === button);
               showRevision(rev);
             },
           }, h("strong", {}, `Revision ${rev.revision}`), rev.revision === state.flow.revision ? " (current)" : "", h("br", {}), h("span", { class: "small muted" }, fmtDate(rev.createdAt)));
@@ -204,12 +219,15 @@ export async function render(root, params, ctx) {
     }
   }
 
+  /** @param {FlowRevision} rev */
   async function showRevision(rev) {
     let definition = rev.definition;
     if (!definition) {
       mount(revisionView, loading());
       try {
-        definition = (await get(`/flows/${enc(id)}/revisions/${rev.revision}`, { signal: ctx.signal })).definition;
+        /** @type {FlowRevision} */
+        const full = await get(`/flows/${enc(id)}/revisions/${rev.revision}`, { signal: ctx.signal });
+        definition = full.definition;
       } catch (err) {
         if (!isAbort(err)) mount(revisionView, errorBox(err));
         return;

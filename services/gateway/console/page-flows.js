@@ -1,7 +1,12 @@
+// @ts-check
 // Flows: universal and app-level flows, and a form to create one.
 
 import { enc, get, isAbort, post } from "./api.js";
-import { badge, card, emptyRow, errorBox, field, h, mount, parseJSON, pretty, showError, table } from "./dom.js";
+import { h, mount, pretty } from "./dom.js";
+import { action, errorBox, field, InputError, readJSON } from "./forms.js";
+import { badge, card, emptyRow, table } from "./widgets.js";
+/** @import { Flow, Integration, Page } from "./api-types.js" */
+/** @import { PageContext, PageParams } from "./app.js" */
 
 const EXAMPLE = {
   trigger: { type: "api" },
@@ -13,12 +18,19 @@ const EXAMPLE = {
   autoDeploy: false,
 };
 
-export async function render(root, params, ctx) {
-  const [universal, app, integrations] = await Promise.allSettled([
-    get("/flows", { query: { level: "universal", limit: 200 }, signal: ctx.signal }),
-    get("/flows", { query: { level: "app", limit: 200 }, signal: ctx.signal }),
-    get("/integrations", { signal: ctx.signal }),
-  ]);
+/**
+ * @param {HTMLElement} root
+ * @param {PageParams} _params
+ * @param {PageContext} ctx
+ */
+export async function render(root, _params, ctx) {
+  /** @type {Promise<Page<Flow>>} */
+  const universalFlows = get("/flows", { query: { level: "universal", limit: 200 }, signal: ctx.signal });
+  /** @type {Promise<Page<Flow>>} */
+  const appFlows = get("/flows", { query: { level: "app", limit: 200 }, signal: ctx.signal });
+  /** @type {Promise<Page<Integration>>} */
+  const allIntegrations = get("/integrations", { signal: ctx.signal });
+  const [universal, app, integrations] = await Promise.allSettled([universalFlows, appFlows, allIntegrations]);
   if (!ctx.alive) return;
   for (const r of [universal, app, integrations]) if (r.status === "rejected" && isAbort(r.reason)) return;
   mount(
@@ -30,6 +42,11 @@ export async function render(root, params, ctx) {
   );
 }
 
+/**
+ * @param {PromiseSettledResult<Page<Flow>>} result
+ * @param {boolean} withIntegration show the integration column (app-level flows)
+ * @param {string} emptyText
+ */
 function flowTable(result, withIntegration, emptyText) {
   if (result.status === "rejected") return errorBox(result.reason);
   const rows = result.value.items.map((f) =>
@@ -49,6 +66,10 @@ function flowTable(result, withIntegration, emptyText) {
   return table(headers, rows.length ? rows : [emptyRow(headers.length, emptyText)]);
 }
 
+/**
+ * @param {Integration[]} integrations
+ * @param {PageContext} ctx
+ */
 function createCard(integrations, ctx) {
   const key = h("input", { type: "text", "data-testid": "flow-key", required: true, autocomplete: "off", placeholder: "sync-contacts" });
   const name = h("input", { type: "text", "data-testid": "flow-name", maxlength: 200, autocomplete: "off" });
@@ -76,41 +97,25 @@ function createCard(integrations, ctx) {
     "form",
     {
       novalidate: true,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        showError(problem, null);
-        const parsed = parseJSON(definition.value);
-        if (parsed.error) {
-          showError(problem, `Definition: ${parsed.error}`);
-          definition.focus();
-          return;
-        }
+      onsubmit: action({ button, problem }, async () => {
+        const parsed = readJSON(definition, "Definition");
+        /** @type {Record<string, unknown>} */
         const body = {
-          ...parsed.value,
+          ...parsed,
           key: key.value.trim(),
-          name: name.value.trim() || parsed.value.name,
+          name: name.value.trim() || parsed.name,
           level: level.value,
         };
         if (level.value === "app") {
-          if (!integration.value) {
-            showError(problem, "An app-level flow needs an integration.");
-            integration.focus();
-            return;
-          }
+          if (!integration.value) throw new InputError("An app-level flow needs an integration.", integration);
           body.integrationKey = integration.value;
         } else {
           delete body.integrationKey;
         }
-        button.disabled = true;
-        try {
-          const flow = await post("/flows", body);
-          ctx.navigate(`#/flows/${enc(flow.id)}`);
-        } catch (err) {
-          showError(problem, err);
-        } finally {
-          button.disabled = false;
-        }
-      },
+        /** @type {Flow} */
+        const flow = await post("/flows", body);
+        ctx.navigate(`#/flows/${enc(flow.id)}`);
+      }),
     },
     h("div", { class: "form-row" }, field("Key", key, "Lowercase letters, digits, - and _."), field("Name", name)),
     h("div", { class: "form-row" }, field("Level", level), field("Integration (app level)", integration)),

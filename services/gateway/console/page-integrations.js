@@ -1,11 +1,18 @@
+// @ts-check
 // Integrations: the list, a create form (from the catalogue), and an edit panel per key.
 
 import { del, enc, get, isAbort, patch, post } from "./api.js";
-import {
-  badge, card, confirmButton, emptyRow, errorBox, field, fmtDate, h, loading, mount, parseJSON,
-  pretty, showError, statusLine, table,
-} from "./dom.js";
+import { fmtDate, h, mount, pretty } from "./dom.js";
+import { action, errorBox, field, readJSON, statusLine } from "./forms.js";
+import { badge, card, confirmButton, emptyRow, loading, table } from "./widgets.js";
+/** @import { Integration, Page, Template } from "./api-types.js" */
+/** @import { PageContext, PageParams } from "./app.js" */
 
+/**
+ * @param {HTMLElement} root
+ * @param {PageParams} params
+ * @param {PageContext} ctx
+ */
 export async function render(root, params, ctx) {
   const editBox = h("div", {});
   const listBox = h("div", {});
@@ -17,10 +24,11 @@ export async function render(root, params, ctx) {
     card(null, listBox),
     createBox,
   );
-  const [list, templates] = await Promise.allSettled([
-    get("/integrations", { signal: ctx.signal }),
-    get("/integration-templates", { signal: ctx.signal }),
-  ]);
+  /** @type {Promise<Page<Integration>>} */
+  const listed = get("/integrations", { signal: ctx.signal });
+  /** @type {Promise<Page<Template>>} */
+  const catalogue = get("/integration-templates", { signal: ctx.signal });
+  const [list, templates] = await Promise.allSettled([listed, catalogue]);
   if (!ctx.alive) return;
   if (list.status === "rejected") throw list.reason;
   const items = list.value.items;
@@ -29,6 +37,7 @@ export async function render(root, params, ctx) {
   if (params.id) {
     mount(editBox, loading());
     try {
+      /** @type {Integration} */
       const integration = await get(`/integrations/${enc(params.id)}`, { signal: ctx.signal });
       mount(editBox, editCard(integration, ctx));
     } catch (err) {
@@ -37,6 +46,10 @@ export async function render(root, params, ctx) {
   }
 }
 
+/**
+ * @param {Integration[]} items
+ * @param {string | undefined} selected the key being edited
+ */
 function listView(items, selected) {
   const rows = items.map((i) =>
     h(
@@ -56,6 +69,10 @@ function listView(items, selected) {
   );
 }
 
+/**
+ * @param {PromiseSettledResult<Page<Template>>} templates
+ * @param {PageContext} ctx
+ */
 function createCard(templates, ctx) {
   const key = h("input", { type: "text", "data-testid": "int-key", required: true, autocomplete: "off", placeholder: "hubspot" });
   const name = h("input", { type: "text", "data-testid": "int-name", autocomplete: "off", maxlength: 200 });
@@ -90,34 +107,19 @@ function createCard(templates, ctx) {
     "form",
     {
       novalidate: true,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        showError(problem, null);
+      onsubmit: action({ button, problem }, async () => {
+        /** @type {Record<string, unknown>} */
         const body = { key: key.value.trim() };
         if (name.value.trim()) body.name = name.value.trim();
         if (template.value) body.template = template.value;
         if (clientId.value.trim()) body.clientId = clientId.value.trim();
         if (clientSecret.value) body.clientSecret = clientSecret.value;
-        if (auth.value.trim()) {
-          const parsed = parseJSON(auth.value);
-          if (parsed.error) {
-            showError(problem, `Auth spec: ${parsed.error}`);
-            auth.focus();
-            return;
-          }
-          body.auth = parsed.value;
-        }
-        button.disabled = true;
-        try {
-          const created = await post("/integrations", body);
-          clientSecret.value = "";
-          ctx.navigate(`#/integrations/${enc(created.key)}`);
-        } catch (err) {
-          showError(problem, err);
-        } finally {
-          button.disabled = false;
-        }
-      },
+        if (auth.value.trim()) body.auth = readJSON(auth, "Auth spec");
+        /** @type {Integration} */
+        const created = await post("/integrations", body);
+        clientSecret.value = "";
+        ctx.navigate(`#/integrations/${enc(created.key)}`);
+      }),
     },
     templatesProblem,
     h("div", { class: "form-row" }, field("Key", key, "Lowercase letters, digits, - and _."), field("Name", name)),
@@ -130,6 +132,10 @@ function createCard(templates, ctx) {
   return card("New integration", form);
 }
 
+/**
+ * @param {Integration} integration
+ * @param {PageContext} ctx
+ */
 function editCard(integration, ctx) {
   const original = {
     name: integration.name,
@@ -160,60 +166,39 @@ function editCard(integration, ctx) {
     question: "Delete this integration? Only possible without live connections.",
     testid: "int-delete",
     cls: "secondary",
-    action: async () => {
-      showError(deleteProblem, null);
-      try {
-        await del(`/integrations/${enc(integration.key)}`);
-        ctx.navigate("#/integrations");
-      } catch (err) {
-        showError(deleteProblem, err);
-      }
-    },
+    action: action({ problem: deleteProblem }, async () => {
+      await del(`/integrations/${enc(integration.key)}`);
+      ctx.navigate("#/integrations");
+    }),
   });
   const form = h(
     "form",
     {
       novalidate: true,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        showError(problem, null);
-        saved.set("");
+      onsubmit: action({ button, problem, status: saved }, async () => {
+        /** @type {Record<string, unknown>} */
         const body = {};
         if (name.value.trim() && name.value.trim() !== original.name) body.name = name.value.trim();
         if (clientId.value.trim() !== original.clientId) body.clientId = clientId.value.trim() || null;
         if (clientSecret.value) body.clientSecret = clientSecret.value;
-        if (auth.value.trim() !== original.auth.trim()) {
-          const parsed = parseJSON(auth.value);
-          if (parsed.error) {
-            showError(problem, `Auth: ${parsed.error}`);
-            auth.focus();
-            return;
-          }
-          body.auth = parsed.value;
-        }
+        if (auth.value.trim() !== original.auth.trim()) body.auth = readJSON(auth, "Auth");
         if (!Object.keys(body).length) {
           saved.set("Nothing changed");
           return;
         }
-        button.disabled = true;
-        try {
-          const updated = await patch(`/integrations/${enc(integration.key)}`, body);
-          clientSecret.value = "";
-          original.name = updated.name;
-          original.clientId = updated.auth?.clientId ?? "";
-          original.auth = pretty(updated.auth);
-          name.value = updated.name;
-          clientId.value = original.clientId;
-          auth.value = original.auth;
-          clientSecret.placeholder = updated.clientSecretSet ? "set — leave empty to keep" : "not set";
-          mount(secretState, updated.clientSecretSet ? badge("set", "ok") : badge("not set"));
-          saved.set("Saved");
-        } catch (err) {
-          showError(problem, err);
-        } finally {
-          button.disabled = false;
-        }
-      },
+        /** @type {Integration} */
+        const updated = await patch(`/integrations/${enc(integration.key)}`, body);
+        clientSecret.value = "";
+        original.name = updated.name;
+        original.clientId = updated.auth?.clientId ?? "";
+        original.auth = pretty(updated.auth);
+        name.value = updated.name;
+        clientId.value = original.clientId;
+        auth.value = original.auth;
+        clientSecret.placeholder = updated.clientSecretSet ? "set — leave empty to keep" : "not set";
+        mount(secretState, updated.clientSecretSet ? badge("set", "ok") : badge("not set"));
+        saved.set("Saved");
+      }),
     },
     h("div", { class: "form-row" }, field("Name", name), field("Client id", clientId)),
     h(

@@ -1,10 +1,16 @@
+// @ts-check
 // Settings: workspace name, customer fields schema, signing secret; test customer.
 
-import { get, patch, post } from "./api.js";
+import { ApiError, get, patch, post } from "./api.js";
+import { fmtDate, h, mount, pretty } from "./dom.js";
 import {
-  card, confirmButton, copyButton, errorBox, field, fmtDate, h, mount, parseJSON, pretty,
-  readonlyText, showError, statusLine, tabs,
-} from "./dom.js";
+  action, errorBox, field, InputError, readOptionalJSON, showError, statusLine,
+} from "./forms.js";
+import { card, confirmButton, copyButton, readonlyText, tabs } from "./widgets.js";
+/** @import { SecretRotated, TestCustomerToken, Workspace } from "./api-types.js" */
+/** @import { PageContext, PageParams } from "./app.js" */
+
+/** @typedef {{ws: Workspace}} State the workspace as last read or saved, shared by the panels */
 
 const SCHEMA_PLACEHOLDER = pretty({
   type: "object",
@@ -12,14 +18,26 @@ const SCHEMA_PLACEHOLDER = pretty({
   required: [],
 });
 
+/**
+ * Tell the shell the workspace changed (it shows the name).
+ * @param {Workspace} ws
+ */
 function announce(ws) {
   document.dispatchEvent(new CustomEvent("tether:workspace", { detail: ws }));
 }
 
+/**
+ * @param {HTMLElement} root
+ * @param {PageParams} params
+ * @param {PageContext} ctx
+ */
 export async function render(root, params, ctx) {
+  /** @type {Workspace} */
   const ws = await get("/workspace", { signal: ctx.signal });
+  /** @type {State} */
   const state = { ws };
-  const built = {}; // panels are built once, so switching tabs keeps unsaved edits
+  /** @type {Record<string, HTMLElement[]>} panels are built once, so switching tabs keeps unsaved edits */
+  const built = {};
   const view = tabs(
     [
       { key: "general", label: "General", testid: "tab-general" },
@@ -40,10 +58,12 @@ export async function render(root, params, ctx) {
 
 // --- General -----------------------------------------------------------------------------
 
+/** @param {State} state */
 function generalPanel(state) {
   return [nameCard(state), schemaCard(state), secretCard(state)];
 }
 
+/** @param {State} state */
 function nameCard(state) {
   const input = h("input", { type: "text", "data-testid": "ws-name", value: state.ws.name, maxlength: 200, required: true, autocomplete: "off" });
   const saved = statusLine({ "data-testid": "ws-saved" });
@@ -52,26 +72,13 @@ function nameCard(state) {
   const form = h(
     "form",
     {
-      onsubmit: async (event) => {
-        event.preventDefault();
-        saved.set("");
-        showError(problem, null);
+      onsubmit: action({ button, problem, status: saved }, async () => {
         const name = input.value.trim();
-        if (!name) {
-          showError(problem, "The workspace name cannot be empty.");
-          return;
-        }
-        button.disabled = true;
-        try {
-          state.ws = await patch("/workspace", { name });
-          announce(state.ws);
-          saved.set("Saved");
-        } catch (err) {
-          showError(problem, err);
-        } finally {
-          button.disabled = false;
-        }
-      },
+        if (!name) throw new InputError("The workspace name cannot be empty.", input);
+        state.ws = await patch("/workspace", { name });
+        announce(state.ws);
+        saved.set("Saved");
+      }),
     },
     field("Workspace name", input),
     problem,
@@ -80,6 +87,7 @@ function nameCard(state) {
   return card("Workspace", form);
 }
 
+/** @param {State} state */
 function schemaCard(state) {
   const schema = state.ws.settings?.customerFieldsSchema;
   const area = h("textarea", {
@@ -96,28 +104,13 @@ function schemaCard(state) {
   const form = h(
     "form",
     {
-      onsubmit: async (event) => {
-        event.preventDefault();
-        saved.set("");
-        showError(problem, null);
-        const parsed = parseJSON(area.value, { allowEmpty: true });
-        if (parsed.error) {
-          showError(problem, parsed.error);
-          area.focus();
-          return;
-        }
-        button.disabled = true;
-        try {
-          state.ws = await patch("/workspace", { settings: { customerFieldsSchema: parsed.value } });
-          const now = state.ws.settings?.customerFieldsSchema;
-          area.value = now ? pretty(now) : "";
-          saved.set("Saved");
-        } catch (err) {
-          showError(problem, err);
-        } finally {
-          button.disabled = false;
-        }
-      },
+      onsubmit: action({ button, problem, status: saved }, async () => {
+        const schema = readOptionalJSON(area);
+        state.ws = await patch("/workspace", { settings: { customerFieldsSchema: schema } });
+        const now = state.ws.settings?.customerFieldsSchema;
+        area.value = now ? pretty(now) : "";
+        saved.set("Saved");
+      }),
     },
     field(
       "Customer fields schema (JSON Schema)",
@@ -130,6 +123,7 @@ function schemaCard(state) {
   return card("Customer fields", form);
 }
 
+/** @param {State} state */
 function secretCard(state) {
   const result = h("div", { class: "secret-box" });
   const problem = errorBox(null, { "data-testid": "rotate-error" });
@@ -139,36 +133,32 @@ function secretCard(state) {
     confirmLabel: "Rotate now",
     question: `Tokens signed with the current secret keep working for ${graceHours} h. Rotate?`,
     testid: "rotate-secret",
-    action: async () => {
-      showError(problem, null);
-      try {
-        const reply = await post("/workspace/secret/rotate", {});
-        const secret = readonlyText(reply.secret, { "data-testid": "new-secret", rows: 2 });
-        const label = h("label", { for: "new-secret-value" }, "New signing secret (shown once — store it now)");
-        secret.id = "new-secret-value";
-        mount(
-          result,
-          h(
-            "div",
-            { class: "success" },
-            h("p", {}, "The secret was rotated."),
-          ),
-          h("div", { class: "field" }, label, secret),
-          h("div", { class: "actions" }, copyButton(secret, { "data-testid": "new-secret-copy" })),
-          h(
-            "p",
-            { class: "muted small" },
-            "The previous secret verifies tokens until ",
-            h("time", { datetime: reply.previousSecretExpiresAt, "data-testid": "previous-secret-expires" }, fmtDate(reply.previousSecretExpiresAt)),
-            ".",
-          ),
-        );
-        secret.focus();
-        secret.select();
-      } catch (err) {
-        showError(problem, err);
-      }
-    },
+    action: action({ problem }, async () => {
+      /** @type {SecretRotated} */
+      const reply = await post("/workspace/secret/rotate", {});
+      const secret = readonlyText(reply.secret, { "data-testid": "new-secret", rows: 2 });
+      const label = h("label", { for: "new-secret-value" }, "New signing secret (shown once — store it now)");
+      secret.id = "new-secret-value";
+      mount(
+        result,
+        h(
+          "div",
+          { class: "success" },
+          h("p", {}, "The secret was rotated."),
+        ),
+        h("div", { class: "field" }, label, secret),
+        h("div", { class: "actions" }, copyButton(secret, { "data-testid": "new-secret-copy" })),
+        h(
+          "p",
+          { class: "muted small" },
+          "The previous secret verifies tokens until ",
+          h("time", { datetime: reply.previousSecretExpiresAt, "data-testid": "previous-secret-expires" }, fmtDate(reply.previousSecretExpiresAt)),
+          ".",
+        ),
+      );
+      secret.focus();
+      secret.select();
+    }),
   });
   return card(
     "Signing secret",
@@ -181,10 +171,30 @@ function secretCard(state) {
 
 // --- Testing -------------------------------------------------------------------------------
 
+/** @param {State} state */
 function testingPanel(state) {
-  return [testCustomerCard(state), testTokenCard()];
+  const customer = testCustomerCard(state);
+  return [customer.card, testTokenCard(customer.showProblem)];
 }
 
+/**
+ * Whether an API error is about the test customer's settings (it belongs by their form).
+ * @param {unknown} err
+ * @returns {err is ApiError}
+ */
+function aboutTestCustomer(err) {
+  return (
+    err instanceof ApiError &&
+    Array.isArray(err.details) &&
+    err.details.some((d) => typeof d?.field === "string" && d.field.startsWith("settings.testCustomer"))
+  );
+}
+
+/**
+ * The test customer's form, and a way to show an error about it there.
+ * @param {State} state
+ * @returns {{card: HTMLElement, showProblem: (err: ApiError) => void}}
+ */
 function testCustomerCard(state) {
   const tc = state.ws.settings?.testCustomer || null;
   const id = h("input", { type: "text", "data-testid": "test-id", value: tc?.id ?? "", placeholder: "test-customer", maxlength: 256, autocomplete: "off" });
@@ -202,34 +212,15 @@ function testCustomerCard(state) {
   const form = h(
     "form",
     {
-      onsubmit: async (event) => {
-        event.preventDefault();
-        saved.set("");
-        showError(problem, null);
+      onsubmit: action({ button, problem, status: saved }, async () => {
         const customerId = id.value.trim();
-        if (!customerId) {
-          showError(problem, "The test customer needs an id.");
-          id.focus();
-          return;
-        }
-        const parsed = parseJSON(fields.value.trim() ? fields.value : "{}");
-        if (parsed.error) {
-          showError(problem, `Fields: ${parsed.error}`);
-          fields.focus();
-          return;
-        }
-        button.disabled = true;
-        try {
-          state.ws = await patch("/workspace", {
-            settings: { testCustomer: { id: customerId, name: name.value.trim() || null, fields: parsed.value } },
-          });
-          saved.set("Saved");
-        } catch (err) {
-          showError(problem, err);
-        } finally {
-          button.disabled = false;
-        }
-      },
+        if (!customerId) throw new InputError("The test customer needs an id.", id);
+        const values = readOptionalJSON(fields, "Fields") ?? {};
+        state.ws = await patch("/workspace", {
+          settings: { testCustomer: { id: customerId, name: name.value.trim() || null, fields: values } },
+        });
+        saved.set("Saved");
+      }),
     },
     h(
       "p",
@@ -241,44 +232,43 @@ function testCustomerCard(state) {
     problem,
     h("div", { class: "actions" }, button, saved),
   );
-  return card("Test customer", form);
+  const showProblem = (/** @type {ApiError} */ err) => {
+    showError(problem, err);
+    saved.set("");
+    fields.focus();
+  };
+  return { card: card("Test customer", form), showProblem };
 }
 
-function testTokenCard() {
+/** @param {(err: ApiError) => void} showAtTestCustomer shows an error about the test customer by their form */
+function testTokenCard(showAtTestCustomer) {
   const out = h("div", {});
   const problem = errorBox(null, { "data-testid": "test-token-error" });
-  const button = h(
-    "button",
-    {
-      type: "button",
-      class: "primary",
-      "data-testid": "test-token",
-      onclick: async () => {
-        showError(problem, null);
-        button.disabled = true;
-        try {
-          const reply = await post("/workspace/test-customer/token", {});
-          const area = readonlyText(reply.token, { "data-testid": "test-token-value", rows: 5 });
-          mount(
-            out,
-            field("Test customer token", area, `For customer ${reply.customer?.id ?? ""}; expires ${fmtDate(reply.expiresAt)}.`),
-            h("div", { class: "actions" }, copyButton(area, { "data-testid": "test-token-copy" })),
-            h(
-              "p",
-              { class: "muted small" },
-              "Try it: ",
-              h("code", {}, `curl -H "Authorization: Bearer $TOKEN" ${location.origin}/connections`),
-            ),
-          );
-        } catch (err) {
-          showError(problem, err);
-        } finally {
-          button.disabled = false;
-        }
-      },
-    },
-    "Get test customer token",
-  );
+  const button = h("button", { type: "button", class: "primary", "data-testid": "test-token" }, "Get test customer token");
+  button.onclick = action({ button, problem }, async () => {
+    /** @type {TestCustomerToken} */
+    let reply;
+    try {
+      reply = await post("/workspace/test-customer/token", {});
+    } catch (err) {
+      if (!aboutTestCustomer(err)) throw err;
+      mount(out, h("p", { class: "muted" }, "Fix the test customer above, then try again."));
+      showAtTestCustomer(err); // e.g. a field the customer fields schema requires
+      return;
+    }
+    const area = readonlyText(reply.token, { "data-testid": "test-token-value", rows: 5 });
+    mount(
+      out,
+      field("Test customer token", area, `For customer ${reply.customer?.id ?? ""}; expires ${fmtDate(reply.expiresAt)}.`),
+      h("div", { class: "actions" }, copyButton(area, { "data-testid": "test-token-copy" })),
+      h(
+        "p",
+        { class: "muted small" },
+        "Try it: ",
+        h("code", {}, `curl -H "Authorization: Bearer $TOKEN" ${location.origin}/connections`),
+      ),
+    );
+  });
   return card(
     "Test customer token",
     h("p", { class: "muted" }, "A one-hour token that acts as the test customer (what your app's frontend would hold)."),

@@ -1,0 +1,281 @@
+// @ts-check
+// The console's building blocks: cards, badges, tables that refresh in place, tabs,
+// buttons with a confirm step, copy buttons, progress bars.
+
+import { h, mount, uid } from "./dom.js";
+/** @import { Attrs, Child } from "./dom.js" */
+
+/** A "Loading…" line with a spinner, announced to screen readers. */
+export function loading(text = "Loading…") {
+  return h("p", { class: "loading", role: "status", "aria-live": "polite" }, h("span", { class: "spinner", "aria-hidden": "true" }), text);
+}
+
+/**
+ * @param {string} text
+ * @param {string} [cls]
+ * @param {Attrs} [attrs]
+ */
+export function badge(text, cls = "", attrs = {}) {
+  return h("span", { class: ["badge", cls], ...attrs }, text);
+}
+
+/**
+ * @param {string | null | undefined} state
+ * @param {Attrs} [attrs]
+ */
+export function stateBadge(state, attrs = {}) {
+  return badge(state || "unknown", `state-${state}`, attrs);
+}
+
+/**
+ * @param {string | null | undefined} status
+ * @param {Attrs} [attrs]
+ */
+export function statusBadge(status, attrs = {}) {
+  return badge(status || "unknown", `status-${status}`, attrs);
+}
+
+/**
+ * A table inside a horizontally scrolling wrapper; `.tbody` is its body.
+ * @param {string[]} headers
+ * @param {Child[]} rows
+ * @param {Attrs} [attrs]
+ */
+export function table(headers, rows, attrs = {}) {
+  const tbody = h("tbody", {}, rows);
+  const el = h(
+    "div",
+    { class: "table-wrap" },
+    h("table", attrs, h("thead", {}, h("tr", {}, headers.map((name) => h("th", { scope: "col" }, name)))), tbody),
+  );
+  return Object.assign(el, { tbody });
+}
+
+/**
+ * Update a <tbody> in place: rows whose data did not change are kept (so focus survives an
+ * auto-refresh), changed rows are rebuilt.
+ * @template T
+ * @param {HTMLTableSectionElement} tbody
+ * @param {T[]} items
+ * @param {object} how
+ * @param {(item: T) => string} how.key identifies an item's row across refreshes
+ * @param {(item: T) => HTMLTableRowElement} how.render
+ * @param {HTMLTableRowElement} [how.empty] the row shown when there are no items
+ * @param {(row: HTMLTableRowElement) => boolean} [how.keep] keep this row even if its item
+ *   changed (e.g. while it shows a confirm step)
+ */
+export function syncRows(tbody, items, { key, render, empty, keep }) {
+  /** @type {Map<string, HTMLTableRowElement>} */
+  const old = new Map();
+  for (const row of Array.from(tbody.rows)) if (row.dataset.key) old.set(row.dataset.key, row);
+  const rows = items.map((item) => {
+    const k = String(key(item));
+    const sig = JSON.stringify(item);
+    const prev = old.get(k);
+    if (prev && (prev.dataset.sig === sig || keep?.(prev))) return prev;
+    const row = render(item);
+    row.dataset.key = k;
+    row.dataset.sig = sig;
+    return row;
+  });
+  if (!rows.length && empty) rows.push(empty);
+  const current = Array.from(tbody.children);
+  if (current.length === rows.length && current.every((row, i) => row === rows[i])) return;
+  const focused = document.activeElement;
+  mount(tbody, rows);
+  if (focused instanceof HTMLElement && tbody.contains(focused)) focused.focus();
+}
+
+/**
+ * @param {number} colspan
+ * @param {string} text
+ */
+export function emptyRow(colspan, text) {
+  return h("tr", { class: "empty" }, h("td", { colspan }, text));
+}
+
+/**
+ * @typedef {object} Tab
+ * @property {string} key
+ * @property {string} label
+ * @property {string} [testid] default `tab-<key>`
+ */
+
+/**
+ * Tabs: [{key, label, testid}] → {el, panel, select(key)}. onSelect(key, panel) runs
+ * when a tab is shown; the panel element is shared.
+ * @param {Tab[]} items
+ * @param {(key: string, panel: HTMLDivElement) => void} onSelect
+ */
+export function tabs(items, onSelect) {
+  const panel = h("div", { class: "tab-panel", role: "tabpanel", tabindex: "-1" });
+  panel.id = uid("panel");
+  /** @type {Map<string, HTMLButtonElement>} */
+  const buttons = new Map();
+  /** @param {string} key */
+  const select = (key) => {
+    for (const [k, btn] of buttons) {
+      const on = k === key;
+      btn.setAttribute("aria-selected", on ? "true" : "false");
+      btn.tabIndex = on ? 0 : -1;
+      btn.classList.toggle("active", on);
+      if (on) panel.setAttribute("aria-labelledby", btn.id);
+    }
+    onSelect(key, panel);
+  };
+  const keys = items.map((item) => item.key);
+  const list = h(
+    "div",
+    { class: "tabs", role: "tablist" },
+    items.map((item) => {
+      const btn = h(
+        "button",
+        {
+          type: "button",
+          role: "tab",
+          id: uid("tab"),
+          "aria-controls": panel.id,
+          "data-testid": item.testid || `tab-${item.key}`,
+          onclick: () => select(item.key),
+          onkeydown: (event) => {
+            const i = keys.indexOf(item.key);
+            let next = null;
+            if (event.key === "ArrowRight") next = keys[(i + 1) % keys.length];
+            if (event.key === "ArrowLeft") next = keys[(i - 1 + keys.length) % keys.length];
+            if (next) {
+              event.preventDefault();
+              select(next);
+              buttons.get(next)?.focus();
+            }
+          },
+        },
+        item.label,
+      );
+      buttons.set(item.key, btn);
+      return btn;
+    }),
+  );
+  return { el: h("div", { class: "tabs-wrap" }, list, panel), panel, select };
+}
+
+/**
+ * @typedef {object} ConfirmOptions
+ * @property {string} label
+ * @property {string} [confirmLabel] default "Yes, <label>"
+ * @property {string} [question]
+ * @property {string} testid
+ * @property {string} [cls]
+ * @property {() => Promise<unknown>} action run on the confirming click
+ */
+
+/**
+ * A button with a confirm step: the first click shows "confirmLabel" (testid
+ * `<testid>-confirm`) and Cancel (`<testid>-cancel`) in its place.
+ * @param {ConfirmOptions} options
+ */
+export function confirmButton({ label, confirmLabel, question, testid, cls = "", action }) {
+  const wrap = h("span", { class: "confirm-wrap" });
+  const initial = () => h("button", { type: "button", class: cls, "data-testid": testid, onclick: showConfirm }, label);
+  const showInitial = () => mount(wrap, initial());
+  const showConfirm = () => {
+    const yes = h("button", {
+      type: "button",
+      class: "danger",
+      "data-testid": `${testid}-confirm`,
+      onclick: async () => {
+        yes.disabled = true;
+        try {
+          await action();
+        } finally {
+          if (wrap.isConnected) showInitial();
+        }
+      },
+    }, confirmLabel || `Yes, ${label.toLowerCase()}`);
+    const no = h("button", {
+      type: "button",
+      class: "secondary",
+      "data-testid": `${testid}-cancel`,
+      onclick: () => {
+        const again = initial();
+        mount(wrap, again);
+        again.focus();
+      },
+    }, "Cancel");
+    mount(wrap, question ? h("span", { class: "confirm-question" }, question) : null, yes, no);
+    yes.focus();
+  };
+  showInitial();
+  return wrap;
+}
+
+/**
+ * A copy button for a textarea/input: clipboard API, else select the text for Ctrl+C.
+ * @param {HTMLTextAreaElement | HTMLInputElement} target
+ * @param {Attrs} [attrs]
+ * @param {string} [label]
+ */
+export function copyButton(target, attrs = {}, label = "Copy") {
+  const btn = h("button", {
+    type: "button",
+    class: "secondary",
+    ...attrs,
+    onclick: async () => {
+      try {
+        if (!navigator.clipboard || !window.isSecureContext) throw new Error("no clipboard");
+        await navigator.clipboard.writeText(target.value);
+        btn.textContent = "Copied";
+      } catch {
+        target.focus();
+        target.select();
+        btn.textContent = "Selected — press Ctrl+C";
+      }
+      setTimeout(() => {
+        btn.textContent = label;
+      }, 2000);
+    },
+  }, label);
+  return btn;
+}
+
+/**
+ * A readonly textarea whose text is both its value and its textContent.
+ * @param {string} text
+ * @param {Attrs} [attrs]
+ */
+export function readonlyText(text, attrs = {}) {
+  return h("textarea", { readonly: true, spellcheck: "false", class: "code", rows: 3, ...attrs }, text);
+}
+
+/**
+ * A <progress> with "done/total" and a percentage beside it.
+ * @param {number} done
+ * @param {number} total
+ * @param {{testid?: string, percentTestid?: string, complete?: boolean}} [options]
+ *   complete: show 100% for a finished run with no steps
+ */
+export function progressBar(done, total, { testid = "progress", percentTestid, complete = false } = {}) {
+  const safeTotal = Math.max(total, 0);
+  const value = safeTotal ? Math.min(done, safeTotal) : complete ? 1 : 0;
+  const pct = safeTotal ? Math.round((value / safeTotal) * 100) : complete ? 100 : 0;
+  const bar = h("progress", {
+    "data-testid": testid,
+    max: safeTotal || 1,
+    value,
+    "aria-label": `${done} of ${total} steps`,
+  });
+  return h(
+    "span",
+    { class: "progress" },
+    bar,
+    h("span", { class: "progress-text" }, `${done}/${total}`),
+    h("span", { class: "progress-pct", "data-testid": percentTestid || `${testid}-percent` }, `${pct}%`),
+  );
+}
+
+/**
+ * @param {string | null} title
+ * @param {...Child} children
+ */
+export function card(title, ...children) {
+  return h("section", { class: "card" }, title ? h("h2", {}, title) : null, children);
+}
