@@ -1,4 +1,10 @@
-"""``tether up``: infrastructure, migrations, every service as its own process, the gateway."""
+"""``tether up``: infrastructure, migrations, every service as its own process, the gateway.
+
+The supervisor restarts a child that dies (with backoff) and, on SIGHUP, *rolls* the
+services onto the master keys in ``.tether/master.keys`` as they are now: for each
+service it starts a new process, waits until it is ready, then stops the old one, so
+requests keep being answered (``tether keys rotate`` drives this; ``libs/cli/keys.py``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -19,6 +26,7 @@ from typing import IO
 import asyncpg
 
 from libs.cli import ops
+from libs.cli.keys import KEY_FILE, kid_of_entry, read_keys, write_keys
 from libs.cli.state import ProcessState, StackState, read_json, write_state
 from libs.common.config import SERVICES, StackSettings
 from libs.common.crypto import generate_master_key
@@ -83,11 +91,14 @@ def master_keys(settings: StackSettings, home: Path) -> str:
     """Return the master keys: from the environment, or generated once into ``home``."""
     if settings.master_keys is not None:
         return settings.master_keys.get_secret_value()
-    path = home / "master.keys"
+    path = home / KEY_FILE
     if not path.exists():
-        path.write_text(generate_master_key("dev1") + "\n")
-        path.chmod(0o600)
-    return path.read_text().strip()
+        write_keys(path, [generate_master_key("dev1")])
+    return ",".join(read_keys(path))
+
+
+def _key_ids(keys: str) -> list[str]:
+    return [kid_of_entry(entry.strip()) for entry in keys.split(",") if entry.strip()]
 
 
 async def _ensure_database(admin_url: str, name: str) -> str:
@@ -138,11 +149,11 @@ def start(settings: StackSettings) -> tuple[Stack, StackState]:
             nats_url = stack.nats.start()
         _say("· migrating")
         asyncio.run(ops.migrate_all(database_url))
+        keys = master_keys(settings, home)
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "TETHER_MASTER_KEYS"},
             "TETHER_DATABASE_URL": database_url,
             "TETHER_NATS_URL": nats_url,
-            "TETHER_MASTER_KEYS": master_keys(settings, home),
             "TETHER_LOG_FORMAT": "json",
             "TETHER_PUBLIC_URL": os.environ.get(
                 "TETHER_PUBLIC_URL", f"http://{settings.gateway_host}:{settings.gateway_port}"
@@ -155,7 +166,7 @@ def start(settings: StackSettings) -> tuple[Stack, StackState]:
                 Child(
                     name,
                     [sys.executable, "-m", f"services.{name}"],
-                    {**env, "TETHER_HEALTH_PORT": str(port)},
+                    {**env, "TETHER_MASTER_KEYS": keys, "TETHER_HEALTH_PORT": str(port)},
                     f"http://127.0.0.1:{port}/readyz",
                     logs / f"{name}.log",
                 )
@@ -193,6 +204,8 @@ def start(settings: StackSettings) -> tuple[Stack, StackState]:
         customer_id=TEST_CUSTOMER_ID,
         console_url=f"{gateway_url}/console/#code={boot.console_code}",
         processes=_processes(stack),
+        keys_file=None if settings.master_keys is not None else str(home / KEY_FILE),
+        master_key_ids=_key_ids(keys),
     )
     return stack, state
 
@@ -209,6 +222,49 @@ def _processes(stack: Stack) -> dict[str, ProcessState]:
     if stack.nats:
         procs["nats"] = ProcessState(pid=stack.nats.pid, state="running")
     return procs
+
+
+def _stop_child(child: Child, timeout: float) -> None:
+    """Stop one child: SIGTERM, then SIGKILL at ``timeout``."""
+    if child.proc is None or child.proc.poll() is not None:
+        return
+    child.proc.send_signal(signal.SIGTERM)
+    try:
+        child.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.proc.kill()
+        child.proc.wait()
+
+
+def roll(stack: Stack) -> list[str]:
+    """Move every service onto the master keys as configured now; return their key ids.
+
+    One service at a time: start a new process with the keys, wait until it is ready
+    (it then answers in the service's queue group next to the old one), stop the old one
+    (it finishes its in-flight requests). A new process that does not become ready is
+    stopped and the old one kept.
+    """
+    keys = master_keys(stack.settings, stack.home)
+    for i, old in enumerate(stack.children):
+        if old.name not in SERVICES:
+            continue  # the gateway holds no keys
+        port = free_port()
+        new = Child(
+            old.name,
+            old.args,
+            {**old.env, "TETHER_MASTER_KEYS": keys, "TETHER_HEALTH_PORT": str(port)},
+            f"http://127.0.0.1:{port}/readyz",
+            old.log_path,
+        )
+        new.start()
+        try:
+            _wait_healthy([new], 60)
+        except BaseException:
+            _stop_child(new, 15)
+            raise
+        stack.children[i] = new
+        _stop_child(old, 15)
+    return _key_ids(keys)
 
 
 def stop(stack: Stack, timeout: float = 10.0) -> None:
@@ -246,8 +302,27 @@ def _print_summary(state: StackState, home: Path) -> None:
     _say("From another shell: tether status --json   ·   Ctrl-C stops everything.")
 
 
-def supervise(stack: Stack, state: StackState) -> None:
-    """Restart crashed children (with backoff) until SIGINT or SIGTERM."""
+def _rolled(stack: Stack, state: StackState) -> StackState:
+    """Roll the services; return the state that says how it went."""
+    kids, error = state.master_key_ids, None
+    try:
+        kids = roll(stack)
+        _say(f"· services rolled onto keys {', '.join(kids)}")
+    except Exception as exc:
+        error = str(exc)
+        _say(f"! rolling the services failed: {error}")
+    return state.model_copy(
+        update={
+            "rolls": state.rolls + 1,
+            "roll_error": error,
+            "master_key_ids": kids,
+            "processes": _processes(stack),
+        }
+    )
+
+
+def supervise(stack: Stack, state: StackState, reload: threading.Event) -> None:
+    """Restart crashed children (with backoff), roll on ``reload``, until SIGINT or SIGTERM."""
     stopping = False
 
     def on_signal(*_: object) -> None:
@@ -257,6 +332,10 @@ def supervise(stack: Stack, state: StackState) -> None:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     while not stopping:
+        if reload.is_set():
+            reload.clear()
+            state = _rolled(stack, state)
+            write_state(stack.home, state)
         for child in stack.children:
             if child.proc is not None and child.proc.poll() is not None and not stopping:
                 backoff = min(30.0, 0.5 * 2**child.restarts)
@@ -286,6 +365,9 @@ def up(settings: StackSettings) -> int:
         return 1
     # Until the supervisor installs its handlers, SIGTERM should still stop cleanly.
     signal.signal(signal.SIGTERM, _interrupt)
+    # SIGHUP asks for a roll (``tether keys rotate``); one that comes early waits its turn.
+    reload = threading.Event()
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())
     try:
         stack, state = start(settings)
     except KeyboardInterrupt:
@@ -296,7 +378,7 @@ def up(settings: StackSettings) -> int:
     try:
         write_state(home, state)
         _print_summary(state, home)
-        supervise(stack, state)
+        supervise(stack, state, reload)
         _say("\nStopping…")
     finally:
         stop(stack)

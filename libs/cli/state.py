@@ -41,6 +41,14 @@ class StackState(BaseModel):
     customer_id: str | None = None
     console_url: str | None = None
     processes: dict[str, ProcessState] = {}
+    keys_file: str | None = None
+    """The master-key file the services read (None: the keys come from the environment)."""
+    master_key_ids: list[str] = []
+    """The key ids every service runs with, the sealing one first."""
+    rolls: int = 0
+    """How many rolls (SIGHUP: restart every service onto the key file) have finished."""
+    roll_error: str | None = None
+    """Why the last roll failed (None when it succeeded)."""
 
 
 def state_path(home: Path) -> Path:

@@ -149,6 +149,14 @@ def endpoint(op: Operation[ReqT, RepT], handler: Handler[ReqT, RepT]) -> Endpoin
     return Endpoint(op, handler)
 
 
+async def _drain_endpoints(service: Service) -> None:
+    """Drain a micro service's endpoint subscriptions (kept private by ``nats.micro``)."""
+    endpoints = list(service._endpoints)
+    subscriptions = [ep._subscription for ep in endpoints if ep._subscription is not None]
+    await asyncio.gather(*(sub.drain() for sub in subscriptions))
+    service._endpoints = []  # drained: micro's stop must not unsubscribe them again
+
+
 class ServiceHost:
     """Serve a set of endpoints as one ``nats.micro`` service.
 
@@ -193,8 +201,15 @@ class ServiceHost:
         await self._nc.flush()
 
     async def stop(self, grace: float) -> None:
-        """Stop taking requests, let in-flight ones finish within ``grace`` seconds."""
+        """Stop taking requests, let in-flight ones finish within ``grace`` seconds.
+
+        Requests NATS already routed to this replica are answered too: each endpoint's
+        subscription is drained first (unsubscribed at the server, flushed, what arrived
+        handed over). ``nats.micro``'s own stop merely unsubscribes, which drops them, and
+        every rolling restart would time some callers out.
+        """
         if self._service is not None:
+            await _drain_endpoints(self._service)
             await self._service.stop()
         if self._inflight:
             _, pending = await asyncio.wait(set(self._inflight), timeout=grace)

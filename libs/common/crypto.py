@@ -4,7 +4,8 @@ Each value gets a fresh 256-bit data key; the data key is sealed under the activ
 key (key id ``kid``) and the value under the data key. Both seals use the caller's
 associated data (workspace id + row id), so a ciphertext copied onto another row does
 not decrypt. Rotation re-seals the data key under the now-active master key; retired
-keys stay in ``TETHER_MASTER_KEYS`` until nothing is sealed under them.
+keys stay in ``TETHER_MASTER_KEYS`` until nothing is sealed under them
+(``libs/common/reseal.py`` moves every stored value onto the active key, online).
 
 Sealed form (ASCII, safe in a text column)::
 
@@ -58,6 +59,8 @@ class Keyring:
                 raise ValueError(f"master key id {kid!r} must be 1-32 of [A-Za-z0-9_-]")
             if len(key) != 32:
                 raise ValueError(f"master key {kid!r} must be 32 bytes (AES-256)")
+        if len({kid for kid, _ in keys}) != len(keys):
+            raise ValueError("master key ids must be unique")
         self._active = keys[0][0]
         self._keys = {kid: AESGCM(key) for kid, key in keys}
 
@@ -81,6 +84,11 @@ class Keyring:
     def active_kid(self) -> str:
         """Return the id of the key that seals new values."""
         return self._active
+
+    @property
+    def kids(self) -> tuple[str, ...]:
+        """Return the ids of every key this ring opens, the active one first."""
+        return tuple(self._keys)
 
     def encrypt(self, plaintext: bytes, aad: bytes) -> str:
         """Seal ``plaintext`` bound to ``aad`` under a fresh data key."""
@@ -122,7 +130,7 @@ class Keyring:
 
     def needs_rotation(self, sealed: str) -> bool:
         """Tell whether ``sealed`` is under a key other than the active one."""
-        return sealed.split(".")[1] != self._active
+        return kid_of(sealed) != self._active
 
     def _open_key(self, sealed: str, aad: bytes) -> tuple[str, bytes]:
         parts = sealed.split(".")
@@ -141,6 +149,14 @@ class Keyring:
     @staticmethod
     def _key_aad(kid: str, aad: bytes) -> bytes:
         return b"tether-dek:" + kid.encode() + b":" + aad
+
+
+def kid_of(sealed: str) -> str:
+    """Return the id of the master key a sealed value's data key is sealed under."""
+    parts = sealed.split(".")
+    if len(parts) != 4 or parts[0] != _VERSION:
+        raise DecryptionFailed("not a sealed value")
+    return parts[1]
 
 
 def generate_master_key(kid: str | None = None) -> str:

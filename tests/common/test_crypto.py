@@ -8,7 +8,13 @@ from uuid import uuid4
 
 import pytest
 
-from libs.common.crypto import DecryptionFailed, Keyring, associated_data, generate_master_key
+from libs.common.crypto import (
+    DecryptionFailed,
+    Keyring,
+    associated_data,
+    generate_master_key,
+    kid_of,
+)
 
 
 def test_crypto_round_trip_binds_to_row() -> None:
@@ -60,8 +66,18 @@ def test_crypto_rotate_reseals_under_active_key() -> None:
         ("a:!!!", "not valid base64"),
         (f"a:{base64.b64encode(os.urandom(16)).decode()}", "32 bytes"),
         (f"bad.kid:{base64.b64encode(os.urandom(32)).decode()}", "must be 1-32"),
+        (f"{generate_master_key('a')},{generate_master_key('a')}", "unique"),
     ],
+    ids=["empty", "no-kid", "bad-base64", "short-key", "bad-kid", "duplicate-kid"],
 )
 def test_crypto_rejects_bad_master_keys(setting: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         Keyring.from_setting(setting)
+
+
+def test_crypto_keyring_names_its_keys_active_first() -> None:
+    ring = Keyring.from_setting(f"{generate_master_key('new')},{generate_master_key('old')}")
+    assert (ring.active_kid, ring.kids) == ("new", ("new", "old"))
+    assert kid_of(ring.encrypt(b"v", b"aad")) == "new"
+    with pytest.raises(DecryptionFailed):
+        kid_of("not-sealed")
