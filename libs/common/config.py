@@ -62,6 +62,14 @@ class RuntimeSettings(BaseSettings):
     )
     uvloop: bool = Field(default=True, description="Use uvloop when installed")
     outbox_sweep_interval: float = Field(default=1.0, gt=0)
+    event_max_attempts: int = Field(
+        default=10, ge=1, le=1000, description="Times a consumer tries an event before giving up"
+    )
+    event_backoff: tuple[float, ...] = Field(
+        default=(1.0, 5.0, 30.0, 120.0, 600.0, 1800.0),
+        min_length=1,
+        description="Seconds before each retry of an event (JSON list; the last repeats)",
+    )
 
 
 class GatewaySettings(BaseSettings):

@@ -8,17 +8,39 @@
   dies after publishing but before committing leaves the rows pending; the next relay
   publishes them again and JetStream drops the duplicates inside its window.
 * :class:`EventConsumer` reads a durable consumer, runs the handler and records the event
-  id in ``processed_events`` in one transaction, and acks only after that commit; an
-  event id seen before is acked without running the handler again.
+  id in ``processed_events`` in one transaction, and acks only after that commit.
 
-The relay and the consumer are system work across workspaces: they are the only queries
-not filtered by ``workspace_id``; every row they touch still carries one.
+What a consumer guarantees, per event:
+
+* **At least once to the handler.** A message is acked only after the handler's
+  transaction committed; until then JetStream delivers it again (after a failure, after
+  a retry delay; after a crash, when the ack wait runs out).
+* **Never handled twice.** The handler's writes commit together with the event id; an
+  id recorded before is acked without running the handler again.
+* **Given up after N attempts, visibly.** A message that can never be handled (it does
+  not parse, or its subject has no handler) is terminated at once; a handler that keeps
+  failing is tried ``max_attempts`` times, ``backoff`` apart, then terminated. Either way
+  the message first becomes a row in ``dead_letters`` (``libs/common/dead_letters.py``)
+  with its payload and the error, which ``tether dead-letters`` lists. A failing message
+  waits out its retry delays aside: it never holds up the ones behind it.
+* **Nothing dropped silently.** JetStream's own cap (``max_deliver``) is one delivery
+  more than the handler gets: that last delivery, which only comes when nobody answered
+  the last attempt (its process died or the handler hung) or recording the dead letter
+  failed, records the dead letter without running the handler. Should JetStream still
+  give up on a message (that delivery went unanswered too, or a durable made by an older
+  version already held it past the new cap), its max-deliveries advisory is turned into
+  a dead letter. Only when no replica hears that advisory (core NATS, at most once) is a
+  given-up message in no table; it is still in the stream for the stream's max age.
+
+The relay, the consumer and dead letters are system work across workspaces: they are the
+only queries not filtered by ``workspace_id``; every event row they touch still carries one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -30,9 +52,12 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from pydantic import ValidationError
 
+from libs.common.bus import Bus
 from libs.common.contracts.base import EVENTS_STREAM, EVENTS_SUBJECTS, Event, EventType
 from libs.common.db import Conn
+from libs.common.dead_letters import Failure, describe, forget_failure, record_failure
 
 log = structlog.get_logger(__name__)
 
@@ -183,76 +208,198 @@ class OutboxRelay:
 EventHandler = Callable[[Conn, EventType[Any], Event], Awaitable[None]]
 """Handles one event (told which of the consumer's event types it is) in a transaction."""
 
+MAX_DELIVERIES_ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
+
 
 class EventConsumer:
-    """Run a handler once per event from a durable JetStream consumer."""
+    """Run a handler once per event from a durable JetStream consumer; give up visibly."""
 
     def __init__(
         self,
         pool: asyncpg.Pool[Any],
-        js: JetStreamContext,
+        bus: Bus,
         durable: str,
         events: Sequence[EventType[Any]],
         handler: EventHandler,
         *,
+        max_attempts: int,
+        backoff: Sequence[float],
         batch_size: int = 64,
         ack_wait: float = 30.0,
     ) -> None:
+        """Consume ``events`` as ``durable`` (services pass ``TETHER_EVENT_*`` settings).
+
+        The handler is tried at most ``max_attempts`` times per event; ``backoff`` gives the
+        seconds before the 2nd, 3rd, … attempt (the last value repeats).
+        """
+        if max_attempts < 1 or not backoff:
+            raise ValueError("a consumer needs at least one attempt and one backoff delay")
         self._pool = pool
-        self._js = js
+        self._bus = bus
+        self._js = bus.js
         self._durable = durable
         self._types = {e.subject: e for e in events}
         self._handler = handler
         self._batch_size = batch_size
         self._ack_wait = ack_wait
+        self._max_attempts = max_attempts
+        self._backoff = tuple(backoff)
+
+    def config(self) -> ConsumerConfig:
+        """Return the durable consumer's configuration, applied (created or updated) on start."""
+        return ConsumerConfig(
+            durable_name=self._durable,
+            name=self._durable,
+            filter_subjects=list(self._types),
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self._ack_wait,
+            # One delivery more than the handler gets: the last records the dead letter.
+            max_deliver=self._max_attempts + 1,
+            # With a backoff JetStream waits backoff[n-1] (not ack_wait) for an answer to
+            # the nth delivery: never less than the ack wait, longer as attempts mount.
+            backoff=[max(self._ack_wait, self._delay(n)) for n in range(1, self._max_attempts + 1)],
+            max_ack_pending=1000,
+        )
+
+    def _delay(self, attempt: int) -> float:
+        """Return the seconds between a failed ``attempt`` and the next one."""
+        return self._backoff[min(attempt, len(self._backoff)) - 1]
 
     async def run(self) -> None:
         """Consume until cancelled."""
-        await self._js.add_consumer(
-            EVENTS_STREAM,
-            ConsumerConfig(
-                durable_name=self._durable,
-                name=self._durable,
-                filter_subjects=list(self._types),
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=self._ack_wait,
-                max_ack_pending=1000,
-            ),
+        # Listen before applying the configuration: lowering an older durable's cap makes
+        # JetStream give up on messages that already had more deliveries than that.
+        advisories = await self._bus.nc.subscribe(
+            f"{MAX_DELIVERIES_ADVISORY}.{EVENTS_STREAM}.{self._durable}",
+            queue=self._durable,
+            cb=self._on_max_deliveries,
         )
-        sub = await self._js.pull_subscribe_bind(durable=self._durable, stream=EVENTS_STREAM)
         try:
-            while True:
-                try:
-                    msgs = await sub.fetch(self._batch_size, timeout=1.0)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    continue
-                except nats.errors.Error as exc:
-                    log.warning("event_fetch_failed", consumer=self._durable, error=str(exc))
-                    await asyncio.sleep(0.5)  # back off while NATS reconnects
-                    continue
-                for msg in msgs:
-                    await self.handle(msg)
+            await self._js.add_consumer(EVENTS_STREAM, self.config())
+            sub = await self._js.pull_subscribe_bind(durable=self._durable, stream=EVENTS_STREAM)
+            try:
+                while True:
+                    try:
+                        msgs = await sub.fetch(self._batch_size, timeout=1.0)
+                    except (nats.errors.TimeoutError, TimeoutError):
+                        continue
+                    except nats.errors.Error as exc:
+                        log.warning("event_fetch_failed", consumer=self._durable, error=str(exc))
+                        await asyncio.sleep(0.5)  # back off while NATS reconnects
+                        continue
+                    for msg in msgs:
+                        await self.handle(msg)
+            finally:
+                # A pull subscription left open makes the connection's drain wait for it.
+                with contextlib.suppress(nats.errors.Error):
+                    await sub.unsubscribe()
         finally:
-            # A pull subscription left open makes the connection's drain wait for it.
             with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
+                await advisories.unsubscribe()
 
     async def handle(self, msg: Msg) -> None:
-        """Handle one message: run the handler and record the id in one transaction, then ack."""
+        """Handle one message: run the handler and record the id in one transaction, then ack.
+
+        Everything that can go wrong is decided here, inside the guard: an unreadable
+        message is given up at once, a failed attempt is retried after its delay, the last
+        failed attempt (or a delivery beyond the attempts) is given up.
+        """
+        meta = msg.metadata
+        delivery, seq = meta.num_delivered, meta.sequence.stream
         kind = self._types.get(msg.subject)
         if kind is None:
-            await msg.term()
+            await self._give_up(msg, f"no handler for {msg.subject}")
             return
-        event = kind.model.model_validate_json(msg.data)
+        try:
+            event = kind.model.model_validate_json(msg.data)
+        except ValidationError as exc:
+            await self._give_up(msg, describe(exc))  # it will never parse: no retries
+            return
+        if delivery > self._max_attempts:
+            await self._give_up(msg, None)  # nobody answered the last attempt
+            return
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 first = await conn.fetchval(INSERT_PROCESSED_SQL, self._durable, event.event_id)
                 if first is not None:
                     await self._handler(conn, kind, event)
-        except Exception:
-            attempt = msg.metadata.num_delivered if msg.metadata else 1
-            log.exception("event_handler_failed", consumer=self._durable, subject=msg.subject)
-            await msg.nak(delay=min(30.0, 0.2 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
+                if delivery > 1:
+                    await forget_failure(conn, self._durable, seq)
+        except Exception as exc:
+            log.exception(
+                "event_handler_failed",
+                consumer=self._durable,
+                subject=msg.subject,
+                event_id=str(event.event_id),
+                delivery=delivery,
+            )
+            if delivery >= self._max_attempts:
+                await self._give_up(msg, describe(exc))
+            else:
+                await self._retry(msg, describe(exc))
             return
         await msg.ack()
+
+    async def _retry(self, msg: Msg, error: str) -> None:
+        """Note the failure (best effort: the retry matters more), then ask for a redelivery."""
+        await self._record(self._failure(msg, error), gave_up=False)
+        delay = self._delay(msg.metadata.num_delivered)
+        await msg.nak(delay=delay * (0.5 + random.random()))  # noqa: S311
+
+    async def _give_up(self, msg: Msg, error: str | None) -> None:
+        """Record the message as a dead letter, then terminate it (never delivered again)."""
+        if await self._record(self._failure(msg, error), gave_up=True):
+            await msg.term()
+        else:  # it must come back: the spare delivery (or the advisory) records it
+            await msg.nak(delay=self._delay(msg.metadata.num_delivered))
+
+    async def _on_max_deliveries(self, advisory: Msg) -> None:
+        """Record a message JetStream itself gave up on (see the module docstring)."""
+        try:
+            notice = json.loads(advisory.data)
+            seq, deliveries = int(notice["stream_seq"]), int(notice["deliveries"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("advisory_unreadable", consumer=self._durable)
+            return
+        subject, data = "", b""
+        with contextlib.suppress(nats.js.errors.NotFoundError):  # gone past the stream's max age
+            stored = await self._js.get_msg(EVENTS_STREAM, seq)
+            subject, data = stored.subject or "", stored.data or b""
+        await self._record(
+            Failure.of(self._durable, seq, subject, data, deliveries, None, self._types),
+            gave_up=True,
+        )
+
+    def _failure(self, msg: Msg, error: str | None) -> Failure:
+        meta = msg.metadata
+        return Failure.of(
+            self._durable,
+            meta.sequence.stream,
+            msg.subject,
+            msg.data,
+            meta.num_delivered,
+            error,
+            self._types,
+        )
+
+    async def _record(self, failure: Failure, *, gave_up: bool) -> bool:
+        """Write the message's dead-letters row; False (and logged) when that failed."""
+        try:
+            async with self._pool.acquire() as conn:
+                await record_failure(conn, failure, gave_up=gave_up)
+        except Exception:  # the database may be what failed the handler
+            log.exception(
+                "dead_letter_unrecorded", consumer=self._durable, stream_seq=failure.stream_seq
+            )
+            return False
+        if gave_up:
+            log.error(
+                "event_given_up",
+                consumer=self._durable,
+                subject=failure.subject,
+                stream_seq=failure.stream_seq,
+                deliveries=failure.deliveries,
+                error=failure.error,
+            )
+        return True

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import asyncpg
 
-from libs.common.db import create_pool, list_migrations, migrate
+from libs.common.db import COMMON_MIGRATIONS, create_pool, list_migrations, migrate
 from tests.conftest import Infra
+
+COMMON = [f"common/{p.name}" for p in sorted(COMMON_MIGRATIONS.glob("*.sql"))]
+"""The migrations every schema gets first (outbox, processed events, dead letters, …)."""
 
 
 def _write(folder: Path, name: str, sql: str) -> None:
@@ -26,15 +29,11 @@ async def test_migrate_concurrent_starts_apply_once(infra: Infra, tmp_path: Path
         *(migrate(infra.database_url, schema, tmp_path) for _ in range(6))
     )
     applied = [name for r in results for name in r]
-    assert sorted(applied) == ["0001_things.sql", "0002_more.sql", "common/0001_outbox.sql"]
+    assert sorted(applied) == ["0001_things.sql", "0002_more.sql", *COMMON]
     conn = await asyncpg.connect(infra.database_url)
     try:
         rows = await conn.fetch(f"SELECT name FROM {schema}.schema_migrations ORDER BY name")
-        assert [r["name"] for r in rows] == [
-            "0001_things.sql",
-            "0002_more.sql",
-            "common/0001_outbox.sql",
-        ]
+        assert [r["name"] for r in rows] == ["0001_things.sql", "0002_more.sql", *COMMON]
     finally:
         await conn.close()
     # A later start finds nothing to do; a new file is applied alone.
@@ -58,7 +57,7 @@ async def test_migrate_failed_file_leaves_nothing_half_applied(
     try:
         assert await conn.fetchval("SELECT to_regclass($1)", f"{schema}.a") is None
         names = await conn.fetch(f"SELECT name FROM {schema}.schema_migrations")
-        assert [r["name"] for r in names] == ["common/0001_outbox.sql"]
+        assert sorted(r["name"] for r in names) == COMMON
     finally:
         await conn.close()
 
@@ -83,4 +82,5 @@ def test_list_migrations_orders_common_first(tmp_path: Path) -> None:
     _write(tmp_path, "0001_a.sql", "")
     _write(tmp_path, "notes.txt", "")
     names = [m.name for m in list_migrations(tmp_path)]
-    assert names == ["common/0001_outbox.sql", "0001_a.sql", "0002_b.sql"]
+    assert COMMON[:2] == ["common/0001_outbox.sql", "common/0002_dead_letters.sql"]
+    assert names == [*COMMON, "0001_a.sql", "0002_b.sql"]

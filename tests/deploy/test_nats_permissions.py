@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import re
 import socket
@@ -16,7 +17,9 @@ import nats.errors
 import pytest
 
 from libs.common.config import SERVICES
+from libs.common.contracts.base import EVENTS_STREAM
 from libs.common.infra import free_port, nats_server_binary
+from libs.common.outbox import MAX_DELIVERIES_ADVISORY
 from services.gateway.routes import ROUTES
 from tests.conftest import ROOT
 from tests.contract.calls import calls, consumes
@@ -155,3 +158,16 @@ async def test_nats_gateway_cannot_mint_tokens(server: str) -> None:
 
 def test_conf_file_exists() -> None:
     assert Path(CONF).exists()
+
+
+def test_nats_services_hear_jetstream_give_up_on_their_consumers() -> None:
+    """Each durable's max-deliveries advisory is allowed: it becomes a dead letter."""
+    checked = 0
+    for service in SERVICES:
+        if not (ROOT / "services" / service / "consumers.py").exists():
+            continue  # this service runs no durable consumer
+        consumers = importlib.import_module(f"services.{service}.consumers")
+        _, subscribe = _allows(service)
+        assert f"{MAX_DELIVERIES_ADVISORY}.{EVENTS_STREAM}.{consumers.DURABLE}" in subscribe
+        checked += 1
+    assert checked
