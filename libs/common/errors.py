@@ -3,7 +3,8 @@
 ::
 
     TetherError (code, message, details, status)
-    ├── InvalidInput      422  invalid_input      bad request body, query, path or field values
+    ├── BadRequest        400  bad_request        not a request we can read (malformed JSON or form)
+    ├── InvalidInput      422  invalid_input      readable, but a body, query or path field is wrong
     ├── Unauthenticated   401  unauthenticated    no or bad credentials (token_* codes refine it)
     ├── Forbidden         403  forbidden          authenticated but not allowed
     ├── NotFound          404  not_found          absent, or not visible to this caller
@@ -51,6 +52,13 @@ class TetherError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class BadRequest(TetherError):
+    """The caller sent something we cannot even read (malformed JSON, a broken form)."""
+
+    status = 400
+    default_code = "bad_request"
 
 
 class InvalidInput(TetherError):
@@ -147,6 +155,7 @@ class Timeout(TetherError):
 _BY_STATUS: dict[int, type[TetherError]] = {
     cls.status: cls
     for cls in (
+        BadRequest,
         InvalidInput,
         Unauthenticated,
         Forbidden,
@@ -165,9 +174,7 @@ _BY_STATUS: dict[int, type[TetherError]] = {
 
 
 def error_class_for_status(status: int) -> type[TetherError]:
-    """Return the error class that carries ``status`` (400 maps to InvalidInput)."""
-    if status == 400:
-        return InvalidInput
+    """Return the error class that carries ``status`` (Internal for a status we do not use)."""
     return _BY_STATUS.get(status, Internal)
 
 

@@ -12,7 +12,16 @@ from aiohttp import web
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import connections as c
 from libs.common.crypto import Keyring
-from libs.common.runtime import POOL, Work, background_tasks, ping_endpoint, standard_contexts
+from libs.common.dead_letters import dead_letters_endpoint
+from libs.common.reseal import keys_endpoints
+from libs.common.runtime import (
+    BUS,
+    POOL,
+    Work,
+    background_tasks,
+    ping_endpoint,
+    standard_contexts,
+)
 from services.connections.connect import Connect
 from services.connections.connections import Connections
 from services.connections.establish import Connector
@@ -29,6 +38,7 @@ from services.connections.keys import (
 )
 from services.connections.proxy import Proxy
 from services.connections.refresh import Refresher
+from services.connections.sealed import SEALED
 from services.connections.settings import ConnectionsSettings
 from services.connections.worker import check_worker, refresh_worker
 
@@ -41,6 +51,8 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     integrations, connect, connections = app[INTEGRATIONS], app[CONNECT], app[CONNECTIONS]
     return [
         ping_endpoint(NAME, app),
+        dead_letters_endpoint(NAME, app[POOL]),
+        *keys_endpoints(NAME, app[POOL], app[KEYRING], SEALED),
         endpoint(c.TEMPLATES_LIST, integrations.templates),
         endpoint(c.INTEGRATIONS_LIST, integrations.list),
         endpoint(c.INTEGRATIONS_CREATE, integrations.create),
@@ -70,7 +82,7 @@ async def domain_context(app: web.Application) -> AsyncIterator[None]:
     ) as http:
         app[HTTP] = http
         refresher = Refresher(pool, keyring, http, options)
-        connector = Connector(pool, keyring, http, options)
+        connector = Connector(pool, keyring, http, options, app[BUS])
         connections = Connections(pool, keyring, http, options, refresher, connector)
         app[REFRESHER] = refresher
         app[INTEGRATIONS] = Integrations(pool, keyring, load_templates())

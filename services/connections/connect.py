@@ -87,6 +87,10 @@ class Connect:
                         "the connection belongs to another integration",
                         details=[{"field": "connectionId"}],
                     )
+        # Before the customer is sent anywhere: a new one is listed at once, and an archived
+        # one hears no now rather than after the provider's consent screen.
+        await self._connector.ensure_customer(workspace_id, customer_id)
+        async with self._pool.acquire() as conn:
             token = secrets.token_urlsafe(32)
             session = SessionRecord(
                 id=uuid4(),

@@ -9,11 +9,13 @@ from uuid import UUID, uuid4
 import aiohttp
 import asyncpg
 
+from libs.common.bus import Bus
 from libs.common.contracts import connections as c
 from libs.common.crypto import Keyring
 from libs.common.errors import InvalidInput, NotFound
 from services.connections import store
 from services.connections.credentials import Schedule, schedule, seal
+from services.connections.customers import ensure_customer
 from services.connections.probe import run_test
 from services.connections.refresh import emit_change
 from services.connections.settings import ConnectionsOptions
@@ -35,11 +37,17 @@ class Connector:
         keyring: Keyring,
         http: aiohttp.ClientSession,
         options: ConnectionsOptions,
+        bus: Bus,
     ) -> None:
         self._pool = pool
         self._keyring = keyring
         self._http = http
         self._options = options
+        self._bus = bus
+
+    async def ensure_customer(self, workspace_id: UUID, customer_id: str) -> None:
+        """Make sure the customer exists in identity (created on first sight; archived refused)."""
+        await ensure_customer(self._bus, workspace_id, customer_id)
 
     def plan(
         self, integration: IntegrationRecord, expires_in: int | None, renewable: bool
@@ -71,7 +79,11 @@ class Connector:
         allow_multiple: bool = False,
         name: str | None = None,
     ) -> tuple[ConnectionRecord, bool]:
-        """Test the credentials, then store them; return (connection, created)."""
+        """Test the credentials, make sure the customer exists, store; return (connection, created).
+
+        The customer is made sure of after the test, so refused credentials create nothing,
+        and on every path, so a customer archived since the session began gets nothing new.
+        """
         outcome = await run_test(
             self._http,
             integration.api,
@@ -81,6 +93,7 @@ class Connector:
         )
         if not outcome.ok:
             raise CredentialsRefused(outcome.error or "the app refused the credentials")
+        await self.ensure_customer(workspace_id, customer_id)
         account_name = (outcome.account or {}).get("name")
         display = name or (
             f"{integration.name} ({account_name})" if account_name else integration.name

@@ -101,7 +101,9 @@ class Integrations:
         """Change what is given; the client secret is write-only."""
         workspace_id = req.ctx.admin_workspace()
         async with self._pool.acquire() as conn, conn.transaction():
-            record = await store.select_integration(conn, workspace_id, req.key)
+            # Locked: the row is written back whole, so nothing may change it in between
+            # (another patch, or a master-key re-seal of the client secret).
+            record = await store.select_integration(conn, workspace_id, req.key, for_update=True)
             if record is None:
                 raise NotFound(f"integration {req.key} not found")
             given = req.model_fields_set

@@ -65,16 +65,22 @@ async def call_api(
     url = target_url(api, path)
     auth_headers, auth_query = inject(api, values)
     params = [*(query or []), *auth_query.items()]
-    async with http.request(
-        method,
-        url,
-        params=params or None,
-        headers={**(headers or {}), **auth_headers},
-        data=body,
-        allow_redirects=False,
-        timeout=aiohttp.ClientTimeout(total=timeout),
-    ) as resp:
-        return Answer(resp.status, list(resp.headers.items()), await resp.read())
+    try:
+        async with http.request(
+            method,
+            url,
+            params=params or None,
+            headers={**(headers or {}), **auth_headers},
+            data=body,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as resp:
+            return Answer(resp.status, list(resp.headers.items()), await resp.read())
+    except ValueError as exc:  # aiohttp will not write a control character into a header
+        raise InvalidInput(
+            "the request cannot be sent: a credential or header value holds a control character",
+            code="unsendable_request",
+        ) from exc
 
 
 @dataclass(frozen=True)

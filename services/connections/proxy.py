@@ -84,8 +84,9 @@ class Proxy:
         except binascii.Error as exc:
             raise InvalidInput("body must be base64", details=[{"field": "body"}]) from exc
         headers = dict(safe_headers(req.headers))
+        allow_archived = req.ctx.principal == "system"
         record, values = await self._refresher.current(
-            record.workspace_id, record.id, allow_archived=req.ctx.principal == "system"
+            record.workspace_id, record.id, allow_archived=allow_archived
         )
 
         async def send(creds: dict[str, Any]) -> Answer:
@@ -105,7 +106,8 @@ class Proxy:
         ):
             renewed = await self._refresher.renew(record.workspace_id, record.id, record.version)
             if renewed.state == "connected" and renewed.version != record.version:
-                answer = await send(unseal(self._refresher.keyring, renewed))
+                values = unseal(self._refresher.keyring, renewed)
+                answer = await send(values)
                 if answer.status == 401:
                     await self._connections.disconnect(
                         renewed, "the app refused fresh credentials (401)"
@@ -114,6 +116,11 @@ class Proxy:
             wait = retry_after(answer)
             if wait is not None and wait <= self._options.proxy_max_retry_after:
                 await asyncio.sleep(wait)  # the app asked for exactly this pause
+                # Read the credentials again: the renewal above, or one elsewhere during the
+                # pause, has replaced the ones this request started with.
+                _, values = await self._refresher.current(
+                    record.workspace_id, record.id, allow_archived=allow_archived
+                )
                 answer = await send(values)
         return c.ProxyReply(
             status=answer.status,

@@ -104,9 +104,12 @@ async def insert_integration(
     return _integration(row)
 
 
-async def select_integration(conn: Conn, workspace_id: UUID, key: str) -> IntegrationRecord | None:
-    """Return one integration of the workspace."""
-    row = await conn.fetchrow(SELECT_INTEGRATION_SQL, workspace_id, key)
+async def select_integration(
+    conn: Conn, workspace_id: UUID, key: str, *, for_update: bool = False
+) -> IntegrationRecord | None:
+    """Return one integration of the workspace (row-locked when ``for_update``)."""
+    sql = SELECT_INTEGRATION_SQL + " FOR UPDATE" if for_update else SELECT_INTEGRATION_SQL
+    row = await conn.fetchrow(sql, workspace_id, key)
     return _integration(row) if row else None
 
 

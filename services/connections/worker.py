@@ -20,8 +20,14 @@ from services.connections import store
 from services.connections.connections import Connections
 from services.connections.refresh import Refresher
 from services.connections.settings import ConnectionsOptions
+from services.connections.store import ConnectionRecord
 
 log = structlog.get_logger(__name__)
+
+
+#: What a lost or failing database raises (a killed backend surfaces as InterfaceError
+#: when the transaction block closes): a worker logs it, waits a poll and goes on.
+DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 async def refresh_worker(
@@ -36,30 +42,48 @@ async def refresh_worker(
                     record = await store.select_connection(conn, *claimed, for_update=True)
                     if record is not None:
                         await refresher.renew_locked(conn, record)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("refresh_worker_failed", error=str(exc))
             claimed = None
         if claimed is None:
             await asyncio.sleep(options.refresh_poll_interval)  # nothing due: poll again later
 
 
+async def _claim_check(
+    pool: asyncpg.Pool[Any], options: ConnectionsOptions
+) -> ConnectionRecord | None:
+    """Claim one due check and schedule the next one; return the connection if still connected.
+
+    The next check is written before this one runs, so a check that fails (or a process
+    that dies mid-check) is tried again an interval later, never in a tight loop.
+    """
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            claimed = await store.claim_due(conn, "check")
+            if claimed is None:
+                return None
+            next_check = datetime.now(UTC) + timedelta(seconds=options.check_interval)
+            await store.set_check_due(conn, *claimed, next_check)
+        record = await store.select_connection(conn, *claimed)
+    return record if record is not None and record.state == "connected" else None
+
+
 async def check_worker(
     pool: asyncpg.Pool[Any], connections: Connections, options: ConnectionsOptions
 ) -> None:
     """Run the test request for connections whose tokens never said when they expire."""
+    idle = options.refresh_poll_interval * 5  # checks are rare
     while True:
-        async with pool.acquire() as conn, conn.transaction():
-            claimed = await store.claim_due(conn, "check")
-            if claimed is not None:
-                next_check = datetime.now(UTC) + timedelta(seconds=options.check_interval)
-                await store.set_check_due(conn, *claimed, next_check)
-        if claimed is None:
-            await asyncio.sleep(options.refresh_poll_interval * 5)  # checks are rare
+        try:
+            record = await _claim_check(pool, options)
+        except DATABASE_ERRORS as exc:
+            log.warning("check_worker_failed", error=str(exc))
+            await asyncio.sleep(idle)
             continue
-        async with pool.acquire() as conn:
-            record = await store.select_connection(conn, *claimed)
-        if record is not None and record.state == "connected":
-            try:
-                await connections.check(record)
-            except Exception:
-                log.exception("connection_check_failed", connection_id=str(record.id))
+        if record is None:
+            await asyncio.sleep(idle)
+            continue
+        try:
+            await connections.check(record)
+        except Exception:  # one connection's failure must not stop the others' checks
+            log.exception("connection_check_failed", connection_id=str(record.id))

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import flows as c
+from libs.common.dead_letters import dead_letters_endpoint
 from libs.common.runtime import BUS, POOL, ServiceSettings, ping_endpoint, standard_contexts
 from services.flows.flows import Flows
 from services.flows.instances import FlowInstances
@@ -24,6 +25,7 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     flows, instances = app[FLOWS], app[INSTANCES]
     return [
         ping_endpoint(NAME, app),
+        dead_letters_endpoint(NAME, app[POOL]),
         endpoint(c.FLOWS_LIST, flows.list),
         endpoint(c.FLOWS_CREATE, flows.create),
         endpoint(c.FLOWS_GET, flows.get),

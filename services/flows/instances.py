@@ -262,13 +262,15 @@ class FlowInstances:
             return await self._view(conn, updated, flow)
 
     async def reset(self, req: c.FlowInstanceResetRequest) -> c.FlowInstance:
-        """Drop the customisation."""
+        """Drop the customisation and move the instance to the flow's newest revision.
+
+        Without a customisation there is nothing to carry across, so nothing can conflict:
+        the instance runs the newest revision as it is (``enabled`` stays as it was).
+        """
         req.ctx.admin_workspace()
         async with self._pool.acquire() as conn, conn.transaction():
             record, flow = await self._load(conn, req.ctx, req.id)
-            updated = await store.update_instance(
-                conn, record, {}, record.enabled, record.base_revision
-            )
+            updated = await store.update_instance(conn, record, {}, record.enabled, flow.revision)
             await self._event(conn, c.FLOW_INSTANCE_UPDATED, updated)
             return await self._view(conn, updated, flow)
 

@@ -19,7 +19,7 @@ from libs.common.runtime import BUS, bus_context, subscribe_events, tether_versi
 from services.gateway.auth import Authenticator, TokenCache
 from services.gateway.dispatch import make_handler
 from services.gateway.keys import AUTHENTICATOR, REQUEST_ID, SETTINGS
-from services.gateway.middleware import request_middleware
+from services.gateway.middleware import SERVER_LOG, drop_server_header, request_middleware
 from services.gateway.openapi import build_openapi
 from services.gateway.routes import ROUTES, Route
 
@@ -132,12 +132,22 @@ async def auth_context(app: web.Application) -> AsyncIterator[None]:
         await sub.unsubscribe()
 
 
+MAX_HEADER_FIELD = 64 * 1024
+"""Longest header field the HTTP parser takes (aiohttp's default is 8 KiB).
+
+Well above the longest token identity verifies, so that an oversized token reaches the
+middleware and gets a JSON 401 instead of aiohttp's plain-text 400, which quotes it.
+"""
+
+
 def create_app(config: GatewayConfig, routes: tuple[Route, ...] = ROUTES) -> web.Application:
     """Build the gateway application serving ``routes``."""
     app = web.Application(
         middlewares=[request_middleware, console_headers],
         client_max_size=config.http.max_body_bytes,
+        handler_args={"max_field_size": MAX_HEADER_FIELD, "logger": SERVER_LOG},
     )
+    app.on_response_prepare.append(drop_server_header)
     app[SETTINGS] = config.http
     app[OPENAPI] = build_openapi(routes)
     app[ASYNCAPI] = asyncapi(tether_version())

@@ -49,16 +49,29 @@ class TokenCache:
 
 
 def bearer_token(request: web.Request) -> str | None:
-    """Return the bearer token of the Authorization header, if any."""
+    """Return the bearer token of the Authorization header, if any.
+
+    The HTTP server admits header fields far longer than any token (see ``create_app``), so
+    that an oversized one is refused here, in our error envelope, rather than by aiohttp's
+    parser, whose plain-text answer quotes the start of the field. Nothing is ever echoed.
+    """
     header = request.headers.get("Authorization")
     if header is None:
         return None
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise Unauthenticated(
             "the Authorization header must be 'Bearer <token>'", code="token_malformed"
         )
-    return token.strip()
+    if len(token) > identity.TOKEN_MAX_LENGTH:
+        raise Unauthenticated(
+            f"the access token is longer than {identity.TOKEN_MAX_LENGTH} characters",
+            code="token_too_long",
+        )
+    if not token.isascii():  # a JWT is base64url and dots; other bytes arrive as surrogates
+        raise Unauthenticated("the access token is not a JWT", code="token_malformed")
+    return token
 
 
 class Authenticator:

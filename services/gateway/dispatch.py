@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,15 +11,25 @@ from pydantic import ValidationError
 
 from libs.common.bus import Bus
 from libs.common.errors import (
+    BadRequest,
     InvalidInput,
     PayloadTooLarge,
     UnsupportedMedia,
     invalid_from_validation,
 )
 from libs.common.runtime import BUS
+from services.gateway import inputs
 from services.gateway.keys import AUTHENTICATOR, REQUEST_ID, SETTINGS
 from services.gateway.retry import idempotent
 from services.gateway.routes import Route
+
+
+async def read_body(request: web.Request) -> bytes:
+    """Return the request's body bytes; one aiohttp cannot decode is the sender's fault (400)."""
+    try:
+        return await request.read()
+    except web.RequestPayloadError as exc:  # a broken Content-Encoding or chunked framing
+        raise BadRequest("the body could not be read", code="malformed_body") from exc
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
@@ -28,17 +37,17 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         return {}
     if request.content_type != "application/json":
         raise UnsupportedMedia("send the body as JSON (Content-Type: application/json)")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", code="malformed_json") from exc
+    body = inputs.parse_json(raw)
     if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object", code="malformed_json")
+        raise InvalidInput(
+            "the body must be a JSON object",
+            details=[{"field": "(body)", "message": "must be an object", "type": "dict_type"}],
+        )
     return body
 
 
@@ -80,8 +89,10 @@ async def _call(
     if_match = request.headers.get("If-Match")
     if if_match and "revision" in route.op.request.model_fields and "revision" not in fields:
         fields["revision"] = if_match.removeprefix("W/").strip('"')  # optimistic locking by header
+    fields = {**fields, **request.match_info}
+    inputs.check(fields)
     try:
-        payload = route.op.request.model_validate({**fields, **request.match_info, "ctx": ctx})
+        payload = route.op.request.model_validate({**fields, "ctx": ctx})
     except ValidationError as exc:
         raise invalid_from_validation(exc) from exc
     bus: Bus = request.app[BUS]
@@ -101,7 +112,12 @@ def _page_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Respons
         # Providers add their own parameters (iss, authuser, …): keep only ours.
         fields: dict[str, Any] = {k: v for k, v in _query(request).items() if k in known}
         if request.method == "POST":
-            form = await request.post()
+            try:
+                form = await request.post()
+            except web.HTTPException:
+                raise  # aiohttp's own answer (a body over the limit): the middleware maps it
+            except Exception as exc:  # aiohttp raises assorted errors on a broken form
+                raise BadRequest("the form could not be read", code="malformed_form") from exc
             fields["form"] = {k: v for k, v in form.items() if isinstance(v, str)}
         reply = await _call(request, route, fields)
         headers = dict(PAGE_HEADERS)
@@ -121,7 +137,7 @@ def _proxy_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Respon
     """Pass a request through to the app as a connection, and its answer back."""
 
     async def handle(request: web.Request) -> web.Response:
-        body = await request.read()
+        body = await read_body(request)
         fields = {
             "method": request.method,
             "query": list(request.query.items()),
@@ -142,7 +158,7 @@ def _webhook_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Resp
     """Hand an app's delivery over as raw bytes (signatures cover the exact body)."""
 
     async def handle(request: web.Request) -> web.Response:
-        body = await request.read()
+        body = await read_body(request)
         fields = {
             "body": base64.b64encode(body).decode(),
             "headers": {

@@ -1,18 +1,21 @@
-"""Request ids, CORS, one log line per request, and domain errors as JSON HTTP answers."""
+"""Request ids, CORS, one log line per request, domain errors as JSON HTTP answers, and
+what the HTTP server itself says (no ``Server`` header, no quoted request in its logs)."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from libs.common.errors import (
+    BadRequest,
     Internal,
-    InvalidInput,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -43,7 +46,7 @@ def _from_http(exc: web.HTTPException) -> TetherError:
         return MethodNotAllowed(f"{exc.reason}: this route does not take that method")
     if exc.status == 413:
         return PayloadTooLarge("the request body is too large")
-    return InvalidInput(exc.reason or "bad request", code="bad_request")
+    return BadRequest(exc.reason or "bad request")
 
 
 @web.middleware
@@ -101,3 +104,32 @@ def _cors_origin(request: web.Request, origin: str | None) -> str | None:
     if "*" in allowed:
         return "*"
     return origin if origin in allowed else None
+
+
+async def drop_server_header(_: web.Request, response: web.StreamResponse) -> None:
+    """Say nothing about our software: aiohttp's ``Server`` names Python's and its version."""
+    response.headers.popall("Server", None)
+
+
+class _NoEcho(logging.Filter):
+    """Keep the kind of a request aiohttp's parser refused, drop its text.
+
+    aiohttp answers such a request (a header field over the limit, garbage on the port)
+    before any middleware runs, and logs the exception, whose message quotes the start of
+    the offending bytes: the start of a token, say. Only the status and kind are kept.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = "bad_http_request status=%s kind=%s"
+            record.args = (exc.code, type(exc).__name__)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+SERVER_LOG = logging.getLogger("tether.gateway.http")
+"""The logger aiohttp's protocol handler gets (``handler_args``): it never quotes a request."""
+SERVER_LOG.addFilter(_NoEcho())

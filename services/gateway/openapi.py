@@ -33,12 +33,46 @@ def _schema(model: type[Any], mode: str, components: dict[str, Any]) -> dict[str
     return schema
 
 
-def _raw_operation(route: Route) -> dict[str, Any]:
-    """Describe a browser page or the proxy, whose bodies are not JSON contracts."""
+def _param(name: str, where: str, schema: dict[str, Any], required: bool) -> dict[str, Any]:
+    """Describe one path or query parameter.
+
+    A URL has no null: an optional field is a parameter left out, so its ``null`` branch
+    is dropped (a fuzzer would otherwise send the text ``null``, or nothing it could mean).
+    """
+    options = schema.get("anyOf")
+    if isinstance(options, list):
+        kept = [o for o in options if o != {"type": "null"}]
+        if len(kept) != len(options):
+            rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+            schema = {**rest, **kept[0]} if len(kept) == 1 else {**rest, "anyOf": kept}
+    return {"name": name, "in": where, "required": required, "schema": schema}
+
+
+# What each kind of non-JSON route takes as its body (the contract wraps it, not mirrors it).
+_RAW_BODIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "page": (
+        "application/x-www-form-urlencoded",
+        {"type": "object", "additionalProperties": {"type": "string"}},
+    ),
+    "webhook": ("application/json", {}),
+    "proxy": ("application/octet-stream", {"type": "string", "format": "binary"}),
+}
+
+
+def _raw_operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
+    """Describe a browser page, the proxy or an inbound webhook: their bodies are not contracts."""
+    request = _schema(route.op.request, "validation", components)
+    props = {k: v for k, v in request.get("properties", {}).items() if k != "ctx"}
     params = [
-        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+        _param(p, "path", props.pop(p, {"type": "string"}), required=True)
         for p in route.path_params
     ]
+    if route.kind == "page":  # pages read the query (GET) beside the form (POST)
+        params += [
+            _param(name, "query", schema, required=False)
+            for name, schema in props.items()
+            if name != "form"
+        ]
     media = {"page": "text/html", "webhook": "application/json"}.get(route.kind, "*/*")
     op: dict[str, Any] = {
         "operationId": route.op.subject.removeprefix("tether.").replace(".", "_")
@@ -51,6 +85,9 @@ def _raw_operation(route: Route) -> dict[str, Any]:
             "default": {"description": "The page, or the app's answer", "content": {media: {}}}
         },
     }
+    if route.takes_body:
+        body_media, body_schema = _RAW_BODIES[route.kind]
+        op["requestBody"] = {"required": False, "content": {body_media: {"schema": body_schema}}}
     if route.auth is not Auth.PUBLIC:
         op["security"] = [{"bearer": []}]
     return op
@@ -58,12 +95,12 @@ def _raw_operation(route: Route) -> dict[str, Any]:
 
 def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
     if route.kind != "json":
-        return _raw_operation(route)
+        return _raw_operation(route, components)
     request = _schema(route.op.request, "validation", components)
     props = {k: v for k, v in request.get("properties", {}).items() if k != "ctx"}
     required = [r for r in request.get("required", []) if r != "ctx"]
     params: list[dict[str, Any]] = [
-        {"name": p, "in": "path", "required": True, "schema": props.pop(p, {"type": "string"})}
+        _param(p, "path", props.pop(p, {"type": "string"}), required=True)
         for p in route.path_params
     ]
     op: dict[str, Any] = {
@@ -90,7 +127,7 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
         }
     else:
         params += [
-            {"name": name, "in": "query", "required": name in required, "schema": schema}
+            _param(name, "query", schema, required=name in required)
             for name, schema in props.items()
         ]
     if params:

@@ -12,12 +12,15 @@ from libs.common.bus import Endpoint, endpoint
 from libs.common.cache import TtlCache
 from libs.common.contracts import identity as c
 from libs.common.crypto import Keyring
+from libs.common.dead_letters import dead_letters_endpoint
+from libs.common.reseal import keys_endpoints
 from libs.common.runtime import BUS, POOL, ping_endpoint, standard_contexts, subscribe_events
 from services.identity.access import Access
 from services.identity.console import Console
 from services.identity.customers import Customers
 from services.identity.directory import WorkspaceDirectory
 from services.identity.keys import CUSTOMERS, DIRECTORY, KEYRING, SETTINGS
+from services.identity.sealed import SEALED
 from services.identity.settings import IdentitySettings
 from services.identity.workspaces import Workspaces
 
@@ -33,6 +36,8 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     console = Console(app[POOL], app[DIRECTORY])
     return [
         ping_endpoint(NAME, app),
+        dead_letters_endpoint(NAME, app[POOL]),
+        *keys_endpoints(NAME, app[POOL], app[KEYRING], SEALED),
         endpoint(c.WORKSPACE_CREATE, workspaces.create),
         endpoint(c.WORKSPACE_GET, workspaces.get),
         endpoint(c.WORKSPACE_FIND, workspaces.find),
@@ -47,6 +52,7 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
         endpoint(c.CUSTOMERS_ME, customers.me),
         endpoint(c.CUSTOMERS_PATCH, customers.patch),
         endpoint(c.CUSTOMERS_PUT, customers.put),
+        endpoint(c.CUSTOMERS_ENSURE, customers.ensure),
         endpoint(c.CUSTOMERS_ARCHIVE, customers.archive),
         endpoint(c.CUSTOMERS_RESTORE, customers.restore),
         endpoint(c.CONSOLE_CODE_CREATE, console.create_code),

@@ -15,7 +15,7 @@ from libs.common.errors import Conflict, Forbidden, NotFound
 from libs.common.outbox import emit
 from libs.common.paging import decode_cursor, encode_cursor
 from services.identity import store
-from services.identity.fields import field_errors, require_valid
+from services.identity.fields import CUSTOMER, Source, field_errors, require_valid
 from services.identity.store import CustomerRecord
 from services.identity.tokens import Claims
 
@@ -59,47 +59,89 @@ class Customers:
         """Drop a customer from memory (it changed here or in another replica)."""
         self._cache.drop((workspace_id, customer_id))
 
-    async def sync_from_token(
-        self, workspace_id: UUID, schema: dict[str, Any] | None, claims: Claims
-    ) -> None:
-        """Create the token's customer on first sight; apply its name and fields when they changed.
+    async def create_in(
+        self,
+        conn: Conn,
+        workspace_id: UUID,
+        schema: dict[str, Any] | None,
+        customer_id: str,
+        name: str | None,
+        fields: dict[str, Any],
+        source: Source = CUSTOMER,
+    ) -> CustomerRecord | None:
+        """Create a customer in the caller's transaction unless the id exists (then None).
 
-        Concurrent first requests race on ``INSERT … ON CONFLICT DO NOTHING``: one inserts
-        and emits ``customer.created``, the others find the row. A known customer whose
-        token says nothing new costs no query (it is served from memory).
+        Fields are checked only when the row is new (a failure rolls the caller back), and
+        ``customer.created`` is queued with the row: concurrent creators race on
+        ``INSERT … ON CONFLICT DO NOTHING``, so exactly one of them creates and says so.
         """
-        assert claims.customer_id is not None
-        customer_id = claims.customer_id
+        created = await store.insert_customer_if_new(conn, workspace_id, customer_id, name, fields)
+        if created is not None:
+            require_valid(schema, fields, source)
+            await self._event(conn, c.CUSTOMER_CREATED, workspace_id, customer_id, [])
+        return created
+
+    async def sync(
+        self,
+        workspace_id: UUID,
+        schema: dict[str, Any] | None,
+        customer_id: str,
+        name: str | None = None,
+        fields: dict[str, Any] | None = None,
+        source: Source = CUSTOMER,
+    ) -> CustomerRecord:
+        """Create the customer on first sight; apply ``name`` and ``fields`` when given and new.
+
+        This is what a token does for the customer it names, and what other services ask
+        for (``customers.ensure``) when they store something for a customer. An archived
+        customer is refused. A known customer with nothing new costs no query (it is served
+        from memory); ``schema`` is only consulted when the customer is new or its fields
+        change.
+        """
         existing = await self._cached(workspace_id, customer_id)
         if existing is None:
-            fields = claims.fields or {}
-            require_valid(schema, fields)
             async with self._pool.acquire() as conn, conn.transaction():
-                created = await store.insert_customer_if_new(
-                    conn, workspace_id, customer_id, claims.name, fields
+                created = await self.create_in(
+                    conn, workspace_id, schema, customer_id, name, fields or {}, source
                 )
-                if created is not None:
-                    await self._event(conn, c.CUSTOMER_CREATED, workspace_id, customer_id, [])
             if created is not None:
-                return
+                return created
             existing = await self._cached(workspace_id, customer_id)
             assert existing is not None
         if existing.archived_at is not None:
             raise Forbidden("this customer is archived", code="customer_archived")
-        name = claims.name if claims.name is not None else existing.name
-        fields = claims.fields if claims.fields is not None else existing.fields
-        if (name, fields) == (existing.name, existing.fields):
-            return
-        if claims.fields is not None:
-            require_valid(schema, fields)
+        new_name = name if name is not None else existing.name
+        new_fields = fields if fields is not None else existing.fields
+        if (new_name, new_fields) == (existing.name, existing.fields):
+            return existing
+        if fields is not None:
+            require_valid(schema, new_fields, source)
         async with self._pool.acquire() as conn, conn.transaction():
             updated = await store.update_customer_if_changed(
-                conn, workspace_id, customer_id, name, fields
+                conn, workspace_id, customer_id, new_name, new_fields
             )
             if updated is not None:
                 changes = _changes(existing, updated)
                 await self._event(conn, c.CUSTOMER_UPDATED, workspace_id, customer_id, changes)
         self.forget(workspace_id, customer_id)
+        return updated or existing
+
+    async def sync_from_token(
+        self, workspace_id: UUID, schema: dict[str, Any] | None, claims: Claims
+    ) -> None:
+        """Keep the customer a verified token names in step with it (see :meth:`sync`)."""
+        assert claims.customer_id is not None
+        await self.sync(workspace_id, schema, claims.customer_id, claims.name, claims.fields)
+
+    async def ensure(self, req: c.CustomerEnsureRequest) -> c.Customer:
+        """Make sure a customer exists for another service's record of them (services only)."""
+        req.ctx.require_system()
+        workspace_id = req.ctx.workspace()
+        schema = None
+        if await self._cached(workspace_id, req.id) is None:  # the schema matters when new
+            async with self._pool.acquire() as conn:
+                schema = await self._schema(conn, workspace_id)
+        return (await self.sync(workspace_id, schema, req.id)).public()
 
     def _visible(self, ctx: Context, customer_id: str) -> UUID:
         """Return the workspace when the caller may see ``customer_id`` (else 404, not 403)."""

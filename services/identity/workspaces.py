@@ -5,18 +5,20 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
+from pydantic import ValidationError
 
 from libs.common.contracts import identity as c
 from libs.common.crypto import Keyring
-from libs.common.errors import InvalidInput, NotFound
+from libs.common.db import Conn
+from libs.common.errors import InvalidInput, NotFound, invalid_from_validation
 from libs.common.outbox import emit
 from services.identity import store, tokens
 from services.identity.customers import Customers
 from services.identity.directory import WorkspaceDirectory, secret_aad
-from services.identity.fields import check_schema
+from services.identity.fields import TEST_CUSTOMER, check_schema, require_valid
 
 TEST_TOKEN_TTL = 3600
 DEFAULT_TEST_CUSTOMER = c.TestCustomer(id="test-customer", name="Test Customer")
@@ -48,7 +50,7 @@ class Workspaces:
         self._customers = customers
 
     async def create(self, req: c.WorkspaceCreateRequest) -> c.WorkspaceCreated:
-        """Create a workspace with a new key and secret (operators only)."""
+        """Create a workspace with a new key and secret, and its test customer (operators only)."""
         req.ctx.require_system()
         workspace_id = uuid4()
         secret = new_secret()
@@ -58,6 +60,7 @@ class Workspaces:
                 conn, workspace_id, new_workspace_key(), req.name, sealed
             )
             await emit(conn, c.WORKSPACE_CREATED, c.WorkspaceEvent(workspace_id=record.id))
+            await self._ensure_test_customer(conn, record.id, record.settings)
         return c.WorkspaceCreated(id=record.id, key=record.key, name=record.name, secret=secret)
 
     async def get(self, req: c.WorkspaceGetRequest) -> c.Workspace:
@@ -77,7 +80,11 @@ class Workspaces:
         return record.public()
 
     async def update(self, req: c.WorkspaceUpdateRequest) -> c.Workspace:
-        """Change name, settings (merged key by key) or public keys; tokens re-verify after."""
+        """Change name, settings (merged key by key) or public keys; tokens re-verify after.
+
+        A settings member sent as null goes back to its default (JSON Merge Patch); a new
+        test customer is created with the settings, in the same transaction.
+        """
         workspace_id = req.ctx.admin_workspace()
         if req.public_keys is not None:
             _check_public_keys(req.public_keys)
@@ -86,14 +93,14 @@ class Workspaces:
             settings = None
             changes = [k for k in ("name", "public_keys") if getattr(req, k) is not None]
             if req.settings is not None:
-                patch = req.settings.model_dump(include=req.settings.model_fields_set)
-                merged = c.WorkspaceSettings.model_validate(
-                    {**current.settings.model_dump(), **patch}
-                )
+                named = req.settings.model_fields_set
+                merged = _merge_settings(current.settings, req.settings)
                 if merged.customer_fields_schema is not None:
                     check_schema(merged.customer_fields_schema)
                 settings = merged.model_dump(mode="json")
-                changes += [f"settings.{k}" for k in sorted(req.settings.model_fields_set)]
+                changes += [f"settings.{k}" for k in sorted(named)]
+                if "test_customer" in named:
+                    await self._ensure_test_customer(conn, workspace_id, merged)
             keys = (
                 [pk.model_dump(mode="json") for pk in req.public_keys]
                 if req.public_keys is not None
@@ -131,14 +138,30 @@ class Workspaces:
             secret=secret, previous_secret_expires_at=record.previous_secret_expires_at
         )
 
+    async def _ensure_test_customer(
+        self, conn: Conn, workspace_id: UUID, settings: c.WorkspaceSettings
+    ) -> None:
+        """Create the settings' test customer in the caller's transaction unless it exists."""
+        test = settings.test_customer or DEFAULT_TEST_CUSTOMER
+        schema = settings.customer_fields_schema
+        await self._customers.create_in(
+            conn, workspace_id, schema, test.id, test.name, test.fields, TEST_CUSTOMER
+        )
+
     async def test_customer_token(self, req: c.TestCustomerTokenRequest) -> c.TestCustomerToken:
-        """Mint a one-hour token for the configured test customer, creating the customer if needed."""
+        """Mint a one-hour token for the configured test customer, creating the customer if needed.
+
+        The test customer's fields are checked against the current schema each time (they
+        stand for what the workspace's backend would send); a failure names the setting.
+        """
         workspace_id = req.ctx.admin_workspace()
         async with self._pool.acquire() as conn:
             record = await store.get_workspace(conn, workspace_id)
         keys = await self._directory.get(record.key)
         assert keys is not None
         test = record.settings.test_customer or DEFAULT_TEST_CUSTOMER
+        schema = record.settings.customer_fields_schema
+        require_valid(schema, test.fields, TEST_CUSTOMER)
         now = datetime.now(UTC)
         token, expires_at = tokens.mint(
             record.key,
@@ -149,12 +172,23 @@ class Workspaces:
             name=test.name,
             fields=test.fields,
         )
-        claims = tokens.Claims(False, test.id, test.name, test.fields, expires_at)
-        await self._customers.sync_from_token(
-            workspace_id, record.settings.customer_fields_schema, claims
+        await self._customers.sync(
+            workspace_id, schema, test.id, test.name, test.fields, TEST_CUSTOMER
         )
         customer = await self._customers.get(c.CustomerGetRequest(id=test.id, ctx=req.ctx))
         return c.TestCustomerToken(token=token, expires_at=expires_at, customer=customer)
+
+
+def _merge_settings(
+    current: c.WorkspaceSettings, patch: c.WorkspaceSettingsPatch
+) -> c.WorkspaceSettings:
+    """Apply a settings patch: members it names are replaced, a null one takes its default."""
+    named = patch.model_fields_set
+    given = patch.model_dump(include=named, exclude_none=True)
+    try:
+        return c.WorkspaceSettings.model_validate({**current.model_dump(exclude=named), **given})
+    except ValidationError as exc:
+        raise invalid_from_validation(exc, message="the settings are not valid") from exc
 
 
 def _check_public_keys(keys: list[c.PublicKey]) -> None:

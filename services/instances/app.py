@@ -11,7 +11,9 @@ from aiohttp import web
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import instances as c
 from libs.common.crypto import Keyring
+from libs.common.dead_letters import dead_letters_endpoint
 from libs.common.outbox import EventConsumer
+from libs.common.reseal import keys_endpoints
 from libs.common.runtime import BUS, POOL, Work, background_tasks, ping_endpoint, standard_contexts
 from services.instances.appclient import AppClient
 from services.instances.consumers import DURABLE, EVENTS, on_connection_event
@@ -19,6 +21,7 @@ from services.instances.deployments import Deployments
 from services.instances.elements import Elements
 from services.instances.engine import DeployEngine
 from services.instances.keys import DEPLOYMENTS, ELEMENTS, ENGINE, KEYRING, SETTINGS, WEBHOOKS
+from services.instances.sealed import SEALED
 from services.instances.settings import InstancesSettings
 from services.instances.steps import StepRunner
 from services.instances.webhooks import Webhooks
@@ -32,6 +35,8 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     elements, deployments = app[ELEMENTS], app[DEPLOYMENTS]
     return [
         ping_endpoint(NAME, app),
+        dead_letters_endpoint(NAME, app[POOL]),
+        *keys_endpoints(NAME, app[POOL], app[KEYRING], SEALED),
         endpoint(c.APP_EVENT_TYPES_LIST, elements.list_app_event_types),
         endpoint(c.APP_EVENT_TYPES_CREATE, elements.create_app_event_type),
         endpoint(c.APP_EVENT_TYPES_GET, elements.get_app_event_type),
@@ -69,7 +74,16 @@ async def domain_context(app: web.Application) -> AsyncIterator[None]:
 
 def workers(app: web.Application) -> dict[str, Work]:
     """Return the background jobs: the connection-events consumer and the deployment workers."""
-    consumer = EventConsumer(app[POOL], app[BUS].js, DURABLE, EVENTS, on_connection_event)
+    runtime = app[SETTINGS].service.runtime
+    consumer = EventConsumer(
+        app[POOL],
+        app[BUS],
+        DURABLE,
+        EVENTS,
+        on_connection_event,
+        max_attempts=runtime.event_max_attempts,
+        backoff=runtime.event_backoff,
+    )
     jobs: dict[str, Work] = {"connection-events": consumer.run}
     jobs.update(
         {f"deploy-{i}": app[ENGINE].work for i in range(app[SETTINGS].options.deploy_workers)}

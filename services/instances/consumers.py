@@ -26,17 +26,23 @@ STATE_AFTER = {
 
 
 async def on_connection_event(conn: Conn, kind: EventType[Any], event: Event) -> None:
-    """Handle one connection event in the consumer's transaction (once per event id)."""
+    """Handle one connection event in the consumer's transaction (once per event id).
+
+    An event older than the state already known (redelivered late, or overtaken by a
+    read) changes nothing; deployments follow the state known afterwards, so a stale
+    ``created`` never deploys to a connection known to be archived.
+    """
     assert isinstance(event, cc.ConnectionEvent)
     known = await store.upsert_connection(
         conn,
         KnownConnection(
             workspace_id=event.workspace_id, id=event.connection_id, customer_id=event.customer_id,
             integration_key=event.integration_key, state=STATE_AFTER[kind.subject],
+            state_at=event.occurred_at,
         ),
     )  # fmt: skip
     verb = kind.subject.rsplit(".", 1)[1]
-    if verb in ("created", "reconnected"):
+    if verb in ("created", "reconnected") and known.state == "connected":
         await planner.start(conn, known, f"connection.{verb}")
-    elif verb == "archived":
+    elif verb == "archived" and known.state == "archived":
         await planner.start(conn, known, "connection.archived", teardown=True)

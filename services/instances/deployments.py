@@ -61,6 +61,7 @@ class Deployments:
                     KnownConnection(
                         workspace_id=workspace_id, id=found.id, customer_id=found.customer_id,
                         integration_key=found.integration_key, state=found.state,
+                        state_at=found.updated_at,
                     ),
                 )  # fmt: skip
         scope = _customer_scope(ctx)
@@ -92,6 +93,8 @@ class Deployments:
         workspace_id = req.ctx.workspace()
         scope = _customer_scope(req.ctx)
         before = _position(req.cursor) if req.cursor else None
+        if req.connection_id is not None:  # one the caller cannot see is 404, not an empty page
+            await self.connection(req.ctx, req.connection_id)
         async with self._pool.acquire() as conn:
             rows = await store.list_deployments(
                 conn, workspace_id, connection_id=req.connection_id, integration_key=req.integration_key,

@@ -101,7 +101,9 @@ class Elements:
         workspace_id = req.ctx.admin_workspace()
         self._check(req)
         async with self._pool.acquire() as conn, conn.transaction():
-            record = await store.select_app_event_type(conn, workspace_id, req.key)
+            # Locked: the row is written back whole, so nothing may change it in between
+            # (another patch, or a master-key re-seal of the static secret).
+            record = await store.select_app_event_type(conn, workspace_id, req.key, for_update=True)
             if record is None:
                 raise NotFound(f"app-event type {req.key} not found")
             given = req.model_fields_set

@@ -2,8 +2,9 @@
 
 Any number of workers in any number of replicas share the steps: a step is leased with
 ``FOR UPDATE SKIP LOCKED``; a step whose worker died is taken again when its lease ends
-(steps are idempotent, see ``steps.py``). Transient failures retry with exponential
-backoff and jitter; permanent ones fail the step with the app's message.
+(steps are idempotent, see ``steps.py``). Transient failures, and steps that crash with
+an unexpected exception, retry with exponential backoff and jitter up to
+``step_max_attempts`` and then fail; permanent ones fail the step with the app's message.
 """
 
 from __future__ import annotations
@@ -60,25 +61,32 @@ class DeployEngine:
             await self.execute(step)
 
     async def execute(self, step: StepRecord) -> None:
-        """Run one leased step and record what happened."""
-        status, error, retry_at = "succeeded", None, None
+        """Run one leased step and record what happened.
+
+        A step that raises anything but :class:`StepFailure` (a bug, a value the database
+        refuses) is a transient failure like any other: it counts against
+        ``step_max_attempts`` with the same backoff, so it cannot retry forever. Nor can a
+        step whose worker dies each time: each lease counts as an attempt.
+        """
+        failure: StepFailure | None = None
         try:
+            if step.attempts > self._options.step_max_attempts:
+                # Only a lease that ran out gets here (the worker died or hung every time):
+                # running it again could kill this worker too.
+                raise StepFailure("gave up: the step never finished", transient=False)
             await self._runner.run(step)
         except StepFailure as exc:
-            error = exc.message
-            if exc.transient and step.attempts < self._options.step_max_attempts:
-                status = "pending"
-                delay = min(
-                    self._options.step_backoff_cap,
-                    self._options.step_backoff_base * 2 ** (step.attempts - 1),
-                )
-                retry_at = datetime.now(UTC) + timedelta(seconds=delay * (0.5 + random.random()))  # noqa: S311
+            failure = exc
+        except Exception:
+            log.exception("deploy_step_crashed", step_id=str(step.id), attempts=step.attempts)
+            failure = StepFailure("internal error", transient=True)  # the log has the details
+        status, error, retry_at = "succeeded", None, None
+        if failure is not None:
+            error = failure.message
+            if failure.transient and step.attempts < self._options.step_max_attempts:
+                status, retry_at = "pending", self._retry_at(step.attempts)
             else:
                 status = "failed"
-        except Exception:
-            log.exception("deploy_step_crashed", step_id=str(step.id))
-            status, error = "pending", "internal error; retrying"
-            retry_at = datetime.now(UTC) + timedelta(seconds=self._options.step_backoff_cap)
         log.info(
             "deploy_step_finished",
             step_id=str(step.id),
@@ -92,3 +100,10 @@ class DeployEngine:
             record, finished = await store.update_progress(conn, step.deployment_id)
             if finished:
                 await announce(conn, record)
+
+    def _retry_at(self, attempts: int) -> datetime:
+        """Return when a step that failed ``attempts`` times may run again (backoff, jitter)."""
+        delay = min(
+            self._options.step_backoff_cap, self._options.step_backoff_base * 2 ** (attempts - 1)
+        )
+        return datetime.now(UTC) + timedelta(seconds=delay * (0.5 + random.random()))  # noqa: S311

@@ -155,10 +155,11 @@ async def update_app_event_type(
 
 
 async def select_app_event_type(
-    conn: Conn, workspace_id: UUID, key: str
+    conn: Conn, workspace_id: UUID, key: str, *, for_update: bool = False
 ) -> AppEventTypeRecord | None:
-    """Return one app-event type."""
-    row = await conn.fetchrow(SELECT_APP_EVENT_TYPE_SQL, workspace_id, key)
+    """Return one app-event type (row-locked when ``for_update``)."""
+    sql = SELECT_APP_EVENT_TYPE_SQL + " FOR UPDATE" if for_update else SELECT_APP_EVENT_TYPE_SQL
+    row = await conn.fetchrow(sql, workspace_id, key)
     return AppEventTypeRecord.model_validate(dict(row)) if row else None
 
 
@@ -219,33 +220,40 @@ async def delete_element(conn: Conn, table: str, workspace_id: UUID, key: str) -
 
 
 class KnownConnection(_Row):
-    """What this service knows of a connection (from its events)."""
+    """What this service knows of a connection (from its events, or a read when missing)."""
 
     workspace_id: UUID
     id: UUID
     customer_id: str
     integration_key: str
     state: str
+    state_at: datetime
+    """When ``state`` was true at connections (an event's occurredAt, a read's updatedAt)."""
 
 
-UPSERT_CONNECTION_SQL = """
-INSERT INTO known_connections (workspace_id, id, customer_id, integration_key, state)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (workspace_id, id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()
-RETURNING workspace_id, id, customer_id, integration_key, state
+_KNOWN_COLUMNS = "workspace_id, id, customer_id, integration_key, state, state_at"
+# An event and a read can arrive in either order: only a newer state replaces the one held
+# (both times come from the connections service: its clock when it emitted, its database's
+# when it wrote the row; a state change emits inside the transaction that writes it).
+UPSERT_CONNECTION_SQL = f"""
+INSERT INTO known_connections (workspace_id, id, customer_id, integration_key, state, state_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (workspace_id, id) DO UPDATE
+    SET state = EXCLUDED.state, state_at = EXCLUDED.state_at, updated_at = now()
+    WHERE known_connections.state_at < EXCLUDED.state_at
+RETURNING {_KNOWN_COLUMNS}
 """
-SELECT_KNOWN_CONNECTION_SQL = """
-SELECT workspace_id, id, customer_id, integration_key, state FROM known_connections
-WHERE workspace_id = $1 AND id = $2
+SELECT_KNOWN_CONNECTION_SQL = f"""
+SELECT {_KNOWN_COLUMNS} FROM known_connections WHERE workspace_id = $1 AND id = $2
 """
-LIST_CONNECTED_SQL = """
-SELECT workspace_id, id, customer_id, integration_key, state FROM known_connections
+LIST_CONNECTED_SQL = f"""
+SELECT {_KNOWN_COLUMNS} FROM known_connections
 WHERE workspace_id = $1 AND integration_key = $2 AND state = 'connected' ORDER BY id
 """
 
 
 async def upsert_connection(conn: Conn, known: KnownConnection) -> KnownConnection:
-    """Remember a connection and its state."""
+    """Remember a connection's state unless a newer one is known; return what is known now."""
     row = await conn.fetchrow(
         UPSERT_CONNECTION_SQL,
         known.workspace_id,
@@ -253,7 +261,10 @@ async def upsert_connection(conn: Conn, known: KnownConnection) -> KnownConnecti
         known.customer_id,
         known.integration_key,
         known.state,
+        known.state_at,
     )
+    if row is None:  # the row holds a newer state: keep it
+        row = await conn.fetchrow(SELECT_KNOWN_CONNECTION_SQL, known.workspace_id, known.id)
     assert row is not None
     return KnownConnection.model_validate(dict(row))
 
@@ -329,6 +340,11 @@ SUPERSEDE_SQL = """
 UPDATE deployments SET status = 'cancelled', superseded_by = $3, finished_at = now()
 WHERE workspace_id = $1 AND connection_id = $2 AND status IN ('pending', 'running')
 RETURNING id
+"""
+LOCK_UNFINISHED_STEPS_SQL = """
+SELECT s.id FROM deployment_steps s JOIN deployments d ON d.id = s.deployment_id
+WHERE d.workspace_id = $1 AND d.connection_id = $2 AND d.status IN ('pending', 'running')
+ORDER BY s.id FOR UPDATE OF s
 """
 CANCEL_STEPS_SQL = """
 UPDATE deployment_steps SET status = 'cancelled', updated_at = now()
@@ -412,7 +428,12 @@ def _deployment(row: asyncpg.Record | None) -> DeploymentRecord | None:
 
 
 async def supersede(conn: Conn, workspace_id: UUID, connection_id: UUID, newer: UUID) -> list[UUID]:
-    """Cancel the connection's unfinished deployments in favour of ``newer``."""
+    """Cancel the connection's unfinished deployments in favour of ``newer``.
+
+    Workers lock a step, then its deployment (claim, finish); locking the deployments
+    first here deadlocked with them, so their steps are locked first, in the same order.
+    """
+    await conn.execute(LOCK_UNFINISHED_STEPS_SQL, workspace_id, connection_id)
     ids = [r["id"] for r in await conn.fetch(SUPERSEDE_SQL, workspace_id, connection_id, newer)]
     if ids:
         await conn.execute(CANCEL_STEPS_SQL, ids)

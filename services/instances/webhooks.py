@@ -16,7 +16,7 @@ import structlog
 
 from libs.common.contracts import instances as c
 from libs.common.crypto import Keyring, associated_data
-from libs.common.errors import Gone, InvalidInput, NotFound, Unauthenticated
+from libs.common.errors import BadRequest, Gone, InvalidInput, NotFound, Unauthenticated
 from libs.common.outbox import emit
 from services.instances import store
 from services.instances.elements import STATIC_SECRET_PURPOSE
@@ -54,8 +54,8 @@ class Webhooks:
         self._verify(sub, definition, raw, headers)
         try:
             payload = json.loads(raw) if raw else None
-        except ValueError as exc:
-            raise InvalidInput("the webhook body is not JSON", code="malformed_json") from exc
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+            raise BadRequest("the webhook body is not JSON", code="malformed_json") from exc
         try:
             found = jmespath.search(definition.spec.get("eventsPath", "@"), payload)
         except jmespath.exceptions.JMESPathError as exc:

@@ -10,6 +10,7 @@ from libs.common import errors
 @pytest.mark.parametrize(
     ("cls", "status", "code"),
     [
+        (errors.BadRequest, 400, "bad_request"),
         (errors.NotFound, 404, "not_found"),
         (errors.InvalidInput, 422, "invalid_input"),
         (errors.Unauthenticated, 401, "unauthenticated"),

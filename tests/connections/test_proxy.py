@@ -69,6 +69,25 @@ async def test_proxy_honours_short_retry_after_only(fake: Fake) -> None:
         assert resp.headers["Retry-After"] == "120"
 
 
+async def test_proxy_retry_after_429_uses_the_renewed_token(fake: Fake) -> None:
+    """401 renews the token; the 429 that answers the retry is retried with the new token too."""
+    connection_id = await fake.connect("p6")
+    old = fake.provider.issued_access_tokens[-1]
+    fake.provider.expire_access_tokens()  # 401: the app no longer takes the stored token
+    fake.provider.api_failures = [429]  # then the renewed token's first call is rate limited
+    fake.provider.retry_after = "0"
+    before = len(fake.provider.api_requests)
+    async with fake.http.get(
+        fake.ws.url(f"/connections/{connection_id}/proxy/me"), headers=fake.admin
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["id"] == "acct-1"
+    renewed = fake.provider.issued_access_tokens[-1]
+    assert renewed != old
+    sent = [r["headers"]["authorization"] for r in fake.provider.api_requests[before:]]
+    assert sent == [f"Bearer {old}", f"Bearer {renewed}", f"Bearer {renewed}"]
+
+
 async def test_proxy_refuses_targets_outside_the_api(fake: Fake) -> None:
     connection_id = await fake.connect("p5")
     before = len(fake.provider.api_requests)

@@ -33,6 +33,7 @@ EXPECTATIONS: dict[tuple[str, str], list[str]] = {
     ("flows", connections.CONNECTIONS_GET.subject): ["id", "customerId", "integrationKey"],
     ("flows", connections.INTEGRATIONS_GET.subject): [],
     ("flows", identity.CUSTOMERS_GET.subject): [],
+    ("connections", identity.CUSTOMERS_ENSURE.subject): [],
     ("flows", instances.APP_EVENT_TYPES_GET.subject): ["integrationKey"],
     ("flows", instances.DATA_SOURCES_GET.subject): ["integrationKey"],
     ("gateway", identity.TOKEN_VERIFY.subject): [
@@ -120,6 +121,7 @@ async def test_providers_answer_what_consumers_read(
             }),
             connections.INTEGRATIONS_GET.subject: await _raw(stack, connections.INTEGRATIONS_GET.subject, {"key": "crm", "ctx": admin_ctx}),
             identity.CUSTOMERS_GET.subject: await _raw(stack, identity.CUSTOMERS_GET.subject, {"id": "cust", "ctx": admin_ctx}),
+            identity.CUSTOMERS_ENSURE.subject: await _raw(stack, identity.CUSTOMERS_ENSURE.subject, {"id": "cust", "ctx": system}),
             instances.APP_EVENT_TYPES_GET.subject: await _raw(stack, instances.APP_EVENT_TYPES_GET.subject, {"key": "contact-created", "ctx": admin_ctx}),
             instances.DATA_SOURCES_GET.subject: await _raw(stack, instances.DATA_SOURCES_GET.subject, {"key": "contacts", "ctx": admin_ctx}),
             identity.TOKEN_VERIFY.subject: await _raw(stack, identity.TOKEN_VERIFY.subject, {"token": await workspace.customer_token("cust"), "ctx": {}}),

@@ -165,9 +165,10 @@ async def test_upgrade_without_and_with_conflicts(crm: Crm) -> None:
     assert "removed" in error["error"]["details"][0]["reason"]
     status, reset = await crm.request("POST", f"/flow-instances/{instance_id}/reset")
     assert (status, reset["customization"]) == (200, {})
+    assert (reset["baseRevision"], list(reset["flow"]["nodes"])) == (4, ["shape"])
     status, upgraded = await crm.request("POST", f"/flow-instances/{instance_id}/upgrade")
     assert status == 200, upgraded
-    assert (upgraded["baseRevision"], list(upgraded["flow"]["nodes"])) == (4, ["shape"])
+    assert (upgraded["baseRevision"], upgraded["outdated"]) == (4, False)  # nothing left to do
 
 
 async def test_flow_instances_bad_input_and_isolation(
@@ -214,3 +215,30 @@ async def test_flow_instances_bad_input_and_isolation(
         headers=admin,
     ) as resp:
         assert resp.status == 404
+
+
+async def test_reset_moves_to_the_newest_revision(crm: Crm) -> None:
+    """Reset drops the customisation and leaves the instance on the flow's newest revision."""
+    flow, instance_id = await _instance(crm, "cust-r")
+    custom = {"nodes": {"send": {"config": {"url": "https://custom.example/in"}}}}
+    status, _ = await crm.request(
+        "PATCH", f"/flow-instances/{instance_id}", {"customization": custom, "enabled": False}
+    )
+    assert status == 200
+    nodes = dict(flow["nodes"])
+    nodes["send"] = {**nodes["send"], "config": {"url": "https://v2.example/in", "method": "PUT"}}
+    status, _ = await crm.request("PATCH", f"/flows/{flow['id']}", {"revision": 1, "nodes": nodes})
+    assert status == 200
+    status, before = await crm.request("GET", f"/flow-instances/{instance_id}")
+    assert (before["outdated"], before["baseRevision"]) == (True, 1)
+    status, reset = await crm.request("POST", f"/flow-instances/{instance_id}/reset")
+    assert status == 200, reset
+    assert reset["customization"] == {}
+    assert (reset["baseRevision"], reset["latestRevision"], reset["outdated"]) == (2, 2, False)
+    assert reset["flow"]["nodes"]["send"]["config"] == {
+        "url": "https://v2.example/in",
+        "method": "PUT",
+    }
+    assert reset["enabled"] is False  # reset touches the flow, not whether it runs
+    status, again = await crm.request("GET", f"/flow-instances/{instance_id}")
+    assert (again["baseRevision"], again["outdated"], again["flow"]) == (2, False, reset["flow"])

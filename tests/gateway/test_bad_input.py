@@ -60,11 +60,13 @@ async def test_gateway_malformed_json(note_url: str, http: aiohttp.ClientSession
     async with http.post(
         note_url, data=b'{"title": ', headers={"Content-Type": "application/json"}
     ) as resp:
-        assert resp.status == 422
+        assert resp.status == 400
         assert (await resp.json())["error"]["code"] == "malformed_json"
-    async with http.post(note_url, json=["not", "an", "object"]) as resp:
+    async with http.post(note_url, json=["not", "an", "object"]) as resp:  # JSON, wrong shape
         assert resp.status == 422
-        assert (await resp.json())["error"]["code"] == "malformed_json"
+        error = (await resp.json())["error"]
+        assert error["code"] == "invalid_input"
+        assert error["details"][0]["field"] == "(body)"
 
 
 async def test_gateway_wrong_content_type(note_url: str, http: aiohttp.ClientSession) -> None:

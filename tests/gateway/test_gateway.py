@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import aiohttp
 
 from libs.common.config import SERVICES
@@ -115,3 +118,24 @@ def _refs(node: object) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
+
+
+def test_gateway_openapi_describes_what_routes_read() -> None:
+    """Pages declare their query and form, the proxy its body; a URL parameter is never null."""
+    from services.gateway.openapi import build_openapi
+    from services.gateway.routes import ROUTES
+
+    doc = build_openapi(ROUTES)
+    callback = doc["paths"]["/oauth/callback"]["get"]
+    assert {p["name"] for p in callback["parameters"]} >= {"state", "code", "error"}
+    page = doc["paths"]["/connect/{token}"]["post"]
+    assert "application/x-www-form-urlencoded" in page["requestBody"]["content"]
+    proxy = doc["paths"]["/connections/{id}/proxy/{path}"]["put"]
+    assert "application/octet-stream" in proxy["requestBody"]["content"]
+    params = [p for op in _operations(doc) for p in op.get("parameters", [])]
+    assert params
+    assert not [p["name"] for p in params if "null" in json.dumps(p["schema"])]
+
+
+def _operations(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [op for path in doc["paths"].values() for op in path.values()]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
-from tests.conftest import Stack
+from services.instances import planner
+from services.instances.store import KnownConnection
+from tests.conftest import Stack, eventually
 from tests.instances.conftest import Crm, app_event_type, wait_for
 
 
@@ -182,3 +186,57 @@ async def test_element_definitions_bad_input(crm: Crm) -> None:
     status, listed = await crm.request("GET", "/app-event-types?integrationKey=crm")
     assert [t["key"] for t in listed["items"]] == ["contact-created"]
     assert listed["items"][0]["staticSecretSet"] is False
+
+
+async def test_crashing_step_counts_attempts_then_fails(crm: Crm) -> None:
+    """A step that raises something unexpected retries with backoff, then fails at the cap."""
+    # A NUL in a field label cannot be stored in jsonb: saving the schema raises a database
+    # error, not a StepFailure (the test stack allows 4 attempts).
+    crm.app.fields = [{"key": "email", "kind": "string", "title": "E\x00mail", "mandatory": True}]
+    connection_id = await crm.connect("cust-crash")
+    deployment = await crm.settled(connection_id, timeout=30)
+    assert deployment["status"] == "partial", deployment
+    [step] = [s for s in deployment["steps"] if s["kind"] == "data_source"]
+    assert (step["status"], step["attempts"]) == ("failed", 4), step
+    assert step["error"].startswith("internal error"), step
+    others = [s["status"] for s in deployment["steps"] if s["kind"] != "data_source"]
+    assert others == ["succeeded", "succeeded"]
+
+
+async def test_step_whose_worker_always_dies_fails_at_the_cap(stack: Stack) -> None:
+    """A step leased more times than allowed (its worker died each time) is not run again."""
+    workspace_id = uuid4()
+    known = KnownConnection(
+        workspace_id=workspace_id,
+        id=uuid4(),
+        customer_id="c",
+        integration_key="crm",
+        state="connected",
+        state_at=datetime.now(UTC),
+    )
+    pool = await stack.pool("instances")
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            record = await planner.start(conn, known, "requested")
+            # The test stack allows 4 attempts: the 4th worker died holding the lease.
+            await conn.execute(
+                "UPDATE deployment_steps SET status = 'running', attempts = 4,"
+                " lease_owner = 'dead-worker', lease_until = now() - interval '1 second'"
+                " WHERE deployment_id = $1",
+                record.id,
+            )
+
+        async def finished() -> bool:
+            status = await pool.fetchval("SELECT status FROM deployments WHERE id = $1", record.id)
+            return status == "failed"
+
+        await eventually(finished)
+        step = await pool.fetchrow(
+            "SELECT status, attempts, error FROM deployment_steps WHERE deployment_id = $1",
+            record.id,
+        )
+    finally:
+        await pool.close()
+    assert step is not None
+    assert (step["status"], step["attempts"]) == ("failed", 5)
+    assert step["error"] == "gave up: the step never finished"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +24,46 @@ class Contract(BaseModel):
         validate_by_alias=True,
         serialize_by_alias=True,
     )
+
+
+# Bounded integers: a number past what its column or its arithmetic holds is a 422 naming
+# the field, not a DataError or OverflowError deep in a service (the gateway refuses
+# integers beyond 64 bits anywhere; these bound the fields that need less).
+INT32_MAX = 2**31 - 1
+
+Revision = Annotated[int, Field(ge=1, le=INT32_MAX)]
+"""A revision number: 1, 2, … as an ``integer`` column holds it."""
+
+Seconds = Annotated[int, Field(le=INT32_MAX)]
+"""A duration in seconds, at most ~68 years, so ``now + timedelta(seconds=…)`` and
+PostgreSQL's ``interval`` stay in range. Each field sets its own lower bound (a ``ge`` given
+beside an Annotated bound would be overridden by it, so this type sets none)."""
+
+
+# What Tether later sends to an app must be sendable: a request line or header carries no
+# control characters (aiohttp refuses to write them), so they are refused when saved.
+AppPath = Annotated[str, Field(max_length=4096, pattern=r"^/[^\x00-\x1f\x7f]*$")]
+"""A path on an app's API (``/me``, ``/hooks/{subscriptionId}``)."""
+
+AppUrl = Annotated[str, Field(max_length=4096, pattern=r"^https?://[^\x00-\x20\x7f]+$")]
+"""An absolute http(s) URL of an app: no spaces, no control characters."""
+
+HeaderName = Annotated[str, Field(max_length=256, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
+"""An HTTP header name (an RFC 9110 token)."""
+
+HeaderValue = Annotated[str, Field(max_length=8192, pattern=r"^[^\x00-\x08\x0a-\x1f\x7f]*$")]
+"""An HTTP header value (tabs allowed, no other control characters)."""
+
+
+def not_null(value: Any) -> Any:
+    """Refuse an explicit ``null`` (a ``mode="before"`` field validator of PATCH requests).
+
+    Such fields are optional only so that they can be left out (kept as they are); what
+    they change cannot be empty, so ``null`` is refused by name instead of failing later.
+    """
+    if value is None:
+        raise ValueError("leave the field out to keep its value; it cannot be null")
+    return value
 
 
 Principal = Literal["admin", "customer", "system", "anonymous"]

@@ -9,16 +9,25 @@ from uuid import UUID
 from pydantic import Field
 
 from libs.common.contracts.base import (
+    AppPath,
+    AppUrl,
     Contract,
     Event,
     EventType,
+    HeaderName,
+    HeaderValue,
     Operation,
     Reply,
     Request,
+    Seconds,
     ping_operation,
 )
+from libs.common.contracts.dead_letters import dead_letters_operation
+from libs.common.contracts.keys import keys_operations
 
 PING = ping_operation("connections")
+DEAD_LETTERS_LIST = dead_letters_operation("connections")
+KEYS_STATUS, KEYS_RESEAL = keys_operations("connections")
 
 Key = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 ClientAuth = Literal["client_secret_post", "client_secret_basic"]
@@ -44,8 +53,8 @@ class OAuth2Auth(Contract):
     """OAuth 2.0 authorization code (PKCE S256 unless turned off)."""
 
     type: Literal["oauth2"] = "oauth2"
-    authorize_url: str = Field(pattern=r"^https?://")
-    token_url: str = Field(pattern=r"^https?://")
+    authorize_url: AppUrl
+    token_url: AppUrl
     scopes: list[str] = Field(default_factory=list)
     scope_separator: str = " "
     authorize_params: dict[str, str] = Field(default_factory=dict)
@@ -53,7 +62,7 @@ class OAuth2Auth(Contract):
     pkce: bool = True
     client_id: str | None = None
     client_auth: ClientAuth = "client_secret_post"
-    default_token_lifetime: int = Field(
+    default_token_lifetime: Seconds = Field(
         default=3600, ge=60, description="Seconds, for token answers without expires_in"
     )
 
@@ -62,7 +71,7 @@ class ClientCredentialsAuth(Contract):
     """OAuth 2.0 client credentials (machine to machine)."""
 
     type: Literal["client_credentials"] = "client_credentials"
-    token_url: str = Field(pattern=r"^https?://")
+    token_url: AppUrl
     scopes: list[str] = Field(default_factory=list)
     scope_separator: str = " "
     token_params: dict[str, str] = Field(default_factory=dict)
@@ -71,7 +80,7 @@ class ClientCredentialsAuth(Contract):
     per_connection: bool = Field(
         default=False, description="Each connection brings its own client id and secret"
     )
-    default_token_lifetime: int = Field(default=3600, ge=60)
+    default_token_lifetime: Seconds = Field(default=3600, ge=60)
 
 
 class ApiKeyAuth(Contract):
@@ -100,8 +109,8 @@ class ApiSpec(Contract):
     ``{username}``, ``{password}``, ``{basic}`` (base64 of username:password).
     """
 
-    base_url: str = Field(pattern=r"^https?://")
-    headers: dict[str, str] = Field(
+    base_url: AppUrl
+    headers: dict[HeaderName, HeaderValue] = Field(
         default_factory=lambda: {"Authorization": "Bearer {access_token}"}
     )
     query: dict[str, str] = Field(default_factory=dict)
@@ -113,7 +122,7 @@ class TestRequestSpec(Contract):
     __test__ = False
 
     method: Literal["GET", "POST"] = "GET"
-    path: str = Field(pattern=r"^/")
+    path: AppPath
     account_id_field: str | None = Field(default=None, description="Key of the account id")
     account_name_field: str | None = Field(default=None, description="Key of the display name")
 
@@ -192,9 +201,11 @@ class ConnectSessionCreateRequest(Request):
     """Start connecting (or reconnecting) an account for a customer."""
 
     integration_key: Key
-    customer_id: str | None = Field(default=None, description="Admins name the customer")
+    customer_id: str | None = Field(
+        default=None, min_length=1, max_length=256, description="Admins name the customer"
+    )
     connection_id: UUID | None = Field(default=None, description="Reconnect this connection")
-    redirect_uri: str | None = Field(default=None, pattern=r"^https?://")
+    redirect_uri: AppUrl | None = None
     allow_multiple: bool = False
 
 
@@ -332,7 +343,8 @@ class ProxyRequest(ConnectionRef):
     """Call the integration's API as the connection."""
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
-    path: str = Field(max_length=4096)
+    # No control characters: they cannot travel in a request line (aiohttp refuses to send).
+    path: str = Field(max_length=4096, pattern=r"^[^\x00-\x1f\x7f]*$")
     query: list[tuple[str, str]] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = Field(default=None, description="Base64 of the request body")
@@ -467,6 +479,9 @@ CONNECTION_ARCHIVED = EventType("tether.evt.connections.connection.archived", Co
 
 OPERATIONS = (
     PING,
+    DEAD_LETTERS_LIST,
+    KEYS_STATUS,
+    KEYS_RESEAL,
     TEMPLATES_LIST,
     INTEGRATIONS_LIST,
     INTEGRATIONS_CREATE,

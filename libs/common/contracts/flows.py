@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from libs.common.contracts.base import (
     Contract,
@@ -15,10 +15,14 @@ from libs.common.contracts.base import (
     Operation,
     Reply,
     Request,
+    Revision,
+    not_null,
     ping_operation,
 )
+from libs.common.contracts.dead_letters import dead_letters_operation
 
 PING = ping_operation("flows")
+DEAD_LETTERS_LIST = dead_letters_operation("flows")
 
 Key = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Level = Literal["universal", "app", "customer"]
@@ -34,7 +38,7 @@ class AppEventTrigger(Contract):
     """Run when the app pushes an event of this app-event type."""
 
     type: Literal["app-event"] = "app-event"
-    app_event_type_key: str = Field(min_length=1)
+    app_event_type_key: Key
 
 
 class ScheduleTrigger(Contract):
@@ -48,7 +52,7 @@ class DataRecordTrigger(Contract):
     """Run when a record of a data source is created, updated or deleted."""
 
     type: Literal["data-record-created", "data-record-updated", "data-record-deleted"]
-    data_source_key: str = Field(min_length=1)
+    data_source_key: Key
 
 
 Trigger = Annotated[
@@ -114,7 +118,7 @@ class FlowCreateRequest(Request):
 
     key: Key
     level: Level
-    integration_key: str | None = None
+    integration_key: Key | None = None
     customer_id: str | None = Field(default=None, max_length=256)
     name: str = Field(min_length=1, max_length=200)
     trigger: Trigger
@@ -136,7 +140,7 @@ class FlowGetRequest(FlowRef):
 class FlowPutRequest(FlowRef):
     """Replace a flow's definition; ``revision`` (or If-Match) must be the current one."""
 
-    revision: int | None = Field(default=None, ge=1)
+    revision: Revision | None = None
     name: str = Field(min_length=1, max_length=200)
     trigger: Trigger
     nodes: dict[str, Node] = Field(default_factory=dict)
@@ -147,12 +151,17 @@ class FlowPutRequest(FlowRef):
 class FlowPatchRequest(FlowRef):
     """Change parts of a flow; ``revision`` (or If-Match) must be the current one."""
 
-    revision: int | None = Field(default=None, ge=1)
+    revision: Revision | None = None
     name: str | None = Field(default=None, min_length=1, max_length=200)
     trigger: Trigger | None = None
     nodes: dict[str, Node] | None = None
     parameters: dict[str, Any] | None = None
     auto_deploy: bool | None = None
+
+    @field_validator("name", "trigger", "nodes", "auto_deploy", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        return not_null(value)  # parameters may be null: that clears them
 
 
 class FlowDeleteRequest(FlowRef):
@@ -198,7 +207,7 @@ class FlowRevisionsRequest(FlowRef):
 class FlowRevisionGetRequest(FlowRef):
     """Read one revision."""
 
-    n: int = Field(ge=1)
+    n: Revision
 
 
 # --- flow instances ---------------------------------------------------------------------
@@ -365,6 +374,7 @@ FLOW_INSTANCE_ARCHIVED = EventType("tether.evt.flows.flow_instance.archived", Fl
 
 OPERATIONS = (
     PING,
+    DEAD_LETTERS_LIST,
     FLOWS_LIST,
     FLOWS_CREATE,
     FLOWS_GET,

@@ -15,10 +15,15 @@ from libs.common.contracts.base import (
     Operation,
     Reply,
     Request,
+    Seconds,
     ping_operation,
 )
+from libs.common.contracts.dead_letters import dead_letters_operation
+from libs.common.contracts.keys import keys_operations
 
 PING = ping_operation("identity")
+DEAD_LETTERS_LIST = dead_letters_operation("identity")
+KEYS_STATUS, KEYS_RESEAL = keys_operations("identity")
 
 # --- workspaces -------------------------------------------------------------------------
 
@@ -45,22 +50,29 @@ class WorkspaceSettings(Contract):
     allowed_algorithms: list[Algorithm] | None = Field(
         default=None, description="Default: HS256 plus the algorithms of the public keys"
     )
-    max_token_lifetime: int = Field(default=24 * 3600, ge=60, description="Seconds")
+    max_token_lifetime: Seconds = Field(default=24 * 3600, ge=60, description="Seconds")
     clock_leeway: int = Field(default=30, ge=0, le=300, description="Seconds")
-    secret_grace: int = Field(
+    secret_grace: Seconds = Field(
         default=24 * 3600, ge=0, description="Seconds the previous secret verifies after a rotation"
     )
 
 
 class WorkspaceSettingsPatch(Contract):
-    """Settings to change; keys left out stay as they are."""
+    """Settings to change, as a JSON Merge Patch (RFC 7396) of the settings.
+
+    A member left out stays as it is; a member given replaces it whole (``testCustomer``
+    included); a member sent as ``null`` goes back to its default (no fields schema, the
+    default test customer ``test-customer``, the default algorithms, 86400 s token
+    lifetime, 30 s clock leeway, 86400 s secret grace). A new test customer id creates
+    that customer with the settings.
+    """
 
     customer_fields_schema: dict[str, Any] | None = None
     test_customer: TestCustomer | None = None
     allowed_algorithms: list[Algorithm] | None = None
-    max_token_lifetime: int | None = Field(default=None, ge=60)
+    max_token_lifetime: Seconds | None = Field(default=None, ge=60)
     clock_leeway: int | None = Field(default=None, ge=0, le=300)
-    secret_grace: int | None = Field(default=None, ge=0)
+    secret_grace: Seconds | None = Field(default=None, ge=0)
 
 
 class PublicKey(Contract):
@@ -158,10 +170,14 @@ SECRET_ROTATE = Operation(
 # --- tokens -----------------------------------------------------------------------------
 
 
+TOKEN_MAX_LENGTH = 16_384
+"""The longest access token identity verifies (the gateway refuses longer ones itself)."""
+
+
 class TokenVerifyRequest(Request):
     """Verify an access token and resolve its principal."""
 
-    token: str = Field(min_length=1, max_length=16_384)
+    token: str = Field(min_length=1, max_length=TOKEN_MAX_LENGTH)
 
 
 class VerifiedToken(Reply):
@@ -279,6 +295,15 @@ class CustomerPutRequest(CustomerRef):
     fields: dict[str, Any] = Field(default_factory=dict)
 
 
+class CustomerEnsureRequest(CustomerRef):
+    """Make sure a customer exists before another service stores something for them.
+
+    Services only. A new customer is created as a token would create it (one
+    ``customer.created``, fields checked against the schema); an archived one is refused
+    with 403 ``customer_archived``.
+    """
+
+
 class CustomerArchiveRequest(CustomerRef):
     """Archive a customer (their tokens stop working)."""
 
@@ -314,6 +339,12 @@ CUSTOMERS_PATCH = Operation(
 )
 CUSTOMERS_PUT = Operation(
     "tether.identity.customers.put", CustomerPutRequest, Customer, "Replace a customer"
+)
+CUSTOMERS_ENSURE = Operation(
+    "tether.identity.customers.ensure",
+    CustomerEnsureRequest,
+    Customer,
+    "Make sure a customer exists (services only)",
 )
 CUSTOMERS_ARCHIVE = Operation(
     "tether.identity.customers.archive", CustomerArchiveRequest, Customer, "Archive a customer"
@@ -396,6 +427,9 @@ CUSTOMER_RESTORED = EventType("tether.evt.identity.customer.restored", CustomerE
 
 OPERATIONS = (
     PING,
+    DEAD_LETTERS_LIST,
+    KEYS_STATUS,
+    KEYS_RESEAL,
     WORKSPACE_CREATE,
     WORKSPACE_GET,
     WORKSPACE_FIND,
@@ -410,6 +444,7 @@ OPERATIONS = (
     CUSTOMERS_ME,
     CUSTOMERS_PATCH,
     CUSTOMERS_PUT,
+    CUSTOMERS_ENSURE,
     CUSTOMERS_ARCHIVE,
     CUSTOMERS_RESTORE,
     CONSOLE_CODE_CREATE,

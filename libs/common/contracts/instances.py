@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import Field
 
 from libs.common.contracts.base import (
+    AppPath,
     Contract,
     Event,
     EventType,
@@ -17,8 +18,12 @@ from libs.common.contracts.base import (
     Request,
     ping_operation,
 )
+from libs.common.contracts.dead_letters import dead_letters_operation
+from libs.common.contracts.keys import keys_operations
 
 PING = ping_operation("instances")
+DEAD_LETTERS_LIST = dead_letters_operation("instances")
+KEYS_STATUS, KEYS_RESEAL = keys_operations("instances")
 
 Key = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -34,7 +39,7 @@ class SubscribeSpec(Contract):
     """
 
     method: Method = "POST"
-    path: str = Field(pattern=r"^/")
+    path: AppPath
     body: dict[str, Any] | None = None
     id_path: str = Field(min_length=1)
 
@@ -43,13 +48,13 @@ class UnsubscribeSpec(Contract):
     """How to unsubscribe: ``path`` may name ``{subscriptionId}``."""
 
     method: Method = "DELETE"
-    path: str = Field(pattern=r"^/")
+    path: AppPath
 
 
 class LookupSpec(Contract):
     """How to find a subscription we may have created before a crash (by its webhook URL)."""
 
-    path: str = Field(pattern=r"^/")
+    path: AppPath
     items_path: str = Field(min_length=1, description="JMESPath to the list of subscriptions")
     url_field: str = "url"
     id_field: str = "id"
@@ -157,14 +162,14 @@ class FieldsSpec(Contract):
     """Fetch the connection's field list: ``itemsPath`` (JMESPath) turns the answer into
     ``{name, type, label, required}`` items (a JMESPath multiselect hash usually does it)."""
 
-    path: str = Field(pattern=r"^/")
+    path: AppPath
     items_path: str = Field(min_length=1)
 
 
 class InitialStateSpec(Contract):
     """Fetch what must be remembered at deployment (e.g. the newest record's cursor)."""
 
-    path: str = Field(pattern=r"^/")
+    path: AppPath
     state_path: str = Field(min_length=1)
 
 
@@ -513,6 +518,9 @@ APP_EVENT_RECEIVED = EventType("tether.evt.instances.app_event.received", AppEve
 
 OPERATIONS = (
     PING,
+    DEAD_LETTERS_LIST,
+    KEYS_STATUS,
+    KEYS_RESEAL,
     APP_EVENT_TYPES_LIST,
     APP_EVENT_TYPES_CREATE,
     APP_EVENT_TYPES_GET,
