@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
+from typing import TypeVar
 from uuid import UUID
 
 from libs.common.errors import InvalidInput
@@ -33,3 +35,14 @@ def decode_uuid_cursor(cursor: str) -> UUID:
         return UUID(decode_cursor(cursor)[0])
     except ValueError as exc:
         raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
+
+
+T = TypeVar("T")
+
+
+def split_page(rows: Sequence[T], limit: int) -> tuple[list[T], bool]:
+    """Return the first ``limit`` rows and whether there are more.
+
+    Queries fetch ``limit + 1`` rows: the extra one only says that another page exists.
+    """
+    return list(rows[:limit]), len(rows) > limit

@@ -66,6 +66,10 @@ def not_null(value: Any) -> Any:
     return value
 
 
+Key = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+"""A workspace-chosen key of a definition (an integration, a flow element, a data source)."""
+
+
 Principal = Literal["admin", "customer", "system", "anonymous"]
 
 
@@ -95,11 +99,25 @@ class Context(Contract):
             raise Forbidden("this operation needs a customer token", code="customer_required")
         return self.customer_id
 
+    def sees(self, customer_id: str | None) -> bool:
+        """Tell whether this caller may see something owned by ``customer_id``.
+
+        The one visibility rule: admins and services see their whole workspace; a customer
+        sees only what is theirs (and nothing that belongs to no customer).
+        """
+        if self.principal in ("admin", "system"):
+            return True
+        return (
+            self.principal == "customer"
+            and customer_id is not None
+            and (customer_id == self.customer_id)
+        )
+
     def customer_filter(self, requested: str | None) -> tuple[str | None, bool]:
         """Return (the customer to list for, whether anything may be seen at all).
 
         A customer lists only their own (asking for another sees nothing); an admin lists
-        whom they ask for (None: everyone).
+        whom they ask for (None: everyone). Anyone else is refused.
         """
         if self.principal == "customer":
             own = self.customer()
@@ -117,6 +135,13 @@ class Request(Contract):
     """Base of every request: carries the caller's context."""
 
     ctx: Context = Field(default_factory=Context)
+
+
+class PageRequest(Request):
+    """Base of every list request: a page size and the cursor a previous page returned."""
+
+    limit: int = Field(default=100, ge=1, le=1000)
+    cursor: str | None = Field(default=None, max_length=512)
 
 
 class Reply(Contract):
