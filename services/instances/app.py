@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,20 +11,38 @@ from aiohttp import web
 
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import instances as c
-from libs.common.crypto import Keyring
-from libs.common.dead_letters import dead_letters_endpoint
+from libs.common.jobs import JobEngine
 from libs.common.outbox import EventConsumer
-from libs.common.reseal import keys_endpoints
-from libs.common.runtime import BUS, POOL, Work, background_tasks, ping_endpoint, standard_contexts
+from libs.common.runtime import (
+    BUS,
+    POOL,
+    Work,
+    background_tasks,
+    service_app,
+    system_endpoints,
+)
+from services.instances import lifecycle
+from services.instances.app_event_types import AppEventTypes
 from services.instances.appclient import AppClient
 from services.instances.consumers import DURABLE, EVENTS, on_connection_event
+from services.instances.data_source_instances import DataSourceInstances
+from services.instances.data_sources import DataSources
 from services.instances.deployments import Deployments
-from services.instances.elements import Elements
-from services.instances.engine import DeployEngine
-from services.instances.keys import DEPLOYMENTS, ELEMENTS, ENGINE, KEYRING, SETTINGS, WEBHOOKS
+from services.instances.keys import (
+    APP_EVENT_TYPES,
+    DATA_SOURCE_INSTANCES,
+    DATA_SOURCES,
+    DEPLOYMENTS,
+    ENGINE,
+    KEYRING,
+    SETTINGS,
+    SUBSCRIPTIONS,
+    WEBHOOKS,
+)
 from services.instances.sealed import SEALED
 from services.instances.settings import InstancesSettings
 from services.instances.steps import StepRunner
+from services.instances.subscriptions import Subscriptions
 from services.instances.webhooks import Webhooks
 
 NAME = "instances"
@@ -31,30 +50,29 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
-    """Return every operation instances answers."""
-    elements, deployments = app[ELEMENTS], app[DEPLOYMENTS]
+    """Return every operation instances answers: subject ``<resource>.<op>`` → ``<resource>.py``."""
+    types, sources, deployments = app[APP_EVENT_TYPES], app[DATA_SOURCES], app[DEPLOYMENTS]
+    subscriptions, instances = app[SUBSCRIPTIONS], app[DATA_SOURCE_INSTANCES]
     return [
-        ping_endpoint(NAME, app),
-        dead_letters_endpoint(NAME, app[POOL]),
-        *keys_endpoints(NAME, app[POOL], app[KEYRING], SEALED),
-        endpoint(c.APP_EVENT_TYPES_LIST, elements.list_app_event_types),
-        endpoint(c.APP_EVENT_TYPES_CREATE, elements.create_app_event_type),
-        endpoint(c.APP_EVENT_TYPES_GET, elements.get_app_event_type),
-        endpoint(c.APP_EVENT_TYPES_PATCH, elements.patch_app_event_type),
-        endpoint(c.APP_EVENT_TYPES_DELETE, elements.delete_app_event_type),
-        endpoint(c.APP_EVENT_TYPES_DEPLOY, elements.deploy_app_event_type),
-        endpoint(c.DATA_SOURCES_LIST, elements.list_data_sources),
-        endpoint(c.DATA_SOURCES_CREATE, elements.create_data_source),
-        endpoint(c.DATA_SOURCES_GET, elements.get_data_source),
-        endpoint(c.DATA_SOURCES_PATCH, elements.patch_data_source),
-        endpoint(c.DATA_SOURCES_DELETE, elements.delete_data_source),
-        endpoint(c.DATA_SOURCES_DEPLOY, elements.deploy_data_source),
+        *system_endpoints(NAME, app, keyring=app[KEYRING], sealed=SEALED),
+        endpoint(c.APP_EVENT_TYPES_LIST, types.list),
+        endpoint(c.APP_EVENT_TYPES_CREATE, types.create),
+        endpoint(c.APP_EVENT_TYPES_GET, types.get),
+        endpoint(c.APP_EVENT_TYPES_PATCH, types.patch),
+        endpoint(c.APP_EVENT_TYPES_DELETE, types.delete),
+        endpoint(c.APP_EVENT_TYPES_DEPLOY, types.deploy),
+        endpoint(c.DATA_SOURCES_LIST, sources.list),
+        endpoint(c.DATA_SOURCES_CREATE, sources.create),
+        endpoint(c.DATA_SOURCES_GET, sources.get),
+        endpoint(c.DATA_SOURCES_PATCH, sources.patch),
+        endpoint(c.DATA_SOURCES_DELETE, sources.delete),
+        endpoint(c.DATA_SOURCES_DEPLOY, sources.deploy),
         endpoint(c.DEPLOYMENTS_GET, deployments.get),
         endpoint(c.DEPLOYMENTS_LIST, deployments.list),
         endpoint(c.DEPLOYMENTS_START, deployments.start),
-        endpoint(c.SUBSCRIPTIONS_LIST, deployments.subscriptions),
-        endpoint(c.DATA_SOURCE_INSTANCES_LIST, deployments.data_source_instances),
-        endpoint(c.DATA_SOURCE_INSTANCES_REFRESH, deployments.refresh_schema),
+        endpoint(c.SUBSCRIPTIONS_LIST, subscriptions.list),
+        endpoint(c.DATA_SOURCE_INSTANCES_LIST, instances.list),
+        endpoint(c.DATA_SOURCE_INSTANCES_REFRESH, instances.refresh_schema),
         endpoint(c.WEBHOOKS_RECEIVE, app[WEBHOOKS].receive),
     ]
 
@@ -65,43 +83,50 @@ async def domain_context(app: web.Application) -> AsyncIterator[None]:
     runner = StepRunner(
         pool, keyring, AppClient(app[BUS], options.app_call_timeout), options.public_url
     )
-    app[ELEMENTS] = Elements(pool, keyring)
-    app[DEPLOYMENTS] = Deployments(pool, app[BUS], runner)
+    app[APP_EVENT_TYPES] = AppEventTypes(pool, keyring, options)
+    app[DATA_SOURCES] = DataSources(pool, options)
+    app[DEPLOYMENTS] = Deployments(pool, app[BUS], options)
+    app[SUBSCRIPTIONS] = Subscriptions(pool, runner)
+    app[DATA_SOURCE_INSTANCES] = DataSourceInstances(pool, app[BUS], runner)
     app[WEBHOOKS] = Webhooks(pool, keyring)
-    app[ENGINE] = DeployEngine(pool, runner, options)
+    # Deployment steps are jobs of queue ``deployments`` (see lifecycle.py).
+    app[ENGINE] = JobEngine(
+        pool,
+        lifecycle.QUEUE,
+        {lifecycle.STEP_JOB: runner.handle},
+        lifecycle.queue_options(options),
+        on_start=lifecycle.on_start,
+        on_finish=lifecycle.record,
+    )
     yield
 
 
 def workers(app: web.Application) -> dict[str, Work]:
-    """Return the background jobs: the connection-events consumer and the deployment workers."""
-    runtime = app[SETTINGS].service.runtime
+    """Return the background tasks: the connection-events consumer and the deployment workers."""
+    runtime, options = app[SETTINGS].service.runtime, app[SETTINGS].options
     consumer = EventConsumer(
         app[POOL],
         app[BUS],
         DURABLE,
         EVENTS,
-        on_connection_event,
+        partial(on_connection_event, options=options),
         max_attempts=runtime.event_max_attempts,
         backoff=runtime.event_backoff,
     )
-    jobs: dict[str, Work] = {"connection-events": consumer.run}
-    jobs.update(
-        {f"deploy-{i}": app[ENGINE].work for i in range(app[SETTINGS].options.deploy_workers)}
-    )
-    return jobs
+    tasks: dict[str, Work] = {"connection-events": consumer.run}
+    tasks.update(app[ENGINE].tasks(options.deploy_workers))
+    return tasks
 
 
 def create_app(settings: InstancesSettings) -> web.Application:
     """Build the instances application."""
-    app = web.Application()
-    app[SETTINGS] = settings
-    app[KEYRING] = Keyring.from_setting(settings.crypto.master_keys.get_secret_value())
-    standard_contexts(
-        app,
+    app = service_app(
         name=NAME,
         settings=settings.service,
         migrations=MIGRATIONS,
         endpoints=endpoints,
         workers=[domain_context, background_tasks(workers)],
     )
+    app[SETTINGS] = settings
+    app[KEYRING] = settings.keyring()
     return app

@@ -14,16 +14,10 @@ from uuid import UUID
 from libs.common.bus import Bus
 from libs.common.contracts import connections, flows
 from libs.common.contracts.base import Context
+from libs.common.contracts.instances import Method
 from libs.common.errors import TetherError, Timeout, Unavailable
-
-
-class StepFailure(Exception):
-    """A call to the app failed; ``transient`` says whether trying again may help."""
-
-    def __init__(self, message: str, *, transient: bool) -> None:
-        super().__init__(message)
-        self.message = message[:300]
-        self.transient = transient
+from services.instances.lifecycle import StepFailure
+from services.instances.store.connections import KnownConnection
 
 
 @dataclass(frozen=True)
@@ -56,9 +50,15 @@ class AppClient:
         self._timeout = timeout
 
     async def call(
-        self, workspace_id: UUID, connection_id: UUID, method: str, path: str, body: Any = None,
-        *, ok_statuses: frozenset[int] = frozenset(),
-    ) -> AppAnswer:  # fmt: skip
+        self,
+        workspace_id: UUID,
+        connection_id: UUID,
+        method: Method,
+        path: str,
+        body: Any = None,
+        *,
+        ok_statuses: frozenset[int] = frozenset(),
+    ) -> AppAnswer:
         """Send one request; 2xx (or ``ok_statuses``) answers, everything else raises StepFailure."""
         payload = json.dumps(body).encode() if body is not None else None
         request = connections.ProxyRequest(
@@ -87,12 +87,15 @@ class AppClient:
         transient = reply.status in (408, 425, 429) or reply.status >= 500
         raise StepFailure(app_message(reply.status, raw), transient=transient)
 
-    async def ensure_flows(self, known: Any, *, archive: bool) -> None:
+    async def ensure_flows(self, known: KnownConnection, *, archive: bool) -> None:
         """Have the flows service create (or archive) the connection's flow instances."""
         request = flows.EnsureInstancesRequest(
-            connection_id=known.id, customer_id=known.customer_id, integration_key=known.integration_key,
-            archive=archive, ctx=Context(workspace_id=known.workspace_id, principal="system"),
-        )  # fmt: skip
+            connection_id=known.id,
+            customer_id=known.customer_id,
+            integration_key=known.integration_key,
+            archive=archive,
+            ctx=Context(workspace_id=known.workspace_id, principal="system"),
+        )
         try:
             await self._bus.call(flows.FLOW_INSTANCES_ENSURE, request, timeout=self._timeout)
         except (Unavailable, Timeout) as exc:

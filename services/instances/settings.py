@@ -5,16 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from libs.common.config import CryptoSettings
-from libs.common.runtime import ServiceSettings
+from libs.common.config import ServiceOptions
+from libs.common.runtime import SealedServiceSettings
 
 
-class InstancesOptions(BaseSettings):
+class InstancesOptions(ServiceOptions):
     """Instances' tunables (``TETHER_*``)."""
-
-    model_config = SettingsConfigDict(env_prefix="TETHER_", extra="ignore", frozen=True)
 
     public_url: str = Field(default="http://127.0.0.1:8080", description="Where apps send webhooks")
     deploy_workers: int = Field(default=8, ge=0, description="Steps run at once per replica")
@@ -29,14 +26,7 @@ class InstancesOptions(BaseSettings):
 
 
 @dataclass(frozen=True)
-class InstancesSettings:
+class InstancesSettings(SealedServiceSettings):
     """Everything the instances process reads."""
 
-    service: ServiceSettings
-    crypto: CryptoSettings
     options: InstancesOptions = field(default_factory=InstancesOptions)
-
-    @classmethod
-    def from_env(cls) -> InstancesSettings:
-        """Read every concern from the environment."""
-        return cls(service=ServiceSettings.from_env(), crypto=CryptoSettings())

@@ -1,6 +1,7 @@
 """Run deployment steps: subscribe, unsubscribe, fetch a data source's schema and state.
 
-Every step is idempotent. Subscribing stores its intent (a ``subscribing`` row with the
+:meth:`StepRunner.handle` is the handler of queue ``deployments`` (``libs/common/jobs.py``
+runs it at least once per step; see ``lifecycle.py``). Every step is idempotent. Subscribing stores its intent (a ``subscribing`` row with the
 inbound URL) before calling the app; a step that finds such a row left by a worker that
 died asks the app for its subscriptions (the ``lookup`` request) and adopts the one with
 our URL instead of creating a second. Without a lookup request, a crash in the middle of
@@ -21,17 +22,20 @@ import jmespath
 import jmespath.exceptions
 import structlog
 
-from libs.common.contracts.instances import LookupSpec, UnsubscribeSpec
+from libs.common.contracts import instances as c
 from libs.common.crypto import Keyring, associated_data
-from services.instances import store
-from services.instances.appclient import AppClient, StepFailure
-from services.instances.store import (
-    AppEventTypeRecord,
-    DataSourceRecord,
-    KnownConnection,
-    StepRecord,
-    SubscriptionRecord,
+from libs.common.jobs import Job
+from services.instances.appclient import AppClient
+from services.instances.lifecycle import ACTIVE, NO_LONGER_ACTIVE, StepFailure
+from services.instances.store import connections, definitions, deployments, subscriptions
+from services.instances.store.connections import KnownConnection
+from services.instances.store.data_source_instances import (
+    DataSourceInstanceWrite,
+    upsert_data_source_instance,
 )
+from services.instances.store.definitions import AppEventTypeRecord, DataSourceRecord
+from services.instances.store.deployments import StepRecord
+from services.instances.store.subscriptions import SubscriptionRecord
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +98,7 @@ class StepRunner:
     """Execute one step against the app, through the connections proxy."""
 
     def __init__(
-        self, pool: asyncpg.Pool[Any], keyring: Keyring, app: AppClient, public_url: str
+        self, pool: asyncpg.Pool[asyncpg.Record], keyring: Keyring, app: AppClient, public_url: str
     ) -> None:
         self._pool = pool
         self._keyring = keyring
@@ -106,12 +110,26 @@ class StepRunner:
         aad = associated_data(record.workspace_id, record.id, TOKEN_PURPOSE)
         return f"{self._public_url}/webhooks/{self._keyring.decrypt(record.token_sealed, aad).decode()}"
 
+    async def handle(self, job: Job) -> None:
+        """Run the step a ``deployments`` job stands for (the job's id is the step's)."""
+        step = None
+        if job.workspace_id is not None:
+            async with self._pool.acquire() as conn:
+                step = await deployments.select_step(conn, job.workspace_id, job.id)
+        if step is None:
+            raise StepFailure("the step no longer exists", transient=False)
+        await self.run(step)
+
     async def run(self, step: StepRecord) -> None:
         """Run ``step``; raise StepFailure when it did not succeed."""
         async with self._pool.acquire() as conn:
-            deployment = await store.select_deployment(conn, step.workspace_id, step.deployment_id)
-            assert deployment is not None
-            known = await store.select_known_connection(
+            deployment = await deployments.select_deployment(
+                conn, step.workspace_id, step.deployment_id
+            )
+            if deployment is None or deployment.status not in ACTIVE:
+                # Superseded (or cancelled) meanwhile: its steps never run again.
+                raise StepFailure(NO_LONGER_ACTIVE, transient=False)
+            known = await connections.select_known_connection(
                 conn, step.workspace_id, deployment.connection_id
             )
         if known is None:
@@ -122,16 +140,14 @@ class StepRunner:
             await self.unsubscribe(known, step.element_key)
         elif step.kind == "data_source":
             await self.data_source(known, step.element_key)
-        elif step.kind == "flows":
-            await self._app.ensure_flows(known, archive=step.element_key == "archive")
         else:
-            raise StepFailure(f"unknown step kind {step.kind}", transient=False)
+            await self._app.ensure_flows(known, archive=step.element_key == "archive")
 
     async def subscribe(self, known: KnownConnection, key: str) -> None:
         """Make sure the connection has one live subscription to the app-event type."""
         async with self._pool.acquire() as conn:
-            definition = await store.select_app_event_type(conn, known.workspace_id, key)
-            current = await store.live_subscription(conn, known.workspace_id, known.id, key)
+            definition = await definitions.select_app_event_type(conn, known.workspace_id, key)
+            current = await subscriptions.live_subscription(conn, known.workspace_id, known.id, key)
         if definition is None:
             raise StepFailure(f"app-event type {key} no longer exists", transient=False)
         if current is not None and current.status == "active":
@@ -141,8 +157,8 @@ class StepRunner:
             current = None
         if current is None:
             current = await self._intend(known, definition)
-        elif definition.part("lookup", LookupSpec) is not None and await self._adopt(
-            known, definition, current
+        elif definition.lookup is not None and await self._adopt(
+            known, definition.lookup, definition.revision, current
         ):
             return
         await self._subscribe_at_app(known, definition, current)
@@ -157,29 +173,32 @@ class StepRunner:
             token.encode(), associated_data(known.workspace_id, sub_id, TOKEN_PURPOSE)
         )
         secret_sealed = None
-        signature = definition.spec.get("signature")
-        if signature and signature.get("secret", "subscription") == "subscription":
+        signature = definition.signature
+        if signature is not None and signature.secret == "subscription":
             secret_sealed = self._keyring.encrypt(
                 secrets.token_urlsafe(32).encode(),
                 associated_data(known.workspace_id, sub_id, SECRET_PURPOSE),
             )
         async with self._pool.acquire() as conn:
-            return await store.insert_subscription(
+            return await subscriptions.insert_subscription(
                 conn,
                 sub_id,
                 known,
                 definition.key,
-                token_digest(token),
-                sealed,
-                secret_sealed,
-                definition.revision,
+                token_hash=token_digest(token),
+                token_sealed=sealed,
+                secret_sealed=secret_sealed,
+                revision=definition.revision,
             )
 
     async def _adopt(
-        self, known: KnownConnection, definition: AppEventTypeRecord, record: SubscriptionRecord
+        self,
+        known: KnownConnection,
+        lookup: c.LookupSpec,
+        revision: int,
+        record: SubscriptionRecord,
     ) -> bool:
         """Find a subscription an earlier attempt made (by our URL) and keep it; True if found."""
-        lookup = definition.part("lookup", LookupSpec)
         answer = await self._app.call(known.workspace_id, known.id, "GET", lookup.path)
         items = search(lookup.items_path, answer.data) or []
         url = self.webhook_url(record)
@@ -190,12 +209,12 @@ class StepRunner:
                 and item.get(lookup.id_field) is not None
             ):
                 async with self._pool.acquire() as conn:
-                    await store.set_subscription(
+                    await subscriptions.set_subscription(
                         conn,
                         record,
                         "active",
                         external_id=str(item[lookup.id_field]),
-                        revision=definition.revision,
+                        revision=revision,
                     )
                 log.info("subscription_adopted", subscription_id=str(record.id))
                 return True
@@ -224,20 +243,20 @@ class StepRunner:
                 )
         except StepFailure as exc:
             async with self._pool.acquire() as conn:
-                await store.set_subscription(
+                await subscriptions.set_subscription(
                     conn, record, "subscribing" if exc.transient else "failed", error=exc.message
                 )
             raise
         async with self._pool.acquire() as conn:
-            await store.set_subscription(
+            await subscriptions.set_subscription(
                 conn, record, "active", external_id=str(external), revision=definition.revision
             )
 
     async def unsubscribe(self, known: KnownConnection, key: str) -> None:
         """Remove the connection's subscription to ``key`` at the app (gone already is fine)."""
         async with self._pool.acquire() as conn:
-            definition = await store.select_app_event_type(conn, known.workspace_id, key)
-            current = await store.live_subscription(conn, known.workspace_id, known.id, key)
+            definition = await definitions.select_app_event_type(conn, known.workspace_id, key)
+            current = await subscriptions.live_subscription(conn, known.workspace_id, known.id, key)
         if current is None:
             return
         await self._remove(known, definition, current)
@@ -248,7 +267,7 @@ class StepRunner:
         definition: AppEventTypeRecord | None,
         record: SubscriptionRecord,
     ) -> None:
-        spec = definition.part("unsubscribe", UnsubscribeSpec) if definition else None
+        spec = definition.unsubscribe if definition else None
         if spec is not None and record.external_id:
             path = spec.path.replace("{subscriptionId}", quote(record.external_id, safe=""))
             try:
@@ -261,17 +280,19 @@ class StepRunner:
                 )
             except StepFailure as exc:
                 async with self._pool.acquire() as conn:
-                    await store.set_subscription(conn, record, record.status, error=exc.message)
+                    await subscriptions.set_subscription(
+                        conn, record, record.status, error=exc.message
+                    )
                 raise
         async with self._pool.acquire() as conn:
-            await store.set_subscription(conn, record, "unsubscribed")
+            await subscriptions.set_subscription(conn, record, "unsubscribed")
 
     async def data_source(
         self, known: KnownConnection, key: str, instance_id: UUID | None = None
     ) -> None:
         """Fetch the connection's field schema and initial state for a data source."""
         async with self._pool.acquire() as conn:
-            definition = await store.select_data_source(conn, known.workspace_id, key)
+            definition = await definitions.select_data_source(conn, known.workspace_id, key)
         if definition is None:
             raise StepFailure(f"data source {key} no longer exists", transient=False)
         try:
@@ -282,28 +303,42 @@ class StepRunner:
             raise
         await self._save(known, definition, instance_id, "ready", schema, state, None)
 
-    async def _fetch(self, known: KnownConnection, definition: DataSourceRecord) -> tuple[Any, Any]:
-        schema = state = None
-        fields = definition.spec.get("fields")
-        if fields:
-            answer = await self._app.call(known.workspace_id, known.id, "GET", fields["path"])
-            schema = fields_schema(search(fields["itemsPath"], answer.data))
-        initial = definition.spec.get("initialState")
-        if initial:
-            answer = await self._app.call(known.workspace_id, known.id, "GET", initial["path"])
-            state = search(initial["statePath"], answer.data)
+    async def _fetch(
+        self, known: KnownConnection, definition: DataSourceRecord
+    ) -> tuple[dict[str, Any] | None, Any]:
+        schema: dict[str, Any] | None = None
+        state: Any = None
+        if definition.fields is not None:
+            fields = definition.fields
+            answer = await self._app.call(known.workspace_id, known.id, "GET", fields.path)
+            schema = fields_schema(search(fields.items_path, answer.data))
+        if definition.initial_state is not None:
+            initial = definition.initial_state
+            answer = await self._app.call(known.workspace_id, known.id, "GET", initial.path)
+            state = search(initial.state_path, answer.data)
         return schema, state
 
     async def _save(
-        self, known: KnownConnection, definition: DataSourceRecord, instance_id: UUID | None, status: str,
-        schema: Any, state: Any, error: str | None,
-    ) -> None:  # fmt: skip
+        self,
+        known: KnownConnection,
+        definition: DataSourceRecord,
+        instance_id: UUID | None,
+        status: c.DataSourceInstanceStatus,
+        schema: dict[str, Any] | None,
+        state: Any,
+        error: str | None,
+    ) -> None:
+        values = DataSourceInstanceWrite(
+            id=instance_id or uuid4(),
+            workspace_id=known.workspace_id,
+            connection_id=known.id,
+            customer_id=known.customer_id,
+            data_source_key=definition.key,
+            status=status,
+            fields_schema=schema,
+            state=state,
+            last_error=error,
+            revision=definition.revision,
+        )
         async with self._pool.acquire() as conn:
-            await store.upsert_data_source_instance(
-                conn,
-                {
-                    "id": instance_id or uuid4(), "workspace_id": known.workspace_id, "connection_id": known.id,
-                    "customer_id": known.customer_id, "data_source_key": definition.key, "status": status,
-                    "fields_schema": schema, "state": state, "last_error": error, "revision": definition.revision,
-                },
-            )  # fmt: skip
+            await upsert_data_source_instance(conn, values)

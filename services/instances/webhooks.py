@@ -7,7 +7,6 @@ import binascii
 import hashlib
 import hmac
 import json
-from typing import Any
 
 import asyncpg
 import jmespath
@@ -18,10 +17,11 @@ from libs.common.contracts import instances as c
 from libs.common.crypto import Keyring, associated_data
 from libs.common.errors import BadRequest, Gone, InvalidInput, NotFound, Unauthenticated
 from libs.common.outbox import emit
-from services.instances import store
 from services.instances.elements import STATIC_SECRET_PURPOSE
 from services.instances.steps import SECRET_PURPOSE, token_digest
-from services.instances.store import AppEventTypeRecord, SubscriptionRecord
+from services.instances.store import definitions, subscriptions
+from services.instances.store.definitions import AppEventTypeRecord
+from services.instances.store.subscriptions import SubscriptionRecord
 
 log = structlog.get_logger(__name__)
 
@@ -29,16 +29,18 @@ log = structlog.get_logger(__name__)
 class Webhooks:
     """The inbound webhook handler."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], keyring: Keyring) -> None:
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], keyring: Keyring) -> None:
         self._pool = pool
         self._keyring = keyring
 
     async def receive(self, req: c.WebhookReceiveRequest) -> c.WebhookAccepted:
         """Publish the delivery's events as ``app_event.received``; a repeat publishes nothing."""
         async with self._pool.acquire() as conn:
-            sub = await store.subscription_by_token(conn, token_digest(req.token))
+            sub = await subscriptions.subscription_by_token(conn, token_digest(req.token))
             definition = (
-                await store.select_app_event_type(conn, sub.workspace_id, sub.app_event_type_key)
+                await definitions.select_app_event_type(
+                    conn, sub.workspace_id, sub.app_event_type_key
+                )
                 if sub
                 else None
             )
@@ -57,14 +59,16 @@ class Webhooks:
         except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             raise BadRequest("the webhook body is not JSON", code="malformed_json") from exc
         try:
-            found = jmespath.search(definition.spec.get("eventsPath", "@"), payload)
+            found = jmespath.search(definition.events_path, payload)
         except jmespath.exceptions.JMESPathError as exc:
             raise InvalidInput("the app-event type's eventsPath cannot read this body") from exc
         events = found if isinstance(found, list) else ([] if found is None else [found])
-        header = definition.spec.get("deliveryIdHeader")
+        header = definition.delivery_id_header
         delivery_id = headers.get(header.lower()) if header else None
         async with self._pool.acquire() as conn, conn.transaction():
-            if delivery_id and not await store.record_delivery(conn, sub.id, delivery_id[:256]):
+            if delivery_id and not await subscriptions.record_delivery(
+                conn, sub.id, delivery_id[:256]
+            ):
                 log.info("webhook_duplicate", subscription_id=str(sub.id))
                 return c.WebhookAccepted(accepted=0, duplicate=True)
             for event in events:
@@ -72,11 +76,16 @@ class Webhooks:
                     conn,
                     c.APP_EVENT_RECEIVED,
                     c.AppEventReceived(
-                        workspace_id=sub.workspace_id, customer_id=sub.customer_id, connection_id=sub.connection_id,
-                        integration_key=sub.integration_key, app_event_type_key=sub.app_event_type_key,
-                        subscription_id=sub.id, delivery_id=delivery_id, payload=event,
+                        workspace_id=sub.workspace_id,
+                        customer_id=sub.customer_id,
+                        connection_id=sub.connection_id,
+                        integration_key=sub.integration_key,
+                        app_event_type_key=sub.app_event_type_key,
+                        subscription_id=sub.id,
+                        delivery_id=delivery_id,
+                        payload=event,
                     ),
-                )  # fmt: skip
+                )
         return c.WebhookAccepted(accepted=len(events))
 
     def _verify(
@@ -86,7 +95,7 @@ class Webhooks:
         raw: bytes,
         headers: dict[str, str],
     ) -> None:
-        spec = definition.part("signature", c.SignatureSpec)
+        spec = definition.signature
         if spec is None:
             return
         if spec.secret == "static":

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
-from services.instances import planner
-from services.instances.store import KnownConnection
+from services.instances import lifecycle
+from services.instances.settings import InstancesOptions
+from services.instances.store.connections import KnownConnection
 from tests.conftest import Stack, eventually
 from tests.instances.conftest import Crm, app_event_type, wait_for
 
@@ -217,18 +218,19 @@ async def test_step_whose_worker_always_dies_fails_at_the_cap(stack: Stack) -> N
     pool = await stack.pool("instances")
     try:
         async with pool.acquire() as conn, conn.transaction():
-            record = await planner.start(conn, known, "requested")
             # The test stack allows 4 attempts: the 4th worker died holding the lease.
+            options = InstancesOptions(step_max_attempts=4)
+            record = await lifecycle.start(conn, known, "requested", options=options)
             await conn.execute(
-                "UPDATE deployment_steps SET status = 'running', attempts = 4,"
+                "UPDATE jobs SET status = 'running', attempts = 4,"
                 " lease_owner = 'dead-worker', lease_until = now() - interval '1 second'"
-                " WHERE deployment_id = $1",
+                " WHERE id IN (SELECT id FROM deployment_steps WHERE deployment_id = $1)",
                 record.id,
             )
 
         async def finished() -> bool:
             status = await pool.fetchval("SELECT status FROM deployments WHERE id = $1", record.id)
-            return status == "failed"
+            return bool(status == "failed")
 
         await eventually(finished)
         step = await pool.fetchrow(
@@ -240,3 +242,54 @@ async def test_step_whose_worker_always_dies_fails_at_the_cap(stack: Stack) -> N
     assert step is not None
     assert (step["status"], step["attempts"]) == ("failed", 5)
     assert step["error"] == "gave up: the step never finished"
+
+
+async def test_superseded_step_is_not_run_again_when_its_lease_ends(stack: Stack) -> None:
+    """A step running when its deployment was superseded is cancelled, not re-run, after a crash."""
+    workspace_id = uuid4()
+    known = KnownConnection(
+        workspace_id=workspace_id,
+        id=uuid4(),
+        customer_id="c",
+        integration_key="crm",
+        state="connected",
+        state_at=datetime.now(UTC),
+    )
+    options = InstancesOptions(step_max_attempts=4)
+    pool = await stack.pool("instances")
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            first = await lifecycle.start(conn, known, "requested", options=options)
+            # Its worker died holding the step's lease; a newer deployment supersedes it.
+            await conn.execute(
+                "UPDATE jobs SET status = 'running', attempts = 1,"
+                " lease_owner = 'dead-worker', lease_until = now() - interval '1 second'"
+                " WHERE id IN (SELECT id FROM deployment_steps WHERE deployment_id = $1)",
+                first.id,
+            )
+            await conn.execute(
+                "UPDATE deployment_steps SET status = 'running', attempts = 1"
+                " WHERE deployment_id = $1",
+                first.id,
+            )
+            second = await lifecycle.start(conn, known, "requested", options=options)
+
+        async def finished() -> bool:
+            status = await pool.fetchval("SELECT status FROM deployments WHERE id = $1", second.id)
+            return bool(status == "failed")  # the connection is unknown to connections
+
+        await eventually(finished)
+        step = await pool.fetchrow(
+            "SELECT status, attempts, error FROM deployment_steps WHERE deployment_id = $1",
+            first.id,
+        )
+        deployment = await pool.fetchrow(
+            "SELECT status, superseded_by FROM deployments WHERE id = $1", first.id
+        )
+    finally:
+        await pool.close()
+    assert step is not None
+    assert deployment is not None
+    assert (step["status"], step["attempts"]) == ("cancelled", 2)
+    assert step["error"] == lifecycle.NO_LONGER_ACTIVE
+    assert (deployment["status"], deployment["superseded_by"]) == ("cancelled", second.id)

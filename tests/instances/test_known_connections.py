@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from libs.common.contracts import connections as cc
-from services.instances import store
 from services.instances.consumers import on_connection_event
-from services.instances.store import KnownConnection
+from services.instances.settings import InstancesOptions
+from services.instances.store import connections as store
+from services.instances.store.connections import KnownConnection
 from tests.conftest import Stack
 
 
@@ -41,7 +42,10 @@ async def test_known_connection_older_read_keeps_newer_event_state(stack: Stack)
     try:
         async with pool.acquire() as conn, conn.transaction():
             await on_connection_event(
-                conn, cc.CONNECTION_DISCONNECTED, event("disconnected", datetime.now(UTC))
+                conn,
+                cc.CONNECTION_DISCONNECTED,
+                event("disconnected", datetime.now(UTC)),
+                options=InstancesOptions(),
             )
         async with pool.acquire() as conn:
             kept = await store.upsert_connection(conn, read("connected", read_at))
@@ -51,7 +55,9 @@ async def test_known_connection_older_read_keeps_newer_event_state(stack: Stack)
             assert current.state == "disconnected"
         # A stale created event (redelivered late) changes nothing and deploys nothing.
         async with pool.acquire() as conn, conn.transaction():
-            await on_connection_event(conn, cc.CONNECTION_CREATED, event("created", read_at))
+            await on_connection_event(
+                conn, cc.CONNECTION_CREATED, event("created", read_at), options=InstancesOptions()
+            )
         async with pool.acquire() as conn:
             current = await store.select_known_connection(conn, workspace_id, connection_id)
             assert current is not None
