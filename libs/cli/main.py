@@ -132,6 +132,13 @@ def cmd_contracts(args: argparse.Namespace, _: StackSettings) -> int:
     return 0
 
 
+def cmd_routes(_: argparse.Namespace, __: StackSettings) -> int:
+    """Print every route: method, path → subject → handler (module:function)."""
+    from libs.cli.routes import print_routes
+
+    return print_routes()
+
+
 def cmd_keys_status(args: argparse.Namespace, settings: StackSettings) -> int:
     """Print, per sealed column of every service, how many values each master key holds."""
     statuses = asyncio.run(keys.status(_stack_url("nats", settings)))
@@ -227,6 +234,9 @@ def parser() -> argparse.ArgumentParser:
     )
     contracts.add_argument("--out", default="tests/contract/schemas", help="where schemas go")
     contracts.set_defaults(fn=cmd_contracts)
+    sub.add_parser(
+        "routes", help="print every route: method, path → subject → handler"
+    ).set_defaults(fn=cmd_routes)
     serve = sub.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=[*SERVICES, "gateway"])
     serve.set_defaults(fn=cmd_serve)

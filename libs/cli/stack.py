@@ -28,6 +28,7 @@ import asyncpg
 from libs.cli import ops
 from libs.cli.keys import KEY_FILE, kid_of_entry, read_keys, write_keys
 from libs.cli.state import ProcessState, StackState, read_json, write_state
+from libs.common.backoff import backoff_delay
 from libs.common.config import SERVICES, StackSettings
 from libs.common.crypto import generate_master_key
 from libs.common.infra import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port
@@ -338,7 +339,8 @@ def supervise(stack: Stack, state: StackState, reload: threading.Event) -> None:
             write_state(stack.home, state)
         for child in stack.children:
             if child.proc is not None and child.proc.poll() is not None and not stopping:
-                backoff = min(30.0, 0.5 * 2**child.restarts)
+                # No jitter: this is compared on every poll, and one supervisor restarts alone.
+                backoff = backoff_delay(child.restarts + 1, base=0.5, cap=30.0, jitter=False)
                 if time.monotonic() - child.started_at > backoff:
                     _say(f"! {child.name} exited with {child.proc.returncode}; restarting")
                     child.restarts += 1

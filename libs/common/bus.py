@@ -143,6 +143,12 @@ class Endpoint(Generic[ReqT, RepT]):
     op: Operation[ReqT, RepT]
     handler: Handler[ReqT, RepT]
 
+    @property
+    def handler_name(self) -> str:
+        """Return where the handler is written, as ``module:qualname`` (``tether routes``)."""
+        function = getattr(self.handler, "__func__", self.handler)  # a bound method's function
+        return f"{function.__module__}:{function.__qualname__}"
+
 
 def endpoint(op: Operation[ReqT, RepT], handler: Handler[ReqT, RepT]) -> Endpoint[ReqT, RepT]:
     """Pair a contract with its handler (typed, so the two cannot drift apart)."""

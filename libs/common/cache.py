@@ -17,6 +17,12 @@ class TtlCache(Generic[K, V]):
     The cache is per process; whoever changes the source of truth also drops entries
     here, and every replica drops them again when it hears the change's event. ``ttl``
     bounds how long a missed event can leave an entry stale.
+
+    A lookup that began before a drop must not store what it read after it: the value it
+    read may be the one the drop was for (read, then the change commits and is dropped,
+    then the read is stored, stale for a whole ``ttl``). Every drop advances
+    :attr:`generation`; a loader reads it before reading the source of truth and passes it
+    to :meth:`put` as ``since``, which then stores nothing if any drop happened meanwhile.
     """
 
     def __init__(self, size: int, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -24,6 +30,12 @@ class TtlCache(Generic[K, V]):
         self._ttl = ttl
         self._clock = clock
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Return how many drops happened so far (read it before loading; see :meth:`put`)."""
+        return self._generation
 
     def get(self, key: K) -> V | None:
         """Return the live entry for ``key``, if any."""
@@ -36,10 +48,14 @@ class TtlCache(Generic[K, V]):
         self._entries.move_to_end(key)
         return hit[1]
 
-    def put(self, key: K, value: V, ttl: float | None = None) -> None:
-        """Keep ``value`` for ``min(ttl, the cache's ttl)`` seconds (not at all when ≤ 0)."""
+    def put(self, key: K, value: V, ttl: float | None = None, *, since: int | None = None) -> None:
+        """Keep ``value`` for ``min(ttl, the cache's ttl)`` seconds (not at all when ≤ 0).
+
+        ``since`` is the :attr:`generation` read before ``value`` was loaded: when anything
+        was dropped since then, ``value`` may be stale and is not kept.
+        """
         life = self._ttl if ttl is None else min(ttl, self._ttl)
-        if self._size == 0 or life <= 0:
+        if self._size == 0 or life <= 0 or (since is not None and since != self._generation):
             return
         self._entries[key] = (self._clock() + life, value)
         self._entries.move_to_end(key)
@@ -48,10 +64,12 @@ class TtlCache(Generic[K, V]):
 
     def drop(self, key: K) -> None:
         """Forget ``key``."""
+        self._generation += 1
         self._entries.pop(key, None)
 
     def drop_where(self, doomed: Callable[[V], bool]) -> None:
         """Forget every entry whose value ``doomed`` says so."""
+        self._generation += 1
         for key in [k for k, (_, v) in self._entries.items() if doomed(v)]:
             del self._entries[key]
 

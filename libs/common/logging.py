@@ -148,9 +148,3 @@ def configure_logging(
 def bind_request(**values: Any) -> None:
     """Bind per-request values (request_id, workspace_id, customer_id) to the log context."""
     structlog.contextvars.bind_contextvars(**{k: v for k, v in values.items() if v is not None})
-
-
-def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
-    """Return a structlog logger."""
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
-    return logger

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Self, TypeVar
 
 import asyncpg
 import structlog
@@ -27,10 +27,19 @@ from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
 from libs.common.bus import Bus, Endpoint, ServiceHost, connect, endpoint
-from libs.common.config import BusSettings, DatabaseSettings, LogSettings, RuntimeSettings
+from libs.common.config import (
+    BusSettings,
+    CryptoSettings,
+    DatabaseSettings,
+    LogSettings,
+    RuntimeSettings,
+)
 from libs.common.contracts.base import EventType, EvtT, PingReply, PingRequest, ping_operation
+from libs.common.crypto import Keyring
 from libs.common.db import create_pool, migrate
+from libs.common.dead_letters import dead_letters_endpoint
 from libs.common.outbox import OutboxRelay, ensure_stream
+from libs.common.reseal import SealedColumn, keys_endpoints
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +71,27 @@ class ServiceSettings:
     def from_env(cls) -> ServiceSettings:
         """Read every concern from ``TETHER_*`` variables."""
         return cls(db=DatabaseSettings(), bus=BusSettings())
+
+
+@dataclass(frozen=True)
+class SealedServiceSettings:
+    """Base of the settings of a service that seals columns: the common ones and master keys.
+
+    A service's settings subclass this and add ``options`` (its :class:`ServiceOptions`
+    subclass, with a default factory), so ``from_env`` reads everything.
+    """
+
+    service: ServiceSettings
+    crypto: CryptoSettings
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """Read every concern from the environment."""
+        return cls(service=ServiceSettings.from_env(), crypto=CryptoSettings())
+
+    def keyring(self) -> Keyring:
+        """Return the keyring of the configured master keys."""
+        return Keyring.from_setting(self.crypto.master_keys.get_secret_value())
 
 
 def bus_context(settings: BusSettings, name: str, *, events: bool = True) -> CleanupContext:
@@ -102,6 +132,32 @@ def database_context(settings: DatabaseSettings, schema: str, migrations: Path) 
 
 
 Work = Callable[[], Awaitable[None]]
+
+T = TypeVar("T")
+
+
+async def uninterrupted(unit: Awaitable[T], *, grace: float) -> T:
+    """Run one unit of a background loop's work to its end, even when the loop is cancelled.
+
+    A graceful stop cancels background tasks (see :func:`background_tasks`). A loop whose
+    unit of work calls out and then commits what it was told (a token renewal: the provider
+    answers with a rotated refresh token, the commit keeps it) must not be cut between the
+    two, or the answer is lost. Wrapped in this, a cancellation waits up to ``grace``
+    seconds for the unit to finish and commit, then goes on, so the loop stops *between*
+    units; only a unit still running after the grace is cancelled as well.
+    """
+    task = asyncio.ensure_future(unit)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        try:
+            await asyncio.wait({task}, timeout=grace)
+        finally:
+            if not task.done():
+                task.cancel()
+                log.warning("unit_of_work_cancelled", grace=grace)
+            await asyncio.gather(task, return_exceptions=True)  # retrieved, never re-raised
+        raise
 
 
 def background_tasks(jobs: Callable[[web.Application], dict[str, Work]]) -> CleanupContext:
@@ -181,6 +237,27 @@ def ping_endpoint(name: str, app: web.Application) -> Endpoint[PingRequest, Ping
         return PingReply(service=name, instance=instance, version=release, time=datetime.now(UTC))
 
     return endpoint(ping_operation(name), ping)
+
+
+def system_endpoints(
+    name: str,
+    app: web.Application,
+    *,
+    keyring: Keyring | None = None,
+    sealed: Sequence[SealedColumn] = (),
+) -> list[Endpoint[Any, Any]]:
+    """Return the operations every service answers: ping, dead letters (and keys).
+
+    A service that seals ``sealed`` columns with ``keyring`` also answers key status and
+    reseal (see :mod:`libs.common.reseal`).
+    """
+    system: list[Endpoint[Any, Any]] = [
+        ping_endpoint(name, app),
+        dead_letters_endpoint(name, app[POOL]),
+    ]
+    if keyring is not None:
+        system.extend(keys_endpoints(name, app[POOL], keyring, sealed))
+    return system
 
 
 async def subscribe_events(
@@ -285,3 +362,27 @@ def standard_contexts(
     app.cleanup_ctx.extend(workers)
     app.cleanup_ctx.append(serve_context(name, endpoints, settings.runtime))
     add_health_routes(app)
+
+
+def service_app(
+    *,
+    name: str,
+    settings: ServiceSettings,
+    migrations: Path,
+    endpoints: Callable[[web.Application], Sequence[Endpoint[Any, Any]]],
+    workers: Sequence[CleanupContext] = (),
+) -> web.Application:
+    """Return a service's application with :func:`standard_contexts` (no I/O until started).
+
+    The caller puts its own state (settings, keyring) under its typed keys afterwards.
+    """
+    app = web.Application()
+    standard_contexts(
+        app,
+        name=name,
+        settings=settings,
+        migrations=migrations,
+        endpoints=endpoints,
+        workers=workers,
+    )
+    return app

@@ -11,19 +11,10 @@ from aiohttp import web
 
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import connections as c
-from libs.common.crypto import Keyring
-from libs.common.dead_letters import dead_letters_endpoint
-from libs.common.reseal import keys_endpoints
-from libs.common.runtime import (
-    BUS,
-    POOL,
-    Work,
-    background_tasks,
-    ping_endpoint,
-    standard_contexts,
-)
+from libs.common.runtime import BUS, POOL, Work, background_tasks, service_app, system_endpoints
 from services.connections.connect import Connect
 from services.connections.connections import Connections
+from services.connections.credentials import Credentials
 from services.connections.establish import Connector
 from services.connections.integrations import Integrations, load_templates
 from services.connections.keys import (
@@ -36,6 +27,7 @@ from services.connections.keys import (
     REFRESHER,
     SETTINGS,
 )
+from services.connections.outbound import Outbound
 from services.connections.proxy import Proxy
 from services.connections.refresh import Refresher
 from services.connections.sealed import SEALED
@@ -50,9 +42,7 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     """Return every operation connections answers."""
     integrations, connect, connections = app[INTEGRATIONS], app[CONNECT], app[CONNECTIONS]
     return [
-        ping_endpoint(NAME, app),
-        dead_letters_endpoint(NAME, app[POOL]),
-        *keys_endpoints(NAME, app[POOL], app[KEYRING], SEALED),
+        *system_endpoints(NAME, app, keyring=app[KEYRING], sealed=SEALED),
         endpoint(c.TEMPLATES_LIST, integrations.templates),
         endpoint(c.INTEGRATIONS_LIST, integrations.list),
         endpoint(c.INTEGRATIONS_CREATE, integrations.create),
@@ -61,14 +51,14 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
         endpoint(c.INTEGRATIONS_DELETE, integrations.delete),
         endpoint(c.CONNECT_SESSION_CREATE, connect.create_session),
         endpoint(c.CONNECT_PAGE, connect.page),
-        endpoint(c.OAUTH_CALLBACK, connect.callback),
+        endpoint(c.OAUTH_CALLBACK, connect.oauth_callback),
         endpoint(c.CONNECTIONS_LIST, connections.list),
         endpoint(c.CONNECTIONS_CREATE, connections.create),
         endpoint(c.CONNECTIONS_GET, connections.get),
         endpoint(c.CONNECTIONS_ARCHIVE, connections.archive),
         endpoint(c.CONNECTIONS_REFRESH, connections.refresh),
         endpoint(c.CONNECTIONS_TEST, connections.test),
-        endpoint(c.CREDENTIALS_GET, connections.credentials),
+        endpoint(c.CREDENTIALS_GET, Credentials(app[POOL], app[REFRESHER]).get),
         endpoint(c.PROXY_REQUEST, app[PROXY].request),
     ]
 
@@ -81,12 +71,13 @@ async def domain_context(app: web.Application) -> AsyncIterator[None]:
         timeout=aiohttp.ClientTimeout(total=options.http_timeout)
     ) as http:
         app[HTTP] = http
-        refresher = Refresher(pool, keyring, http, options)
-        connector = Connector(pool, keyring, http, options, app[BUS])
-        connections = Connections(pool, keyring, http, options, refresher, connector)
+        out = Outbound(pool, keyring, http, options)
+        refresher = Refresher(out)
+        connector = Connector(out, app[BUS])
+        connections = Connections(out, refresher, connector)
         app[REFRESHER] = refresher
         app[INTEGRATIONS] = Integrations(pool, keyring, load_templates())
-        app[CONNECT] = Connect(pool, keyring, http, options, connector)
+        app[CONNECT] = Connect(out, connector)
         app[CONNECTIONS] = connections
         app[PROXY] = Proxy(connections, refresher, http, options, pool)
         yield
@@ -95,8 +86,9 @@ async def domain_context(app: web.Application) -> AsyncIterator[None]:
 def workers(app: web.Application) -> dict[str, Work]:
     """Return the background jobs: renewing due tokens, checking tokens without an expiry."""
     options, pool = app[SETTINGS].options, app[POOL]
+    grace = app[SETTINGS].service.runtime.shutdown_grace
     jobs: dict[str, Work] = {
-        f"refresh-{i}": lambda: refresh_worker(pool, app[REFRESHER], options)
+        f"refresh-{i}": lambda: refresh_worker(pool, app[REFRESHER], options, grace=grace)
         for i in range(options.refresh_workers)
     }
     if options.refresh_workers:
@@ -106,15 +98,13 @@ def workers(app: web.Application) -> dict[str, Work]:
 
 def create_app(settings: ConnectionsSettings) -> web.Application:
     """Build the connections application."""
-    app = web.Application()
-    app[SETTINGS] = settings
-    app[KEYRING] = Keyring.from_setting(settings.crypto.master_keys.get_secret_value())
-    standard_contexts(
-        app,
+    app = service_app(
         name=NAME,
         settings=settings.service,
         migrations=MIGRATIONS,
         endpoints=endpoints,
         workers=[domain_context, background_tasks(workers)],
     )
+    app[SETTINGS] = settings
+    app[KEYRING] = settings.keyring()
     return app

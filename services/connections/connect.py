@@ -7,28 +7,39 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import uuid4
 
-import aiohttp
-import asyncpg
 import structlog
 
 from libs.common.contracts import connections as c
-from libs.common.crypto import Keyring, associated_data
+from libs.common.crypto import associated_data
 from libs.common.errors import InvalidInput, NotFound, TetherError
 from services.connections import oauth, pages, store
-from services.connections.credentials import form_problems, oauth_values
 from services.connections.establish import Connector
+from services.connections.outbound import Outbound
 from services.connections.secrets import client_credentials
-from services.connections.settings import ConnectionsOptions
 from services.connections.store import IntegrationRecord, SessionRecord
+from services.connections.vault import form_problems, oauth_values
 
 log = structlog.get_logger(__name__)
 
 PKCE_PURPOSE = "pkce-verifier"
 EXPIRED = "This link has expired or was already used. Start connecting again from the app."
+
+
+class Obtained(NamedTuple):
+    """Credentials just obtained: their values, their lifetime if told, whether they renew."""
+
+    values: dict[str, Any]
+    expires_in: int | None
+    renewable: bool
+
+
+Obtain = Callable[[], Awaitable[Obtained]]
+"""How a page gets its credentials: a code exchange, a client grant, or the form's values."""
 
 
 def digest(token: str) -> bytes:
@@ -39,18 +50,8 @@ def digest(token: str) -> bytes:
 class Connect:
     """Connect UI handlers."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool[Any],
-        keyring: Keyring,
-        http: aiohttp.ClientSession,
-        options: ConnectionsOptions,
-        connector: Connector,
-    ) -> None:
-        self._pool = pool
-        self._keyring = keyring
-        self._http = http
-        self._options = options
+    def __init__(self, out: Outbound, connector: Connector) -> None:
+        self._pool, self._keyring, self._http, self._options = out
         self._connector = connector
 
     @property
@@ -62,15 +63,11 @@ class Connect:
         """Start a session for a customer (their token, or an admin naming them)."""
         ctx = req.ctx
         workspace_id = ctx.workspace()
-        if ctx.principal == "customer":
-            customer_id = ctx.customer()
-            if req.customer_id not in (None, customer_id):
-                raise NotFound("customer not found")
-        else:
-            ctx.admin_workspace()
-            if not req.customer_id:
-                raise InvalidInput("admins name the customer", details=[{"field": "customerId"}])
-            customer_id = req.customer_id
+        customer_id, visible = ctx.customer_filter(req.customer_id)  # a customer: their own
+        if not visible:
+            raise NotFound("customer not found")
+        if not customer_id:
+            raise InvalidInput("admins name the customer", details=[{"field": "customerId"}])
         async with self._pool.acquire() as conn:
             if await store.select_integration(conn, workspace_id, req.integration_key) is None:
                 raise NotFound(f"integration {req.integration_key} not found")
@@ -141,7 +138,7 @@ class Connect:
             )
         return await self._finish(session, integration, lambda: _static(values), form=form)
 
-    async def callback(self, req: c.OAuthCallbackRequest) -> c.WebResponse:
+    async def oauth_callback(self, req: c.OAuthCallbackRequest) -> c.WebResponse:
         """Finish an OAuth round trip: check the state once, exchange the code, store."""
         if not req.state:
             return pages.result_page(
@@ -172,7 +169,7 @@ class Connect:
         auth = integration.auth
         code = req.code
 
-        async def exchange() -> tuple[dict[str, Any], int | None, bool]:
+        async def exchange() -> Obtained:
             client_id, client_secret = client_credentials(self._keyring, integration)
             form = {
                 "grant_type": "authorization_code",
@@ -184,7 +181,9 @@ class Connect:
             answer = await oauth.token_request(
                 self._http, auth, client_id, client_secret, form, timeout=self._options.http_timeout
             )
-            return oauth_values(answer), answer.expires_in, answer.refresh_token is not None
+            return Obtained(
+                oauth_values(answer), answer.expires_in, renewable=answer.refresh_token is not None
+            )
 
         return (await self._complete(session, integration, exchange))[0]
 
@@ -211,7 +210,7 @@ class Connect:
         )
 
     @staticmethod
-    def _form_of(auth: Any) -> dict[str, Any] | None:
+    def _form_of(auth: c.AuthSpec) -> dict[str, Any] | None:
         if isinstance(auth, c.ApiKeyAuth | c.BasicAuth):
             return auth.form
         if isinstance(auth, c.ClientCredentialsAuth) and auth.per_connection:
@@ -227,7 +226,7 @@ class Connect:
 
     async def _client_grant(
         self, integration: IntegrationRecord, values: dict[str, Any] | None
-    ) -> tuple[dict[str, Any], int | None, bool]:
+    ) -> Obtained:
         auth = integration.auth
         assert isinstance(auth, c.ClientCredentialsAuth)
         client_id, client_secret = client_credentials(self._keyring, integration, values)
@@ -237,12 +236,15 @@ class Connect:
         answer = await oauth.token_request(
             self._http, auth, client_id, client_secret, form, timeout=self._options.http_timeout
         )
-        return oauth_values(answer, values), answer.expires_in, True
+        return Obtained(oauth_values(answer, values), answer.expires_in, renewable=True)
 
     async def _finish(
-        self, session: SessionRecord, integration: IntegrationRecord, obtain: Any,
+        self,
+        session: SessionRecord,
+        integration: IntegrationRecord,
+        obtain: Obtain,
         form: dict[str, Any] | None = None,
-    ) -> c.WebResponse:  # fmt: skip
+    ) -> c.WebResponse:
         """Use a form session once; let the customer try again when the app says no."""
         async with self._pool.acquire() as conn:
             if not await store.finish_session(conn, session):
@@ -255,7 +257,7 @@ class Connect:
         return response
 
     async def _complete(
-        self, session: SessionRecord, integration: IntegrationRecord, obtain: Any
+        self, session: SessionRecord, integration: IntegrationRecord, obtain: Obtain
     ) -> tuple[c.WebResponse, str | None]:
         """Obtain credentials, test and store them; return the page and any failure message."""
         try:
@@ -273,9 +275,12 @@ class Connect:
             log.info("connect_failed", integration=integration.key, error=exc.message)
             message = f"The app refused the connection: {exc.message}"
             failed = pages.result_page(
-                ok=False, message=message, error="token_exchange_failed",
-                redirect_uri=session.redirect_uri, status=502,
-            )  # fmt: skip
+                ok=False,
+                message=message,
+                error="token_exchange_failed",
+                redirect_uri=session.redirect_uri,
+                status=502,
+            )
             return failed, message
         except TetherError as exc:
             log.info("connect_failed", integration=integration.key, error=exc.message)
@@ -296,5 +301,5 @@ class Connect:
         return done, None
 
 
-async def _static(values: dict[str, Any]) -> tuple[dict[str, Any], int | None, bool]:
-    return values, None, False
+async def _static(values: dict[str, Any]) -> Obtained:
+    return Obtained(values, expires_in=None, renewable=False)

@@ -6,39 +6,30 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import aiohttp
-import asyncpg
-
 from libs.common.contracts import connections as c
 from libs.common.contracts.base import Context
-from libs.common.crypto import Keyring
+from libs.common.db import Conn
 from libs.common.errors import InvalidInput, NotFound
-from libs.common.paging import decode_uuid_cursor, encode_cursor
+from libs.common.paging import decode_uuid_cursor, encode_cursor, split_page
 from services.connections import store
-from services.connections.credentials import form_problems, unseal
 from services.connections.establish import Connector
+from services.connections.outbound import Outbound
 from services.connections.probe import TestOutcome, run_test
 from services.connections.refresh import Refresher, emit_change
-from services.connections.settings import ConnectionsOptions
 from services.connections.store import ConnectionRecord, IntegrationRecord
+from services.connections.vault import form_problems, unseal
+
+
+def connection_reply(record: ConnectionRecord) -> c.Connection:
+    """Return the connection as the API shows it (its fields by name: never the credentials)."""
+    return c.Connection.model_validate(record, from_attributes=True)
 
 
 class Connections:
     """Connection handlers."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool[Any],
-        keyring: Keyring,
-        http: aiohttp.ClientSession,
-        options: ConnectionsOptions,
-        refresher: Refresher,
-        connector: Connector,
-    ) -> None:
-        self._pool = pool
-        self._keyring = keyring
-        self._http = http
-        self._options = options
+    def __init__(self, out: Outbound, refresher: Refresher, connector: Connector) -> None:
+        self._pool, self._keyring, self._http, self._options = out
         self._refresher = refresher
         self._connector = connector
 
@@ -47,9 +38,7 @@ class Connections:
         workspace_id = ctx.workspace()
         async with self._pool.acquire() as conn:
             record = await store.select_connection(conn, workspace_id, connection_id)
-        if record is None or (
-            ctx.principal == "customer" and record.customer_id != ctx.customer_id
-        ):
+        if record is None or not ctx.sees(record.customer_id):
             raise NotFound("connection not found")
         return record
 
@@ -62,17 +51,21 @@ class Connections:
         after = decode_uuid_cursor(req.cursor) if req.cursor else None
         async with self._pool.acquire() as conn:
             rows = await store.list_connections(
-                conn, workspace_id, customer_id=customer_id, integration_key=req.integration_key,
-                state=req.state, after=after, limit=req.limit + 1,
-            )  # fmt: skip
-        more = len(rows) > req.limit
-        rows = rows[: req.limit]
+                conn,
+                workspace_id,
+                customer_id=customer_id,
+                integration_key=req.integration_key,
+                state=req.state,
+                after=after,
+                limit=req.limit + 1,
+            )
+        rows, more = split_page(rows, req.limit)
         cursor = encode_cursor(rows[-1].id) if more and rows else None
-        return c.ConnectionPage(items=[r.public() for r in rows], cursor=cursor)
+        return c.ConnectionPage(items=[connection_reply(r) for r in rows], cursor=cursor)
 
     async def get(self, req: c.ConnectionGetRequest) -> c.Connection:
         """Read one connection."""
-        return (await self.visible(req.ctx, req.id)).public()
+        return connection_reply(await self.visible(req.ctx, req.id))
 
     async def create(self, req: c.ConnectionCreateRequest) -> c.Connection:
         """Create a connection from credentials held elsewhere (migrations)."""
@@ -91,7 +84,7 @@ class Connections:
             allow_multiple=req.allow_multiple,
             name=req.name,
         )
-        return record.public()
+        return connection_reply(record)
 
     async def archive(self, req: c.ConnectionArchiveRequest) -> c.Connection:
         """Archive a connection (its instances are taken down by the instances service)."""
@@ -100,16 +93,15 @@ class Connections:
             changed = await store.set_state(conn, record.workspace_id, record.id, "archived")
             if changed is not None:
                 await emit_change(conn, c.CONNECTION_ARCHIVED, changed)
-        return (changed or record).public()
+        return connection_reply(changed or record)
 
     async def refresh(self, req: c.ConnectionRefreshRequest) -> c.Connection:
         """Renew the token now (concurrent calls share one renewal)."""
         record = await self.visible(req.ctx, req.id)
         if record.state == "archived":
             raise NotFound("connection not found")
-        return (
-            await self._refresher.renew(record.workspace_id, record.id, record.version)
-        ).public()
+        renewed = await self._refresher.renew(record.workspace_id, record.id, record.version)
+        return connection_reply(renewed)
 
     async def test(self, req: c.ConnectionTestRequest) -> c.ConnectionTestResult:
         """Run the test request; a 401 after a fresh renewal means the app disconnected us."""
@@ -119,7 +111,10 @@ class Connections:
             latest = await store.select_connection(conn, record.workspace_id, record.id)
         assert latest is not None
         return c.ConnectionTestResult(
-            ok=outcome.ok, status=outcome.status, error=outcome.error, connection=latest.public()
+            ok=outcome.ok,
+            status=outcome.status,
+            error=outcome.error,
+            connection=connection_reply(latest),
         )
 
     async def check(self, record: ConnectionRecord) -> TestOutcome:
@@ -148,24 +143,17 @@ class Connections:
             if changed is not None:
                 await emit_change(conn, c.CONNECTION_DISCONNECTED, changed, reason="unauthorized")
 
-    async def credentials(self, req: c.CredentialsGetRequest) -> c.Credentials:
-        """Return current credentials (admins), renewed first when about to expire."""
-        workspace_id = req.ctx.admin_workspace()
-        record, values = await self._refresher.current(workspace_id, req.id)
-        integration = await self._integration(workspace_id, record.integration_key)
-        return c.Credentials(
-            connection_id=record.id,
-            type=integration.auth.type,
-            values={k: v for k, v in values.items() if v is not None},
-            expires_at=record.expires_at,
-        )
-
     async def _integration(self, workspace_id: UUID, key: str) -> IntegrationRecord:
         async with self._pool.acquire() as conn:
-            integration = await store.select_integration(conn, workspace_id, key)
-        if integration is None:
-            raise NotFound(f"integration {key} not found")
-        return integration
+            return await integration_of(conn, workspace_id, key)
+
+
+async def integration_of(conn: Conn, workspace_id: UUID, key: str) -> IntegrationRecord:
+    """Return a workspace's integration, or 404 naming its key."""
+    integration = await store.select_integration(conn, workspace_id, key)
+    if integration is None:
+        raise NotFound(f"integration {key} not found")
+    return integration
 
 
 def _imported(

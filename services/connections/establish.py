@@ -6,20 +6,16 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-import aiohttp
-import asyncpg
-
 from libs.common.bus import Bus
 from libs.common.contracts import connections as c
-from libs.common.crypto import Keyring
 from libs.common.errors import InvalidInput, NotFound
 from services.connections import store
-from services.connections.credentials import Schedule, schedule, seal
 from services.connections.customers import ensure_customer
+from services.connections.outbound import Outbound
 from services.connections.probe import run_test
 from services.connections.refresh import emit_change
-from services.connections.settings import ConnectionsOptions
-from services.connections.store import ConnectionRecord, IntegrationRecord
+from services.connections.store import ConnectionRecord, IntegrationRecord, NewConnection
+from services.connections.vault import Schedule, schedule, seal
 
 
 class CredentialsRefused(InvalidInput):
@@ -31,18 +27,8 @@ class CredentialsRefused(InvalidInput):
 class Connector:
     """Create connections (or reconnect existing ones, keeping their id)."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool[Any],
-        keyring: Keyring,
-        http: aiohttp.ClientSession,
-        options: ConnectionsOptions,
-        bus: Bus,
-    ) -> None:
-        self._pool = pool
-        self._keyring = keyring
-        self._http = http
-        self._options = options
+    def __init__(self, out: Outbound, bus: Bus) -> None:
+        self._pool, self._keyring, self._http, self._options = out
         self._bus = bus
 
     async def ensure_customer(self, workspace_id: UUID, customer_id: str) -> None:
@@ -117,22 +103,22 @@ class Connector:
                     conn, workspace_id, customer_id, integration.key
                 )
             new_id = target.id if target else uuid4()
-            row = {
-                "id": new_id,
-                "workspace_id": workspace_id,
-                "customer_id": customer_id,
-                "integration_key": integration.key,
-                "name": display,
-                "credentials_sealed": seal(self._keyring, workspace_id, new_id, values),
-                "account": outcome.account,
-                "expires_at": plan.expires_at,
-                "refresh_due_at": plan.refresh_due_at,
-                "check_due_at": plan.check_due_at,
-            }
+            new = NewConnection(
+                id=new_id,
+                workspace_id=workspace_id,
+                customer_id=customer_id,
+                integration_key=integration.key,
+                name=display,
+                credentials_sealed=seal(self._keyring, workspace_id, new_id, values),
+                account=outcome.account,
+                expires_at=plan.expires_at,
+                refresh_due_at=plan.refresh_due_at,
+                check_due_at=plan.check_due_at,
+            )
             if target is not None:
-                record = await store.replace_credentials(conn, row)
+                record = await store.replace_credentials(conn, new)
                 await emit_change(conn, c.CONNECTION_RECONNECTED, record)
                 return record, False
-            record = await store.insert_connection(conn, row)
+            record = await store.insert_connection(conn, new)
             await emit_change(conn, c.CONNECTION_CREATED, record)
             return record, True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from pydantic import TypeAdapter, ValidationError
@@ -14,9 +15,15 @@ from libs.common.crypto import Keyring
 from libs.common.errors import InvalidInput, NotFound, invalid_from_validation
 from services.connections import store
 from services.connections.secrets import seal_client_secret
+from services.connections.store import IntegrationFields, IntegrationRecord
 
 TEMPLATES_FILE = Path(__file__).parent / "templates.json"
-_AUTH: TypeAdapter[Any] = TypeAdapter(c.AuthSpec)
+_AUTH: TypeAdapter[c.AuthSpec] = TypeAdapter(c.AuthSpec)
+
+
+def integration_reply(record: IntegrationRecord) -> c.Integration:
+    """Return the integration as the API shows it (its fields by name: never the secret)."""
+    return c.Integration.model_validate(record, from_attributes=True)
 
 
 def load_templates(path: Path = TEMPLATES_FILE) -> dict[str, dict[str, Any]]:
@@ -50,7 +57,7 @@ class Integrations:
         workspace_id = req.ctx.workspace()
         async with self._pool.acquire() as conn:
             rows = await store.list_integrations(conn, workspace_id)
-        return c.IntegrationPage(items=[r.public() for r in rows])
+        return c.IntegrationPage(items=[integration_reply(r) for r in rows])
 
     async def get(self, req: c.IntegrationGetRequest) -> c.Integration:
         """Read one integration."""
@@ -59,7 +66,7 @@ class Integrations:
             record = await store.select_integration(conn, workspace_id, req.key)
         if record is None:
             raise NotFound(f"integration {req.key} not found")
-        return record.public()
+        return integration_reply(record)
 
     async def create(self, req: c.IntegrationCreateRequest) -> c.Integration:
         """Create from a template and/or a full spec; the request's parts win."""
@@ -83,19 +90,18 @@ class Integrations:
             raise invalid_from_validation(exc, message="the template is not valid") from exc
         if auth is None:
             raise InvalidInput("give an auth spec or a template", details=[{"field": "auth"}])
-        auth = _with_client_id(auth, req.client_id)
-        values = {
-            "key": req.key,
-            "name": req.name or base.get("name") or req.key,
-            "template": req.template,
-            "auth": auth,
-            "api": api,
-            "test": test,
-            "client_secret_sealed": self._seal(workspace_id, req.key, req.client_secret),
-        }
+        integration = IntegrationFields(
+            key=req.key,
+            name=req.name or base.get("name") or req.key,
+            template=req.template,
+            auth=_with_client_id(auth, req.client_id),
+            api=api,
+            test=test,
+            client_secret_sealed=self._seal(workspace_id, req.key, req.client_secret),
+        )
         async with self._pool.acquire() as conn:
-            record = await store.insert_integration(conn, workspace_id, values)
-        return record.public()
+            record = await store.insert_integration(conn, workspace_id, integration)
+        return integration_reply(record)
 
     async def patch(self, req: c.IntegrationPatchRequest) -> c.Integration:
         """Change what is given; the client secret is write-only."""
@@ -124,7 +130,7 @@ class Integrations:
                 }
             )
             updated = await store.update_integration(conn, changed)
-        return updated.public()
+        return integration_reply(updated)
 
     async def delete(self, req: c.IntegrationDeleteRequest) -> c.Deleted:
         """Delete an integration no live connection uses."""
@@ -134,11 +140,11 @@ class Integrations:
                 raise NotFound(f"integration {req.key} not found")
         return c.Deleted(deleted=True)
 
-    def _seal(self, workspace_id: Any, key: str, secret: str | None) -> str | None:
+    def _seal(self, workspace_id: UUID, key: str, secret: str | None) -> str | None:
         return seal_client_secret(self._keyring, workspace_id, key, secret) if secret else None
 
 
-def _with_client_id(auth: Any, client_id: str | None) -> Any:
+def _with_client_id(auth: c.AuthSpec, client_id: str | None) -> c.AuthSpec:
     if client_id is None or not isinstance(auth, c.OAuth2Auth | c.ClientCredentialsAuth):
         return auth
     return auth.model_copy(update={"client_id": client_id})

@@ -69,9 +69,14 @@ def _safe_json(value: Any) -> str:
 
 
 def result_page(
-    *, ok: bool, message: str, connection_id: str | None = None, redirect_uri: str | None = None,
-    error: str | None = None, status: int | None = None,
-) -> c.WebResponse:  # fmt: skip
+    *,
+    ok: bool,
+    message: str,
+    connection_id: str | None = None,
+    redirect_uri: str | None = None,
+    error: str | None = None,
+    status: int | None = None,
+) -> c.WebResponse:
     """Tell the opener window (postMessage) and/or redirect to ``redirect_uri`` with the result."""
     result = {
         "type": "tether:connection",

@@ -11,7 +11,7 @@ from yarl import URL
 
 from libs.common.contracts import connections as c
 from libs.common.errors import InvalidInput
-from services.connections.credentials import inject
+from services.connections.vault import inject
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,13 @@ def _field(data: Any, dotted: str | None) -> Any:
 
 
 async def run_test(
-    http: aiohttp.ClientSession, integration_api: c.ApiSpec | None, test: c.TestRequestSpec | None,
-    values: dict[str, Any], *, timeout: float = 20.0,
-) -> TestOutcome:  # fmt: skip
+    http: aiohttp.ClientSession,
+    integration_api: c.ApiSpec | None,
+    test: c.TestRequestSpec | None,
+    values: dict[str, Any],
+    *,
+    timeout: float = 20.0,
+) -> TestOutcome:
     """Run the integration's test request; no test configured counts as a pass."""
     if integration_api is None or test is None:
         return TestOutcome(True, None, None, None)

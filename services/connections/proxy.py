@@ -10,23 +10,35 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+import asyncpg
 
 from libs.common.contracts import connections as c
 from libs.common.errors import InvalidInput, Timeout, Unavailable
 from services.connections import store
 from services.connections.connections import Connections
-from services.connections.credentials import unseal
 from services.connections.probe import Answer, call_api
 from services.connections.refresh import Refresher
 from services.connections.settings import ConnectionsOptions
+from services.connections.vault import unseal
 
 HOP_BY_HOP = frozenset(
     {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-        "transfer-encoding", "upgrade", "host", "content-length", "authorization", "cookie",
-        "set-cookie", "content-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "authorization",
+        "cookie",
+        "set-cookie",
+        "content-encoding",
     }
-)  # fmt: skip
+)
 
 
 def safe_headers(headers: dict[str, str] | list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -59,7 +71,7 @@ class Proxy:
         refresher: Refresher,
         http: aiohttp.ClientSession,
         options: ConnectionsOptions,
-        pool: Any,
+        pool: asyncpg.Pool[Any],
     ) -> None:
         self._connections = connections
         self._refresher = refresher
@@ -92,9 +104,16 @@ class Proxy:
         async def send(creds: dict[str, Any]) -> Answer:
             try:
                 return await call_api(
-                    self._http, api, creds, method=req.method, path=req.path, query=req.query,
-                    headers=headers, body=body, timeout=self._options.http_timeout,
-                )  # fmt: skip
+                    self._http,
+                    api,
+                    creds,
+                    method=req.method,
+                    path=req.path,
+                    query=req.query,
+                    headers=headers,
+                    body=body,
+                    timeout=self._options.http_timeout,
+                )
             except TimeoutError as exc:
                 raise Timeout("the app did not answer in time") from exc
             except aiohttp.ClientError as exc:

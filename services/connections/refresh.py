@@ -19,27 +19,26 @@ recovered: the provider is the only holder of the lost token.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import aiohttp
-import asyncpg
 import structlog
 
+from libs.common.backoff import backoff_delay
 from libs.common.contracts import connections as c
+from libs.common.contracts.base import EventType
 from libs.common.crypto import Keyring
 from libs.common.db import Conn
 from libs.common.errors import Conflict, NotFound, Unavailable
 from libs.common.outbox import emit
+from libs.common.singleflight import SingleFlight
 from services.connections import oauth, store
-from services.connections.credentials import oauth_values, schedule, seal, unseal
+from services.connections.outbound import Outbound
 from services.connections.secrets import client_credentials
-from services.connections.settings import ConnectionsOptions
 from services.connections.store import ConnectionRecord, IntegrationRecord
+from services.connections.vault import oauth_values, schedule, seal, unseal
 
 log = structlog.get_logger(__name__)
 
@@ -63,18 +62,9 @@ def is_expired(record: ConnectionRecord, now: datetime) -> bool:
 class Refresher:
     """Keep connections' credentials fresh, on demand and in the background."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool[Any],
-        keyring: Keyring,
-        http: aiohttp.ClientSession,
-        options: ConnectionsOptions,
-    ) -> None:
-        self._pool = pool
-        self._keyring = keyring
-        self._http = http
-        self._options = options
-        self._inflight: dict[UUID, asyncio.Future[ConnectionRecord]] = {}
+    def __init__(self, out: Outbound) -> None:
+        self._pool, self._keyring, self._http, self._options = out
+        self._renewing: SingleFlight[UUID, ConnectionRecord] = SingleFlight()
 
     @property
     def keyring(self) -> Keyring:
@@ -119,22 +109,7 @@ class Refresher:
         self, record: ConnectionRecord, work: Callable[[], Awaitable[ConnectionRecord]]
     ) -> ConnectionRecord:
         """Let concurrent callers in this process share one renewal of a connection."""
-        pending = self._inflight.get(record.id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[ConnectionRecord] = asyncio.get_running_loop().create_future()
-        self._inflight[record.id] = future
-        try:
-            result = await work()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # waiters re-raise it; nobody else must
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
-            del self._inflight[record.id]
+        return await self._renewing.run(record.id, work)
 
     async def _renew(
         self, workspace_id: UUID, connection_id: UUID, seen_version: int | None
@@ -221,17 +196,24 @@ class Refresher:
                 )
             return changed or record
         attempts = record.refresh_attempts + 1
-        delay = min(
-            self._options.refresh_backoff_cap,
-            self._options.refresh_backoff_base * 2 ** (attempts - 1),
+        delay = backoff_delay(
+            attempts,
+            base=self._options.refresh_backoff_base,
+            cap=self._options.refresh_backoff_cap,
         )
-        delay *= 0.5 + random.random()  # noqa: S311 - jitter, not security
         cooldown = _now() + timedelta(seconds=delay)
-        state = "error" if attempts >= self._options.refresh_max_failures else "connected"
+        state: c.ConnectionState = (
+            "error" if attempts >= self._options.refresh_max_failures else "connected"
+        )
         updated = await store.record_failure(
-            conn, record, state=state, attempts=attempts, error=exc.message,
-            cooldown_until=cooldown, refresh_due_at=cooldown,
-        )  # fmt: skip
+            conn,
+            record,
+            state=state,
+            attempts=attempts,
+            error=exc.message,
+            cooldown_until=cooldown,
+            refresh_due_at=cooldown,
+        )
         log.warning(
             "connection_refresh_failed",
             connection_id=str(record.id),
@@ -262,7 +244,10 @@ def usable(record: ConnectionRecord, now: datetime, *, allow_archived: bool = Fa
 
 
 async def emit_change(
-    conn: Conn, kind: Any, record: ConnectionRecord, reason: str | None = None
+    conn: Conn,
+    kind: EventType[c.ConnectionEvent],
+    record: ConnectionRecord,
+    reason: str | None = None,
 ) -> None:
     """Queue a connection event (ids only)."""
     await emit(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from libs.common.crypto import associated_data
 from libs.common.reseal import SealedColumn
-from services.connections import connect, credentials, secrets
+from services.connections import connect, secrets, vault
 
 SEALED: tuple[SealedColumn, ...] = (
     SealedColumn(
@@ -24,7 +24,7 @@ SEALED: tuple[SealedColumn, ...] = (
         "connections",
         "credentials_sealed",
         (("id", "uuid"),),
-        lambda r: associated_data(r["workspace_id"], r["id"], credentials.PURPOSE),
+        lambda r: associated_data(r["workspace_id"], r["id"], vault.PURPOSE),
         reads=("workspace_id",),
     ),
 )

@@ -5,16 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from libs.common.config import CryptoSettings
-from libs.common.runtime import ServiceSettings
+from libs.common.config import ServiceOptions
+from libs.common.runtime import SealedServiceSettings
 
 
-class ConnectionsOptions(BaseSettings):
+class ConnectionsOptions(ServiceOptions):
     """Connections' tunables (``TETHER_*``)."""
-
-    model_config = SettingsConfigDict(env_prefix="TETHER_", extra="ignore", frozen=True)
 
     public_url: str = Field(
         default="http://127.0.0.1:8080", description="Base URL the browser reaches the gateway at"
@@ -48,14 +45,7 @@ class ConnectionsOptions(BaseSettings):
 
 
 @dataclass(frozen=True)
-class ConnectionsSettings:
+class ConnectionsSettings(SealedServiceSettings):
     """Everything the connections process reads."""
 
-    service: ServiceSettings
-    crypto: CryptoSettings
     options: ConnectionsOptions = field(default_factory=ConnectionsOptions)
-
-    @classmethod
-    def from_env(cls) -> ConnectionsSettings:
-        """Read every concern from the environment."""
-        return cls(service=ServiceSettings.from_env(), crypto=CryptoSettings())

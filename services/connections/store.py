@@ -3,54 +3,47 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict
 
 from libs.common.contracts import connections as c
 from libs.common.db import Conn
 from libs.common.errors import Conflict
+from libs.common.rows import many, maybe, one
 
-_AUTH: TypeAdapter[Any] = TypeAdapter(c.AuthSpec)
 
-
-class IntegrationRecord(BaseModel):
-    """An integration row (the sealed client secret included; never on the wire)."""
+class IntegrationFields(BaseModel):
+    """An integration as a write gives it (the sealed client secret included; never on the wire)."""
 
     model_config = ConfigDict(frozen=True)
 
-    workspace_id: UUID
     key: str
     name: str
-    template: str | None
-    auth: c.OAuth2Auth | c.ClientCredentialsAuth | c.ApiKeyAuth | c.BasicAuth
+    template: str | None = None
+    auth: c.AuthSpec
     client_secret_sealed: str | None
     api: c.ApiSpec | None
     test: c.TestRequestSpec | None
+
+
+class IntegrationRecord(IntegrationFields):
+    """An integration row.
+
+    Its reply, ``Integration``, is validated from it by field name: it has no field for the
+    sealed secret, only :attr:`client_secret_set`.
+    """
+
+    workspace_id: UUID
     created_at: datetime
     updated_at: datetime
 
-    def public(self) -> c.Integration:
-        """Return the integration as the API shows it."""
-        return c.Integration(
-            key=self.key,
-            name=self.name,
-            template=self.template,
-            auth=self.auth,
-            client_secret_set=self.client_secret_sealed is not None,
-            api=self.api,
-            test=self.test,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-        )
-
-
-def _integration(row: asyncpg.Record) -> IntegrationRecord:
-    data = dict(row)
-    data["auth"] = _AUTH.validate_python(data["auth"])
-    return IntegrationRecord.model_validate(data)
+    @property
+    def client_secret_set(self) -> bool:
+        """Tell whether the integration holds a client secret (never which)."""
+        return self.client_secret_sealed is not None
 
 
 _INTEGRATION_COLUMNS = "workspace_id, key, name, template, auth, client_secret_sealed, api, test, created_at, updated_at"
@@ -83,25 +76,24 @@ def _json(model: BaseModel | None) -> dict[str, Any] | None:
 
 
 async def insert_integration(
-    conn: Conn, workspace_id: UUID, record: dict[str, Any]
+    conn: Conn, workspace_id: UUID, integration: IntegrationFields
 ) -> IntegrationRecord:
     """Insert an integration; a taken key is a Conflict."""
     try:
         row = await conn.fetchrow(
             INSERT_INTEGRATION_SQL,
             workspace_id,
-            record["key"],
-            record["name"],
-            record.get("template"),
-            _json(record["auth"]),
-            record.get("client_secret_sealed"),
-            _json(record.get("api")),
-            _json(record.get("test")),
+            integration.key,
+            integration.name,
+            integration.template,
+            _json(integration.auth),
+            integration.client_secret_sealed,
+            _json(integration.api),
+            _json(integration.test),
         )
     except asyncpg.UniqueViolationError as exc:
-        raise Conflict(f"integration {record['key']} exists", code="integration_exists") from exc
-    assert row is not None
-    return _integration(row)
+        raise Conflict(f"integration {integration.key} exists", code="integration_exists") from exc
+    return one(IntegrationRecord, row)
 
 
 async def select_integration(
@@ -109,13 +101,12 @@ async def select_integration(
 ) -> IntegrationRecord | None:
     """Return one integration of the workspace (row-locked when ``for_update``)."""
     sql = SELECT_INTEGRATION_SQL + " FOR UPDATE" if for_update else SELECT_INTEGRATION_SQL
-    row = await conn.fetchrow(sql, workspace_id, key)
-    return _integration(row) if row else None
+    return maybe(IntegrationRecord, await conn.fetchrow(sql, workspace_id, key))
 
 
 async def list_integrations(conn: Conn, workspace_id: UUID) -> list[IntegrationRecord]:
     """Return the workspace's integrations by key."""
-    return [_integration(r) for r in await conn.fetch(LIST_INTEGRATIONS_SQL, workspace_id)]
+    return many(IntegrationRecord, await conn.fetch(LIST_INTEGRATIONS_SQL, workspace_id))
 
 
 async def update_integration(conn: Conn, record: IntegrationRecord) -> IntegrationRecord:
@@ -130,8 +121,7 @@ async def update_integration(conn: Conn, record: IntegrationRecord) -> Integrati
         _json(record.api),
         _json(record.test),
     )
-    assert row is not None
-    return _integration(row)
+    return one(IntegrationRecord, row)
 
 
 async def delete_integration(conn: Conn, workspace_id: UUID, key: str) -> bool:
@@ -200,10 +190,6 @@ UNFINISH_SESSION_SQL = (
 )
 
 
-def _session(row: asyncpg.Record | None) -> SessionRecord | None:
-    return SessionRecord.model_validate(dict(row)) if row else None
-
-
 async def insert_session(conn: Conn, session: SessionRecord, token_hash: bytes) -> None:
     """Store a new connect session."""
     await conn.execute(
@@ -222,7 +208,7 @@ async def insert_session(conn: Conn, session: SessionRecord, token_hash: bytes) 
 
 async def open_session(conn: Conn, token_hash: bytes) -> SessionRecord | None:
     """Return the live, unfinished session of a page token."""
-    return _session(await conn.fetchrow(OPEN_SESSION_SQL, token_hash))
+    return maybe(SessionRecord, await conn.fetchrow(OPEN_SESSION_SQL, token_hash))
 
 
 async def set_oauth_state(
@@ -236,7 +222,7 @@ async def set_oauth_state(
 
 async def claim_by_state(conn: Conn, state_hash: bytes) -> SessionRecord | None:
     """Finish and return the session an OAuth state belongs to: once, while it is live."""
-    return _session(await conn.fetchrow(CLAIM_BY_STATE_SQL, state_hash))
+    return maybe(SessionRecord, await conn.fetchrow(CLAIM_BY_STATE_SQL, state_hash))
 
 
 async def finish_session(conn: Conn, session: SessionRecord) -> bool:
@@ -254,8 +240,33 @@ async def unfinish_session(conn: Conn, session: SessionRecord) -> None:
 # --- connections ------------------------------------------------------------------------
 
 
+class NewConnection(BaseModel):
+    """What connecting stores: fresh credentials (sealed) and their renewal schedule.
+
+    A new connection is inserted with it; a reconnection writes it over the connection
+    whose ``id`` it carries.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    workspace_id: UUID
+    customer_id: str
+    integration_key: str
+    name: str
+    credentials_sealed: str
+    account: dict[str, Any] | None
+    expires_at: datetime | None
+    refresh_due_at: datetime | None
+    check_due_at: datetime | None
+
+
 class ConnectionRecord(BaseModel):
-    """A connection row (sealed credentials included; never on the wire)."""
+    """A connection row (sealed credentials included; never on the wire).
+
+    Its reply, ``Connection``, is validated from it by field name and has no field for the
+    credentials.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -278,34 +289,12 @@ class ConnectionRecord(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-    def public(self) -> c.Connection:
-        """Return the connection as the API shows it."""
-        return c.Connection(
-            id=self.id,
-            customer_id=self.customer_id,
-            integration_key=self.integration_key,
-            name=self.name,
-            state=self.state,
-            account=self.account,
-            expires_at=self.expires_at,
-            last_refresh_at=self.last_refresh_at,
-            refresh_attempts=self.refresh_attempts,
-            last_error=self.last_error,
-            cooldown_until=self.cooldown_until,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-        )
-
 
 _CONNECTION_COLUMNS = """
 id, workspace_id, customer_id, integration_key, name, state, credentials_sealed, account,
 expires_at, refresh_due_at, check_due_at, version, refresh_attempts, last_refresh_at, last_error,
 cooldown_until, created_at, updated_at
 """
-
-
-def _connection(row: asyncpg.Record | None) -> ConnectionRecord | None:
-    return ConnectionRecord.model_validate(dict(row)) if row else None
 
 
 SELECT_CONNECTION_SQL = (
@@ -389,7 +378,7 @@ async def select_connection(
 ) -> ConnectionRecord | None:
     """Return one connection of the workspace (row-locked when ``for_update``)."""
     sql = SELECT_CONNECTION_FOR_UPDATE_SQL if for_update else SELECT_CONNECTION_SQL
-    return _connection(await conn.fetchrow(sql, workspace_id, connection_id))
+    return maybe(ConnectionRecord, await conn.fetchrow(sql, workspace_id, connection_id))
 
 
 async def lock_customer_integration(
@@ -403,95 +392,100 @@ async def find_live_connection(
     conn: Conn, workspace_id: UUID, customer_id: str, key: str
 ) -> ConnectionRecord | None:
     """Return the customer's existing connection to an integration, locked."""
-    return _connection(
-        await conn.fetchrow(FIND_LIVE_CONNECTION_SQL, workspace_id, customer_id, key)
+    row = await conn.fetchrow(FIND_LIVE_CONNECTION_SQL, workspace_id, customer_id, key)
+    return maybe(ConnectionRecord, row)
+
+
+def _credentials_args(new: NewConnection) -> tuple[object, ...]:
+    """Return what both a new connection and a reconnection write, in the queries' order."""
+    return (
+        new.name,
+        new.credentials_sealed,
+        new.account,
+        new.expires_at,
+        new.refresh_due_at,
+        new.check_due_at,
     )
 
 
-async def insert_connection(conn: Conn, values: dict[str, Any]) -> ConnectionRecord:
+async def insert_connection(conn: Conn, new: NewConnection) -> ConnectionRecord:
     """Insert a connected connection."""
     row = await conn.fetchrow(
         INSERT_CONNECTION_SQL,
-        values["id"],
-        values["workspace_id"],
-        values["customer_id"],
-        values["integration_key"],
-        values["name"],
-        values["credentials_sealed"],
-        values["account"],
-        values["expires_at"],
-        values["refresh_due_at"],
-        values["check_due_at"],
+        new.id,
+        new.workspace_id,
+        new.customer_id,
+        new.integration_key,
+        *_credentials_args(new),
     )
-    record = _connection(row)
-    assert record is not None
-    return record
+    return one(ConnectionRecord, row)
 
 
-async def replace_credentials(conn: Conn, values: dict[str, Any]) -> ConnectionRecord:
-    """Reconnect: new credentials on the same connection id."""
+async def replace_credentials(conn: Conn, new: NewConnection) -> ConnectionRecord:
+    """Reconnect: new credentials on the connection ``new.id``."""
     row = await conn.fetchrow(
-        REPLACE_CREDENTIALS_SQL,
-        values["workspace_id"],
-        values["id"],
-        values["name"],
-        values["credentials_sealed"],
-        values["account"],
-        values["expires_at"],
-        values["refresh_due_at"],
-        values["check_due_at"],
+        REPLACE_CREDENTIALS_SQL, new.workspace_id, new.id, *_credentials_args(new)
     )
-    record = _connection(row)
-    assert record is not None
-    return record
+    return one(ConnectionRecord, row)
 
 
 async def store_refresh(
-    conn: Conn, current: ConnectionRecord, sealed: str, expires_at: datetime | None,
-    refresh_due_at: datetime | None, check_due_at: datetime | None,
-) -> ConnectionRecord | None:  # fmt: skip
+    conn: Conn,
+    current: ConnectionRecord,
+    sealed: str,
+    expires_at: datetime | None,
+    refresh_due_at: datetime | None,
+    check_due_at: datetime | None,
+) -> ConnectionRecord | None:
     """Write refreshed credentials if nobody else did since ``current`` was read."""
-    return _connection(
-        await conn.fetchrow(
-            STORE_REFRESH_SQL,
-            current.workspace_id,
-            current.id,
-            current.version,
-            sealed,
-            expires_at,
-            refresh_due_at,
-            check_due_at,
-        )
+    row = await conn.fetchrow(
+        STORE_REFRESH_SQL,
+        current.workspace_id,
+        current.id,
+        current.version,
+        sealed,
+        expires_at,
+        refresh_due_at,
+        check_due_at,
     )
+    return maybe(ConnectionRecord, row)
 
 
 async def record_failure(
-    conn: Conn, current: ConnectionRecord, *, state: str, attempts: int, error: str,
-    cooldown_until: datetime | None, refresh_due_at: datetime | None,
-) -> ConnectionRecord | None:  # fmt: skip
+    conn: Conn,
+    current: ConnectionRecord,
+    *,
+    state: c.ConnectionState,
+    attempts: int,
+    error: str,
+    cooldown_until: datetime | None,
+    refresh_due_at: datetime | None,
+) -> ConnectionRecord | None:
     """Record a failed refresh (attempts, a short secret-free error, cooldown)."""
-    return _connection(
-        await conn.fetchrow(
-            RECORD_FAILURE_SQL,
-            current.workspace_id,
-            current.id,
-            current.version,
-            state,
-            attempts,
-            error[:300],
-            cooldown_until,
-            refresh_due_at,
-        )
+    row = await conn.fetchrow(
+        RECORD_FAILURE_SQL,
+        current.workspace_id,
+        current.id,
+        current.version,
+        state,
+        attempts,
+        error[:300],
+        cooldown_until,
+        refresh_due_at,
     )
+    return maybe(ConnectionRecord, row)
 
 
 async def set_state(
-    conn: Conn, workspace_id: UUID, connection_id: UUID, state: str, error: str | None = None
+    conn: Conn,
+    workspace_id: UUID,
+    connection_id: UUID,
+    state: c.ConnectionState,
+    error: str | None = None,
 ) -> ConnectionRecord | None:
     """Move a connection to ``state``; None when it already was there."""
-    return _connection(
-        await conn.fetchrow(SET_STATE_SQL, workspace_id, connection_id, state, error)
-    )
+    row = await conn.fetchrow(SET_STATE_SQL, workspace_id, connection_id, state, error)
+    return maybe(ConnectionRecord, row)
 
 
 async def set_check_due(
@@ -502,17 +496,23 @@ async def set_check_due(
 
 
 async def list_connections(
-    conn: Conn, workspace_id: UUID, *, customer_id: str | None, integration_key: str | None,
-    state: str | None, after: UUID | None, limit: int,
-) -> list[ConnectionRecord]:  # fmt: skip
+    conn: Conn,
+    workspace_id: UUID,
+    *,
+    customer_id: str | None,
+    integration_key: str | None,
+    state: c.ConnectionState | None,
+    after: UUID | None,
+    limit: int,
+) -> list[ConnectionRecord]:
     """Return a page of connections ordered by id."""
     rows = await conn.fetch(
         LIST_CONNECTIONS_SQL, workspace_id, customer_id, integration_key, state, after, limit
     )
-    return [r for r in map(_connection, rows) if r is not None]
+    return many(ConnectionRecord, rows)
 
 
-async def claim_due(conn: Conn, kind: str) -> tuple[UUID, UUID] | None:
+async def claim_due(conn: Conn, kind: Literal["refresh", "check"]) -> tuple[UUID, UUID] | None:
     """Lock one connection whose refresh (or check) is due; return (workspace_id, id)."""
     row = await conn.fetchrow(CLAIM_DUE_REFRESH_SQL if kind == "refresh" else CLAIM_DUE_CHECK_SQL)
     return (row["workspace_id"], row["id"]) if row else None

@@ -5,6 +5,12 @@ due first, so claiming is fair) and renews it while holding that row lock: repli
 overlap, and an on-demand caller of the same connection waits for the result instead of
 calling the provider again. A failed renewal pushes the connection's next attempt out by
 its backoff, so one broken connection cannot monopolise the workers.
+
+A graceful stop lands between renewals, never inside one: each claim, provider call and
+commit runs as one :func:`~libs.common.runtime.uninterrupted` unit, which a stop lets
+finish (within the shutdown grace). Cut after the provider answered and before the
+commit, a strictly rotating provider's new refresh token would be lost, and with it the
+connection.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from libs.common.runtime import uninterrupted
 from services.connections import store
 from services.connections.connections import Connections
 from services.connections.refresh import Refresher
@@ -30,22 +37,32 @@ log = structlog.get_logger(__name__)
 DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
+async def renew_one_due(pool: asyncpg.Pool[Any], refresher: Refresher) -> bool:
+    """Claim one due connection and renew it, committing the result; False when none is due."""
+    async with pool.acquire() as conn, conn.transaction():
+        claimed = await store.claim_due(conn, "refresh")
+        if claimed is None:
+            return False
+        record = await store.select_connection(conn, *claimed, for_update=True)
+        if record is not None:
+            await refresher.renew_locked(conn, record)
+    return True
+
+
 async def refresh_worker(
-    pool: asyncpg.Pool[Any], refresher: Refresher, options: ConnectionsOptions
+    pool: asyncpg.Pool[Any], refresher: Refresher, options: ConnectionsOptions, *, grace: float
 ) -> None:
-    """Renew due connections until cancelled; idle for the poll interval when none is due."""
+    """Renew due connections until cancelled; idle for the poll interval when none is due.
+
+    Cancelled mid-renewal, the renewal still finishes and commits (up to ``grace`` seconds).
+    """
     while True:
         try:
-            async with pool.acquire() as conn, conn.transaction():
-                claimed = await store.claim_due(conn, "refresh")
-                if claimed is not None:
-                    record = await store.select_connection(conn, *claimed, for_update=True)
-                    if record is not None:
-                        await refresher.renew_locked(conn, record)
+            renewed = await uninterrupted(renew_one_due(pool, refresher), grace=grace)
         except DATABASE_ERRORS as exc:
             log.warning("refresh_worker_failed", error=str(exc))
-            claimed = None
-        if claimed is None:
+            renewed = False
+        if not renewed:
             await asyncio.sleep(options.refresh_poll_interval)  # nothing due: poll again later
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from uuid import UUID
@@ -14,6 +13,7 @@ from libs.common.cache import TtlCache
 from libs.common.contracts import identity
 from libs.common.contracts.base import Context
 from libs.common.errors import Forbidden, Unauthenticated
+from libs.common.singleflight import SingleFlight
 from services.gateway.retry import idempotent
 
 
@@ -27,12 +27,23 @@ class TokenCache:
         """Return a cached verification that has not expired."""
         return self._entries.get(digest)
 
-    def put(self, digest: bytes, verified: identity.VerifiedToken) -> None:
-        """Remember a verification until the token (or the secret it used) stops being valid."""
+    @property
+    def generation(self) -> int:
+        """Return the drop count to read before asking identity (see :meth:`put`)."""
+        return self._entries.generation
+
+    def put(
+        self, digest: bytes, verified: identity.VerifiedToken, *, since: int | None = None
+    ) -> None:
+        """Remember a verification until the token (or the secret it used) stops being valid.
+
+        Not when a workspace or customer was dropped since ``since`` (the verification may
+        predate the change the drop was for).
+        """
         until = verified.expires_at
         if verified.cache_until is not None:
             until = min(until, verified.cache_until)
-        self._entries.put(digest, verified, until.timestamp() - time.time())
+        self._entries.put(digest, verified, until.timestamp() - time.time(), since=since)
 
     def drop_workspace(self, workspace_id: UUID) -> None:
         """Forget every token of a workspace (its secret or settings changed)."""
@@ -80,7 +91,7 @@ class Authenticator:
     def __init__(self, bus: Bus, cache: TokenCache) -> None:
         self._bus = bus
         self.cache = cache
-        self._inflight: dict[bytes, asyncio.Future[identity.VerifiedToken]] = {}
+        self._verifying: SingleFlight[bytes, identity.VerifiedToken] = SingleFlight()
 
     async def verify(self, token: str, request_id: str) -> identity.VerifiedToken:
         """Return the token's principal, asking identity only on a cache miss.
@@ -91,24 +102,15 @@ class Authenticator:
         verified = self.cache.get(digest)
         if verified is not None:
             return verified
-        pending = self._inflight.get(digest)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[identity.VerifiedToken] = asyncio.get_running_loop().create_future()
-        self._inflight[digest] = future
-        try:
+
+        async def ask_identity() -> identity.VerifiedToken:
+            since = self.cache.generation
             request = identity.TokenVerifyRequest(token=token, ctx=Context(request_id=request_id))
-            verified = await idempotent(lambda: self._bus.call(identity.TOKEN_VERIFY, request))
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
-            raise
-        else:
-            self.cache.put(digest, verified)
-            future.set_result(verified)
-        finally:
-            del self._inflight[digest]
-        return verified
+            answer = await idempotent(lambda: self._bus.call(identity.TOKEN_VERIFY, request))
+            self.cache.put(digest, answer, since=since)
+            return answer
+
+        return await self._verifying.run(digest, ask_identity)
 
     async def context(self, request: web.Request, need: str, request_id: str) -> Context:
         """Return the caller's context, refusing a caller the route does not admit."""

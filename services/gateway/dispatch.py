@@ -70,10 +70,23 @@ PAGE_HEADERS = {
 }
 # Never forwarded to an app: our own credentials and what only the first hop may use.
 PRIVATE_HEADERS = frozenset(
-    {"authorization", "cookie", "host", "content-length", "connection", "keep-alive",
-     "transfer-encoding", "upgrade", "te", "trailer", "proxy-authorization", "x-request-id",
-     "origin", "referer"}
-)  # fmt: skip
+    {
+        "authorization",
+        "cookie",
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "x-request-id",
+        "origin",
+        "referer",
+    }
+)
 
 
 async def _call(

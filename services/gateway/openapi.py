@@ -77,7 +77,7 @@ def _raw_operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": route.op.subject.removeprefix("tether.").replace(".", "_")
         + f"_{route.method.lower()}",
-        "summary": route.summary or route.op.summary,
+        "summary": route.op.summary,
         "tags": [route.tag],
         "x-nats-subject": route.op.subject,
         "parameters": params,
@@ -106,7 +106,7 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": route.op.subject.removeprefix("tether.").replace(".", "_")
         + f"_{route.method.lower()}",
-        "summary": route.summary or route.op.summary,
+        "summary": route.op.summary,
         "tags": [route.tag],
         "x-nats-subject": route.op.subject,
         "responses": {

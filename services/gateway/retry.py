@@ -1,23 +1,40 @@
-"""Retry idempotent calls when a service replica or a NATS node went away mid-request."""
+"""Retry idempotent calls when a service replica or a NATS node went away mid-request.
+
+Retries are stamina's (exponential backoff with jitter, bounded attempts); the waits
+stay short because a request is waiting: enough for NATS to route around a lost replica.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+import stamina
 
 from libs.common.errors import Timeout, Unavailable
 
 T = TypeVar("T")
 
+RETRYABLE = (Unavailable, Timeout)
+"""What says "nobody answered", not "the answer is no": only these are worth a second try."""
+
 
 async def idempotent(
     call: Callable[[], Awaitable[T]], *, attempts: int = 3, pause: float = 0.1
 ) -> T:
-    """Run ``call``; on Unavailable or Timeout run it again (a read may safely be repeated)."""
-    for attempt in range(attempts - 1):
-        try:
+    """Run ``call``; on Unavailable or Timeout run it again (a read may safely be repeated).
+
+    Waits ``pause``, then three times longer each attempt (plus up to ``pause`` of jitter).
+    """
+    async for attempt in stamina.retry_context(
+        on=RETRYABLE,
+        attempts=attempts,
+        timeout=None,
+        wait_initial=pause,
+        wait_exp_base=3,
+        wait_jitter=pause,
+        wait_max=pause * 3 ** max(attempts - 2, 0),
+    ):
+        with attempt:
             return await call()
-        except (Unavailable, Timeout):
-            await asyncio.sleep(pause * 3**attempt)  # let NATS route around the failure
-    return await call()
+    raise AssertionError("stamina gives up by raising the last error")  # pragma: no cover

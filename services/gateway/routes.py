@@ -1,4 +1,27 @@
-"""The one routing table: (method, path) → contract, auth, status."""
+"""The one routing table: (method, path) → contract, auth, status.
+
+A request goes from a route to its handler in two hops: the route names an operation,
+whose subject ``tether.<service>.<resource>.<op>`` is answered by ``<op>`` in
+``services/<service>/<resource>.py`` (``tether routes`` prints the whole chain;
+``tests/gateway/test_routes.py`` holds every route to it).
+
+Authentication, before any route's operation is called (``auth.py``):
+
+1. The gateway looks the bearer token up in its cache of verified tokens (by SHA-256);
+   a hit costs no bus hop.
+2. On a miss it calls ``tether.identity.tokens.verify`` (one call per token, shared by
+   concurrent first requests). Identity's ``Tokens.verify`` runs two named steps:
+   ``authenticate`` (signature, algorithm, times, claims; a pure read) and then, for a
+   customer token, ``register_customer``: the customer the token names is created on
+   first sight, and its name and fields are updated when the token's differ. This is the
+   one write on the way in, and it is deliberate: a workspace never creates its
+   customers ahead of time, their first token does (``customer.created`` is emitted
+   then). It is idempotent (``INSERT … ON CONFLICT DO NOTHING``, update only when
+   changed), which is why the gateway may retry the call; an archived customer is
+   refused there (403 ``customer_archived``).
+3. The verified principal is cached until the token expires (or the previous secret's
+   grace ends), and the route's ``Auth`` decides whether that principal may call it.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +52,6 @@ class Route:
     auth: Auth
     tag: str
     status: int = 200
-    summary: str = ""
     kind: Literal["json", "page", "proxy", "webhook"] = "json"
 
     @property
@@ -67,6 +89,20 @@ def _customer_routes(base: str, tag: str) -> tuple[Route, ...]:
     )
 
 
+ResourceRow = (
+    tuple[str, str, Operation[Any, Any], Auth] | tuple[str, str, Operation[Any, Any], Auth, int]
+)
+"""One route of a resource: method, path under the resource, operation, who may call[, status]."""
+
+
+def _resource(base: str, tag: str, *rows: ResourceRow) -> tuple[Route, ...]:
+    """Return the routes of one resource under ``base``, all tagged ``tag`` (JSON in and out)."""
+    return tuple(
+        Route(row[0], base + row[1], row[2], row[3], tag, row[4] if len(row) == 5 else 200)
+        for row in rows
+    )
+
+
 def _element_routes(base: str, *ops: Operation[Any, Any]) -> tuple[Route, ...]:
     """Return the admin CRUD routes of one kind of element definition, plus its fan-out."""
     list_op, create_op, get_op, patch_op, delete_op, deploy_op = ops
@@ -96,21 +132,14 @@ ROUTES: tuple[Route, ...] = (
     *_customer_routes("/customers", "customers"),
     *_customer_routes("/users", "users"),
     Route("GET", "/integration-templates", connections.TEMPLATES_LIST, Auth.ANY, "integrations"),
-    Route("GET", "/integrations", connections.INTEGRATIONS_LIST, Auth.ANY, "integrations"),
-    Route(
-        "POST",
+    *_resource(
         "/integrations",
-        connections.INTEGRATIONS_CREATE,
-        Auth.ADMIN,
         "integrations",
-        status=201,
-    ),
-    Route("GET", "/integrations/{key}", connections.INTEGRATIONS_GET, Auth.ANY, "integrations"),
-    Route(
-        "PATCH", "/integrations/{key}", connections.INTEGRATIONS_PATCH, Auth.ADMIN, "integrations"
-    ),
-    Route(
-        "DELETE", "/integrations/{key}", connections.INTEGRATIONS_DELETE, Auth.ADMIN, "integrations"
+        ("GET", "", connections.INTEGRATIONS_LIST, Auth.ANY),
+        ("POST", "", connections.INTEGRATIONS_CREATE, Auth.ADMIN, 201),
+        ("GET", "/{key}", connections.INTEGRATIONS_GET, Auth.ANY),
+        ("PATCH", "/{key}", connections.INTEGRATIONS_PATCH, Auth.ADMIN),
+        ("DELETE", "/{key}", connections.INTEGRATIONS_DELETE, Auth.ADMIN),
     ),
     Route(
         "POST",
@@ -127,31 +156,16 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET", "/oauth/callback", connections.OAUTH_CALLBACK, Auth.PUBLIC, "connect", kind="page"
     ),
-    Route("GET", "/connections", connections.CONNECTIONS_LIST, Auth.ANY, "connections"),
-    Route(
-        "POST",
+    *_resource(
         "/connections",
-        connections.CONNECTIONS_CREATE,
-        Auth.ADMIN,
         "connections",
-        status=201,
-    ),
-    Route("GET", "/connections/{id}", connections.CONNECTIONS_GET, Auth.ANY, "connections"),
-    Route("DELETE", "/connections/{id}", connections.CONNECTIONS_ARCHIVE, Auth.ANY, "connections"),
-    Route(
-        "POST",
-        "/connections/{id}/refresh",
-        connections.CONNECTIONS_REFRESH,
-        Auth.ANY,
-        "connections",
-    ),
-    Route("POST", "/connections/{id}/test", connections.CONNECTIONS_TEST, Auth.ANY, "connections"),
-    Route(
-        "GET",
-        "/connections/{id}/credentials",
-        connections.CREDENTIALS_GET,
-        Auth.ADMIN,
-        "connections",
+        ("GET", "", connections.CONNECTIONS_LIST, Auth.ANY),
+        ("POST", "", connections.CONNECTIONS_CREATE, Auth.ADMIN, 201),
+        ("GET", "/{id}", connections.CONNECTIONS_GET, Auth.ANY),
+        ("DELETE", "/{id}", connections.CONNECTIONS_ARCHIVE, Auth.ANY),
+        ("POST", "/{id}/refresh", connections.CONNECTIONS_REFRESH, Auth.ANY),
+        ("POST", "/{id}/test", connections.CONNECTIONS_TEST, Auth.ANY),
+        ("GET", "/{id}/credentials", connections.CREDENTIALS_GET, Auth.ADMIN),
     ),
     *(
         Route(
@@ -164,35 +178,81 @@ ROUTES: tuple[Route, ...] = (
         )
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
     ),
-    *_element_routes("/app-event-types", instances.APP_EVENT_TYPES_LIST, instances.APP_EVENT_TYPES_CREATE,
-                     instances.APP_EVENT_TYPES_GET, instances.APP_EVENT_TYPES_PATCH,
-                     instances.APP_EVENT_TYPES_DELETE, instances.APP_EVENT_TYPES_DEPLOY),
-    *_element_routes("/data-sources", instances.DATA_SOURCES_LIST, instances.DATA_SOURCES_CREATE,
-                     instances.DATA_SOURCES_GET, instances.DATA_SOURCES_PATCH,
-                     instances.DATA_SOURCES_DELETE, instances.DATA_SOURCES_DEPLOY),
-    Route("POST", "/connections/{id}/deploy", instances.DEPLOYMENTS_START, Auth.ANY, "deployments", status=201),
+    *_element_routes(
+        "/app-event-types",
+        instances.APP_EVENT_TYPES_LIST,
+        instances.APP_EVENT_TYPES_CREATE,
+        instances.APP_EVENT_TYPES_GET,
+        instances.APP_EVENT_TYPES_PATCH,
+        instances.APP_EVENT_TYPES_DELETE,
+        instances.APP_EVENT_TYPES_DEPLOY,
+    ),
+    *_element_routes(
+        "/data-sources",
+        instances.DATA_SOURCES_LIST,
+        instances.DATA_SOURCES_CREATE,
+        instances.DATA_SOURCES_GET,
+        instances.DATA_SOURCES_PATCH,
+        instances.DATA_SOURCES_DELETE,
+        instances.DATA_SOURCES_DEPLOY,
+    ),
+    Route(
+        "POST",
+        "/connections/{id}/deploy",
+        instances.DEPLOYMENTS_START,
+        Auth.ANY,
+        "deployments",
+        status=201,
+    ),
     Route("GET", "/deployments", instances.DEPLOYMENTS_LIST, Auth.ANY, "deployments"),
-    Route("GET", "/connections/{connectionId}/deployments", instances.DEPLOYMENTS_LIST, Auth.ANY, "deployments"),
+    Route(
+        "GET",
+        "/connections/{connectionId}/deployments",
+        instances.DEPLOYMENTS_LIST,
+        Auth.ANY,
+        "deployments",
+    ),
     Route("GET", "/deployments/{id}", instances.DEPLOYMENTS_GET, Auth.ANY, "deployments"),
     Route("GET", "/app-event-subscriptions", instances.SUBSCRIPTIONS_LIST, Auth.ANY, "instances"),
-    Route("GET", "/data-source-instances", instances.DATA_SOURCE_INSTANCES_LIST, Auth.ANY, "instances"),
     Route(
-        "POST", "/data-source-instances/{id}/refresh-schema", instances.DATA_SOURCE_INSTANCES_REFRESH,
-        Auth.ANY, "instances",
+        "GET", "/data-source-instances", instances.DATA_SOURCE_INSTANCES_LIST, Auth.ANY, "instances"
     ),
-    Route("POST", "/webhooks/{token}", instances.WEBHOOKS_RECEIVE, Auth.PUBLIC, "webhooks", status=202, kind="webhook"),
-    Route("GET", "/flows", flows.FLOWS_LIST, Auth.ADMIN, "flows"),
-    Route("POST", "/flows", flows.FLOWS_CREATE, Auth.ADMIN, "flows", status=201),
-    Route("GET", "/flows/{id}", flows.FLOWS_GET, Auth.ADMIN, "flows"),
-    Route("PUT", "/flows/{id}", flows.FLOWS_PUT, Auth.ADMIN, "flows"),
-    Route("PATCH", "/flows/{id}", flows.FLOWS_PATCH, Auth.ADMIN, "flows"),
-    Route("DELETE", "/flows/{id}", flows.FLOWS_DELETE, Auth.ADMIN, "flows"),
-    Route("GET", "/flows/{id}/revisions", flows.FLOWS_REVISIONS, Auth.ADMIN, "flows"),
-    Route("GET", "/flows/{id}/revisions/{n}", flows.FLOWS_REVISION, Auth.ADMIN, "flows"),
-    Route("GET", "/flow-instances", flows.FLOW_INSTANCES_LIST, Auth.ANY, "flow-instances"),
-    Route("POST", "/flow-instances", flows.FLOW_INSTANCES_CREATE, Auth.ADMIN, "flow-instances", status=201),
-    Route("GET", "/flow-instances/{id}", flows.FLOW_INSTANCES_GET, Auth.ANY, "flow-instances"),
-    Route("PATCH", "/flow-instances/{id}", flows.FLOW_INSTANCES_PATCH, Auth.ANY, "flow-instances"),
-    Route("POST", "/flow-instances/{id}/upgrade", flows.FLOW_INSTANCES_UPGRADE, Auth.ADMIN, "flow-instances"),
-    Route("POST", "/flow-instances/{id}/reset", flows.FLOW_INSTANCES_RESET, Auth.ADMIN, "flow-instances"),
-)  # fmt: skip
+    Route(
+        "POST",
+        "/data-source-instances/{id}/refresh-schema",
+        instances.DATA_SOURCE_INSTANCES_REFRESH,
+        Auth.ANY,
+        "instances",
+    ),
+    Route(
+        "POST",
+        "/webhooks/{token}",
+        instances.WEBHOOKS_RECEIVE,
+        Auth.PUBLIC,
+        "webhooks",
+        status=202,
+        kind="webhook",
+    ),
+    *_resource(
+        "/flows",
+        "flows",
+        ("GET", "", flows.FLOWS_LIST, Auth.ADMIN),
+        ("POST", "", flows.FLOWS_CREATE, Auth.ADMIN, 201),
+        ("GET", "/{id}", flows.FLOWS_GET, Auth.ADMIN),
+        ("PUT", "/{id}", flows.FLOWS_PUT, Auth.ADMIN),
+        ("PATCH", "/{id}", flows.FLOWS_PATCH, Auth.ADMIN),
+        ("DELETE", "/{id}", flows.FLOWS_DELETE, Auth.ADMIN),
+        ("GET", "/{id}/revisions", flows.FLOWS_REVISIONS, Auth.ADMIN),
+        ("GET", "/{id}/revisions/{n}", flows.FLOWS_REVISION, Auth.ADMIN),
+    ),
+    *_resource(
+        "/flow-instances",
+        "flow-instances",
+        ("GET", "", flows.FLOW_INSTANCES_LIST, Auth.ANY),
+        ("POST", "", flows.FLOW_INSTANCES_CREATE, Auth.ADMIN, 201),
+        ("GET", "/{id}", flows.FLOW_INSTANCES_GET, Auth.ANY),
+        ("PATCH", "/{id}", flows.FLOW_INSTANCES_PATCH, Auth.ANY),
+        ("POST", "/{id}/upgrade", flows.FLOW_INSTANCES_UPGRADE, Auth.ADMIN),
+        ("POST", "/{id}/reset", flows.FLOW_INSTANCES_RESET, Auth.ADMIN),
+    ),
+)

@@ -11,17 +11,15 @@ from aiohttp import web
 from libs.common.bus import Endpoint, endpoint
 from libs.common.cache import TtlCache
 from libs.common.contracts import identity as c
-from libs.common.crypto import Keyring
-from libs.common.dead_letters import dead_letters_endpoint
-from libs.common.reseal import keys_endpoints
-from libs.common.runtime import BUS, POOL, ping_endpoint, standard_contexts, subscribe_events
-from services.identity.access import Access
+from libs.common.runtime import BUS, POOL, service_app, subscribe_events, system_endpoints
 from services.identity.console import Console
 from services.identity.customers import Customers
 from services.identity.directory import WorkspaceDirectory
 from services.identity.keys import CUSTOMERS, DIRECTORY, KEYRING, SETTINGS
 from services.identity.sealed import SEALED
 from services.identity.settings import IdentitySettings
+from services.identity.tokens import Tokens
+from services.identity.workspace import Workspace
 from services.identity.workspaces import Workspaces
 
 NAME = "identity"
@@ -31,21 +29,20 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     """Return every operation identity answers."""
     customers = app[CUSTOMERS]
-    workspaces = Workspaces(app[POOL], app[KEYRING], app[DIRECTORY], customers)
-    access = Access(app[DIRECTORY], customers)
+    workspaces = Workspaces(app[POOL], app[KEYRING], customers)
+    workspace = Workspace(app[POOL], app[KEYRING], app[DIRECTORY], customers)
+    tokens = Tokens(app[DIRECTORY], customers)
     console = Console(app[POOL], app[DIRECTORY])
     return [
-        ping_endpoint(NAME, app),
-        dead_letters_endpoint(NAME, app[POOL]),
-        *keys_endpoints(NAME, app[POOL], app[KEYRING], SEALED),
+        *system_endpoints(NAME, app, keyring=app[KEYRING], sealed=SEALED),
         endpoint(c.WORKSPACE_CREATE, workspaces.create),
-        endpoint(c.WORKSPACE_GET, workspaces.get),
+        endpoint(c.WORKSPACE_GET, workspace.get),
         endpoint(c.WORKSPACE_FIND, workspaces.find),
-        endpoint(c.WORKSPACE_UPDATE, workspaces.update),
-        endpoint(c.SECRET_ROTATE, workspaces.rotate_secret),
-        endpoint(c.TEST_CUSTOMER_TOKEN, workspaces.test_customer_token),
-        endpoint(c.TOKEN_VERIFY, access.verify),
-        endpoint(c.TOKEN_MINT, access.mint),
+        endpoint(c.WORKSPACE_UPDATE, workspace.update),
+        endpoint(c.SECRET_ROTATE, workspace.rotate_secret),
+        endpoint(c.TEST_CUSTOMER_TOKEN, workspace.test_customer_token),
+        endpoint(c.TOKEN_VERIFY, tokens.verify),
+        endpoint(c.TOKEN_MINT, tokens.mint),
         endpoint(c.CUSTOMERS_LIST, customers.list),
         endpoint(c.CUSTOMERS_CREATE, customers.create),
         endpoint(c.CUSTOMERS_GET, customers.get),
@@ -95,15 +92,13 @@ async def customers_context(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: IdentitySettings) -> web.Application:
     """Build the identity application."""
-    app = web.Application()
-    app[SETTINGS] = settings
-    app[KEYRING] = Keyring.from_setting(settings.crypto.master_keys.get_secret_value())
-    standard_contexts(
-        app,
+    app = service_app(
         name=NAME,
         settings=settings.service,
         migrations=MIGRATIONS,
         endpoints=endpoints,
         workers=[directory_context, customers_context],
     )
+    app[SETTINGS] = settings
+    app[KEYRING] = settings.keyring()
     return app

@@ -11,7 +11,7 @@ import asyncpg
 
 from libs.common.contracts import identity as c
 from libs.common.errors import NotFound, Unauthenticated
-from services.identity import store, tokens
+from services.identity import store, verification
 from services.identity.directory import WorkspaceDirectory
 
 SESSION_TTL = 8 * 3600
@@ -51,7 +51,7 @@ class Console:
             )
         keys = await self._directory.get(record.key)
         assert keys is not None
-        token, expires_at = tokens.mint(
+        token, expires_at = verification.mint(
             record.key, keys.secrets[0], now=datetime.now(UTC), ttl=SESSION_TTL, admin=True
         )
         return c.ConsoleSession(token=token, expires_at=expires_at)

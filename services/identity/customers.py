@@ -9,15 +9,33 @@ import asyncpg
 
 from libs.common.cache import TtlCache
 from libs.common.contracts import identity as c
-from libs.common.contracts.base import Context
+from libs.common.contracts.base import Context, EventType
 from libs.common.db import Conn
 from libs.common.errors import Conflict, Forbidden, NotFound
 from libs.common.outbox import emit
-from libs.common.paging import decode_cursor, encode_cursor
+from libs.common.paging import decode_cursor, encode_cursor, split_page
+from libs.common.rows import reply
 from services.identity import store
 from services.identity.fields import CUSTOMER, Source, field_errors, require_valid
 from services.identity.store import CustomerRecord
-from services.identity.tokens import Claims
+
+
+def merge_fields(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Merge a PATCH's fields into a customer's: a null deletes a key, any other value replaces it.
+
+    One level deep, as the PATCH contract has always said: a nested object is replaced
+    whole. (RFC 7396, ``json_merge_patch``, would merge it recursively: a change in
+    behaviour the API does not make silently.)
+    """
+    deleted = {key for key, value in patch.items() if value is None}
+    return {k: v for k, v in {**current, **patch}.items() if k not in deleted}
+
+
+def customer_reply(record: CustomerRecord, errors: list[c.FieldError] | None = None) -> c.Customer:
+    """Return the customer as the API shows it, with the schema check's result when given."""
+    if errors is None:
+        return c.Customer.model_validate(record, from_attributes=True)
+    return reply(c.Customer, record, fields_valid=not errors, fields_errors=errors or None)
 
 
 def _changes(before: CustomerRecord, after: CustomerRecord) -> list[str]:
@@ -36,7 +54,12 @@ class Customers:
         return record.settings.customer_fields_schema
 
     async def _event(
-        self, conn: Conn, kind: Any, workspace_id: UUID, customer_id: str, changes: list[str]
+        self,
+        conn: Conn,
+        kind: EventType[c.CustomerEvent],
+        workspace_id: UUID,
+        customer_id: str,
+        changes: list[str],
     ) -> None:
         await emit(
             conn,
@@ -49,10 +72,11 @@ class Customers:
         key = (workspace_id, customer_id)
         record = self._cache.get(key)
         if record is None:
+            generation = self._cache.generation  # a change dropped meanwhile: do not keep it
             async with self._pool.acquire() as conn:
                 record = await store.select_customer(conn, workspace_id, customer_id)
             if record is not None:
-                self._cache.put(key, record)
+                self._cache.put(key, record, since=generation)
         return record
 
     def forget(self, workspace_id: UUID, customer_id: str) -> None:
@@ -126,13 +150,6 @@ class Customers:
         self.forget(workspace_id, customer_id)
         return updated or existing
 
-    async def sync_from_token(
-        self, workspace_id: UUID, schema: dict[str, Any] | None, claims: Claims
-    ) -> None:
-        """Keep the customer a verified token names in step with it (see :meth:`sync`)."""
-        assert claims.customer_id is not None
-        await self.sync(workspace_id, schema, claims.customer_id, claims.name, claims.fields)
-
     async def ensure(self, req: c.CustomerEnsureRequest) -> c.Customer:
         """Make sure a customer exists for another service's record of them (services only)."""
         req.ctx.require_system()
@@ -141,15 +158,15 @@ class Customers:
         if await self._cached(workspace_id, req.id) is None:  # the schema matters when new
             async with self._pool.acquire() as conn:
                 schema = await self._schema(conn, workspace_id)
-        return (await self.sync(workspace_id, schema, req.id)).public()
+        return customer_reply(await self.sync(workspace_id, schema, req.id))
 
     def _visible(self, ctx: Context, customer_id: str) -> UUID:
         """Return the workspace when the caller may see ``customer_id`` (else 404, not 403)."""
         workspace_id = ctx.workspace()
-        if ctx.principal == "customer" and ctx.customer_id != customer_id:
-            raise NotFound("customer not found")
-        if ctx.principal not in ("admin", "system", "customer"):
+        if ctx.principal == "anonymous":
             raise Forbidden("this operation needs a token")
+        if not ctx.sees(customer_id):
+            raise NotFound("customer not found")
         return workspace_id
 
     async def list(self, req: c.CustomerListRequest) -> c.CustomerPage:
@@ -165,10 +182,9 @@ class Customers:
                 include_archived=req.include_archived,
                 limit=req.limit + 1,
             )
-        more = len(rows) > req.limit
-        rows = rows[: req.limit]
+        rows, more = split_page(rows, req.limit)
         return c.CustomerPage(
-            items=[r.public() for r in rows],
+            items=[customer_reply(r) for r in rows],
             cursor=encode_cursor(rows[-1].id) if more and rows else None,
         )
 
@@ -183,7 +199,7 @@ class Customers:
             if created is None:
                 raise Conflict(f"customer {req.id} exists", code="customer_exists")
             await self._event(conn, c.CUSTOMER_CREATED, workspace_id, req.id, [])
-        return created.public([])
+        return customer_reply(created, [])
 
     async def get(self, req: c.CustomerGetRequest) -> c.Customer:
         """Read one customer, with whether their fields still match the schema."""
@@ -193,14 +209,14 @@ class Customers:
             if record is None:
                 raise NotFound("customer not found")
             schema = await self._schema(conn, workspace_id)
-        return record.public(field_errors(schema, record.fields))
+        return customer_reply(record, field_errors(schema, record.fields))
 
     async def me(self, req: c.CustomerMeRequest) -> c.Customer:
         """Read the calling customer."""
         record = await self._cached(req.ctx.workspace(), req.ctx.customer())
         if record is None:
             raise NotFound("customer not found")
-        return record.public()
+        return customer_reply(record)
 
     async def patch(self, req: c.CustomerPatchRequest) -> c.Customer:
         """Merge fields (null deletes a key) and set the name when given."""
@@ -226,12 +242,7 @@ class Customers:
                 raise NotFound("customer not found")
             if merge:
                 name = req.name if "name" in req.model_fields_set else current.name
-                fields = dict(current.fields)
-                for key, value in (req.fields or {}).items():
-                    if value is None:
-                        fields.pop(key, None)
-                    else:
-                        fields[key] = value
+                fields = merge_fields(current.fields, req.fields or {})
             else:
                 name, fields = req.name, dict(req.fields or {})
             require_valid(await self._schema(conn, workspace_id), fields)
@@ -239,12 +250,12 @@ class Customers:
                 conn, workspace_id, customer_id, name, fields
             )
             if updated is None:
-                return current.public([])
+                return customer_reply(current, [])
             await self._event(
                 conn, c.CUSTOMER_UPDATED, workspace_id, customer_id, _changes(current, updated)
             )
         self.forget(workspace_id, customer_id)
-        return updated.public([])
+        return customer_reply(updated, [])
 
     async def archive(self, req: c.CustomerArchiveRequest) -> c.Customer:
         """Archive a customer; their tokens stop working in every gateway."""
@@ -262,8 +273,8 @@ class Customers:
                 current = await store.select_customer(conn, workspace_id, customer_id)
                 if current is None:
                     raise NotFound("customer not found")
-                return current.public()
+                return customer_reply(current)
             kind = c.CUSTOMER_ARCHIVED if archived else c.CUSTOMER_RESTORED
             await self._event(conn, kind, workspace_id, customer_id, ["archived"])
         self.forget(workspace_id, customer_id)
-        return changed.public()
+        return customer_reply(changed)

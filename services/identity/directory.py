@@ -12,7 +12,7 @@ from libs.common.cache import TtlCache
 from libs.common.crypto import Keyring, associated_data
 from services.identity import store
 from services.identity.store import WorkspaceRecord
-from services.identity.tokens import WorkspaceKeys, load_public_keys
+from services.identity.verification import WorkspaceKeys, load_public_keys
 
 SECRET_PURPOSE = "workspace-secret"
 
@@ -61,6 +61,7 @@ class WorkspaceDirectory:
         keys = self._entries.get(key)
         if keys is not None:
             return keys
+        generation = self._entries.generation  # a rotation dropped meanwhile: do not keep these
         async with self._pool.acquire() as conn:
             record = await store.select_workspace_by_key(conn, key)
         if record is None:
@@ -68,7 +69,8 @@ class WorkspaceDirectory:
         now = time.time()
         keys = unseal_keys(record, self._keyring, now)
         grace_end = keys.previous_secret_expires_at
-        self._entries.put(key, keys, None if grace_end is None else grace_end.timestamp() - now)
+        ttl = None if grace_end is None else grace_end.timestamp() - now
+        self._entries.put(key, keys, ttl, since=generation)
         return keys
 
     def forget(self, workspace_id: UUID) -> None:

@@ -9,19 +9,17 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
-from libs.common.contracts.identity import (
-    Customer,
-    FieldError,
-    PublicKey,
-    Workspace,
-    WorkspaceSettings,
-)
+from libs.common.contracts.identity import PublicKey, WorkspaceSettings
 from libs.common.db import Conn
 from libs.common.errors import Conflict, NotFound
+from libs.common.rows import many, maybe, one
 
 
 class WorkspaceRecord(BaseModel):
-    """A workspace row as identity holds it (sealed secrets included; never on the wire)."""
+    """A workspace row as identity holds it (sealed secrets included; never on the wire).
+
+    Its reply, ``Workspace``, is validated from it by field name and has no secret field.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -35,18 +33,6 @@ class WorkspaceRecord(BaseModel):
     settings: WorkspaceSettings
     created_at: datetime
     updated_at: datetime
-
-    def public(self) -> Workspace:
-        """Return the workspace as its admins may see it."""
-        return Workspace(
-            id=self.id,
-            key=self.key,
-            name=self.name,
-            settings=self.settings,
-            public_keys=self.public_keys,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-        )
 
 
 _WORKSPACE_COLUMNS = """
@@ -64,10 +50,6 @@ SELECT_WORKSPACE_SQL = f"SELECT {_WORKSPACE_COLUMNS} FROM workspaces WHERE id = 
 SELECT_WORKSPACE_FOR_UPDATE_SQL = SELECT_WORKSPACE_SQL + " FOR UPDATE"
 
 
-def _workspace(row: asyncpg.Record) -> WorkspaceRecord:
-    return WorkspaceRecord.model_validate(dict(row))
-
-
 async def insert_workspace(
     conn: Conn, workspace_id: UUID, key: str, name: str, secret_sealed: str
 ) -> WorkspaceRecord:
@@ -76,14 +58,12 @@ async def insert_workspace(
         row = await conn.fetchrow(INSERT_WORKSPACE_SQL, workspace_id, key, name, secret_sealed)
     except asyncpg.UniqueViolationError as exc:
         raise Conflict("a workspace with this key exists") from exc
-    assert row is not None
-    return _workspace(row)
+    return one(WorkspaceRecord, row)
 
 
 async def select_workspace_by_key(conn: Conn, key: str) -> WorkspaceRecord | None:
     """Return the workspace whose public key (token ``iss``) is ``key``."""
-    row = await conn.fetchrow(SELECT_WORKSPACE_BY_KEY_SQL, key)
-    return _workspace(row) if row else None
+    return maybe(WorkspaceRecord, await conn.fetchrow(SELECT_WORKSPACE_BY_KEY_SQL, key))
 
 
 async def get_workspace(
@@ -91,10 +71,10 @@ async def get_workspace(
 ) -> WorkspaceRecord:
     """Return the workspace with this id (locked when ``for_update``); raise NotFound if absent."""
     sql = SELECT_WORKSPACE_FOR_UPDATE_SQL if for_update else SELECT_WORKSPACE_SQL
-    row = await conn.fetchrow(sql, workspace_id)
-    if row is None:
+    record = maybe(WorkspaceRecord, await conn.fetchrow(sql, workspace_id))
+    if record is None:
         raise NotFound("workspace not found")
-    return _workspace(row)
+    return record
 
 
 UPDATE_WORKSPACE_SQL = f"""
@@ -122,20 +102,24 @@ async def update_workspace(
     workspace_id: UUID,
     *,
     name: str | None,
-    settings: dict[str, Any] | None,
-    public_keys: list[dict[str, Any]] | None,
+    settings: WorkspaceSettings | None,
+    public_keys: list[PublicKey] | None,
 ) -> WorkspaceRecord:
     """Change what is given; leave the rest."""
-    row = await conn.fetchrow(UPDATE_WORKSPACE_SQL, workspace_id, name, settings, public_keys)
-    assert row is not None
-    return _workspace(row)
+    row = await conn.fetchrow(
+        UPDATE_WORKSPACE_SQL,
+        workspace_id,
+        name,
+        settings.model_dump(mode="json") if settings is not None else None,
+        [pk.model_dump(mode="json") for pk in public_keys] if public_keys is not None else None,
+    )
+    return one(WorkspaceRecord, row)
 
 
 async def rotate_secret(conn: Conn, workspace_id: UUID, sealed: str, grace: int) -> WorkspaceRecord:
     """Make ``sealed`` the secret; keep the old one for ``grace`` seconds."""
     row = await conn.fetchrow(ROTATE_SECRET_SQL, workspace_id, sealed, float(grace))
-    assert row is not None
-    return _workspace(row)
+    return one(WorkspaceRecord, row)
 
 
 # --- customers --------------------------------------------------------------------------
@@ -155,23 +139,10 @@ class CustomerRecord(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-    def public(self, errors: list[FieldError] | None = None) -> Customer:
-        """Return the customer as the API shows it (with schema check results when given)."""
-        return Customer(
-            id=self.id,
-            name=self.name,
-            fields=self.fields,
-            archived=self.archived_at is not None,
-            archived_at=self.archived_at,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            fields_valid=None if errors is None else not errors,
-            fields_errors=errors or None,
-        )
-
-
-def _customer(row: asyncpg.Record) -> CustomerRecord:
-    return CustomerRecord.model_validate(dict(row))
+    @property
+    def archived(self) -> bool:
+        """Tell whether the customer is archived (the reply's ``archived``)."""
+        return self.archived_at is not None
 
 
 INSERT_CUSTOMER_IF_NEW_SQL = f"""
@@ -210,7 +181,7 @@ async def insert_customer_if_new(
 ) -> CustomerRecord | None:
     """Insert a customer; return it, or None when the id already existed (no error)."""
     row = await conn.fetchrow(INSERT_CUSTOMER_IF_NEW_SQL, workspace_id, customer_id, name, fields)
-    return _customer(row) if row else None
+    return maybe(CustomerRecord, row)
 
 
 async def select_customer(
@@ -218,8 +189,7 @@ async def select_customer(
 ) -> CustomerRecord | None:
     """Return one customer of the workspace."""
     sql = SELECT_CUSTOMER_FOR_UPDATE_SQL if for_update else SELECT_CUSTOMER_SQL
-    row = await conn.fetchrow(sql, workspace_id, customer_id)
-    return _customer(row) if row else None
+    return maybe(CustomerRecord, await conn.fetchrow(sql, workspace_id, customer_id))
 
 
 async def update_customer_if_changed(
@@ -229,7 +199,7 @@ async def update_customer_if_changed(
     row = await conn.fetchrow(
         UPDATE_CUSTOMER_IF_CHANGED_SQL, workspace_id, customer_id, name, fields
     )
-    return _customer(row) if row else None
+    return maybe(CustomerRecord, row)
 
 
 async def set_archived(
@@ -237,7 +207,7 @@ async def set_archived(
 ) -> CustomerRecord | None:
     """Archive or restore; return the row only when its state changed."""
     row = await conn.fetchrow(SET_ARCHIVED_SQL, workspace_id, customer_id, archived)
-    return _customer(row) if row else None
+    return maybe(CustomerRecord, row)
 
 
 async def list_customers(
@@ -256,7 +226,7 @@ async def list_customers(
     rows = await conn.fetch(
         LIST_CUSTOMERS_SQL, workspace_id, pattern, after, include_archived, limit
     )
-    return [_customer(r) for r in rows]
+    return many(CustomerRecord, rows)
 
 
 # --- console codes ----------------------------------------------------------------------

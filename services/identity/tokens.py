@@ -1,207 +1,88 @@
-"""Verify and mint access tokens (pure functions: no I/O, no clock but the one passed in)."""
+"""Answer token operations: verify (for the gateway) and mint (for operators).
+
+Verifying is authentication in two named steps (the gateway's route table describes
+where it sits in a request): :meth:`Tokens.authenticate` checks the token and reads its
+claims, a pure read; :meth:`Tokens.register_customer` then keeps the customer the token
+names in step with it, the one write on the way in (created on first sight, name and
+fields applied when they changed; a known customer with nothing new costs no query).
+The gateway caches a verified token, so both run once per token, not once per request.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from uuid import UUID
+from datetime import UTC, datetime
 
-import jwt
-from jwt.algorithms import get_default_algorithms
-
-from libs.common.contracts.identity import PublicKey, WorkspaceSettings
-from libs.common.errors import Unauthenticated
-
-HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+from libs.common.contracts import identity as c
+from libs.common.errors import InvalidInput, NotFound, Unauthenticated
+from services.identity import verification
+from services.identity.customers import Customers
+from services.identity.directory import WorkspaceDirectory
+from services.identity.verification import Claims, WorkspaceKeys
 
 
-@dataclass(frozen=True)
-class WorkspaceKeys:
-    """What verifying a workspace's tokens needs: secrets in clear, keys loaded (memory only)."""
+class Tokens:
+    """Token handlers."""
 
-    workspace_id: UUID
-    workspace_key: str
-    settings: WorkspaceSettings
-    secrets: tuple[str, ...]
-    public_keys: tuple[tuple[PublicKey, Any], ...] = field(default=())
-    previous_secret_expires_at: datetime | None = None
+    def __init__(self, directory: WorkspaceDirectory, customers: Customers) -> None:
+        self._directory = directory
+        self._customers = customers
 
-    def allowed_algorithms(self) -> frozenset[str]:
-        """Return the workspace's allow-list (default: HS256 plus its public keys' algs)."""
-        if self.settings.allowed_algorithms is not None:
-            return frozenset(self.settings.allowed_algorithms)
-        return frozenset({"HS256", *(pk.alg for pk, _ in self.public_keys)})
-
-
-def load_public_keys(keys: list[PublicKey]) -> tuple[tuple[PublicKey, Any], ...]:
-    """Parse PEM public keys once, with the algorithm object each is declared for."""
-    algorithms = get_default_algorithms()
-    return tuple((pk, algorithms[pk.alg].prepare_key(pk.pem)) for pk in keys)
-
-
-@dataclass(frozen=True)
-class Claims:
-    """The parts of a verified token that Tether uses."""
-
-    admin: bool
-    customer_id: str | None
-    name: str | None
-    fields: dict[str, Any] | None
-    expires_at: datetime
-    trusted_until: datetime | None = None
-
-
-def _fail(code: str, message: str) -> Unauthenticated:
-    return Unauthenticated(message, code=code)
-
-
-@dataclass(frozen=True)
-class Unverified:
-    """A token's header and issuer, read before its signature is checked (to pick keys)."""
-
-    header: dict[str, Any]
-    issuer: str
-
-
-def _segment(part: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    except ValueError as exc:
-        raise _fail("token_malformed", f"the access token's {what} is not JSON") from exc
-    if not isinstance(value, dict):
-        raise _fail("token_malformed", f"the access token's {what} is not an object")
-    return value
-
-
-def peek(token: str) -> Unverified:
-    """Read a token's header and ``iss`` without trusting them; refuse what is not a JWT.
-
-    PyJWT would parse the token twice (header, then decode); its parsing is most of a
-    verification's cost, so the header is read here once and PyJWT decodes once.
-    """
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise _fail("token_malformed", "the access token is not a JWT")
-    header, payload = _segment(parts[0], "header"), _segment(parts[1], "payload")
-    iss = payload.get("iss")
-    if not isinstance(iss, str) or not iss:
-        raise _fail("token_claims", "the access token has no iss (the workspace key)")
-    return Unverified(header, iss)
-
-
-def verify(token: str, header: dict[str, Any], keys: WorkspaceKeys, now: datetime) -> Claims:
-    """Check signature, algorithm, times and claims; return what the token says."""
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg.lower() == "none":
-        raise _fail("token_algorithm", "unsigned tokens (alg none) are refused")
-    if alg not in keys.allowed_algorithms():
-        raise _fail("token_algorithm", f"algorithm {alg} is not allowed for this workspace")
-    if alg in HMAC_ALGORITHMS:
-        candidates: list[Any] = list(keys.secrets)
-    else:
-        kid = header.get("kid")
-        candidates = [
-            key
-            for pk, key in keys.public_keys
-            if pk.alg == alg and (kid is None or pk.kid in (None, kid))
-        ]
-    if not candidates:
-        raise _fail("token_signature", f"no key of this workspace verifies {alg}")
-    leeway = keys.settings.clock_leeway
-    claims: dict[str, Any] | None = None
-    used = -1
-    for used, key in enumerate(candidates):  # noqa: B007 - the index says which key verified
-        try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=[alg],
-                leeway=leeway,
-                options={"require": ["exp", "iss"], "verify_aud": False},
-                issuer=keys.workspace_key,
-            )
-            break
-        except jwt.InvalidSignatureError:
-            continue
-        except jwt.ExpiredSignatureError as exc:
-            raise _fail("token_expired", "the access token has expired") from exc
-        except jwt.ImmatureSignatureError as exc:
-            raise _fail("token_not_yet_valid", "the access token is not valid yet") from exc
-        except jwt.MissingRequiredClaimError as exc:
-            raise _fail("token_claims", f"the access token has no {exc.claim} claim") from exc
-        except jwt.InvalidKeyError as exc:
-            raise _fail("token_algorithm", "the token's algorithm does not fit the key") from exc
-        except jwt.DecodeError as exc:
-            raise _fail("token_malformed", "the access token cannot be decoded") from exc
-        except jwt.InvalidTokenError as exc:
-            raise _fail("token_claims", f"the access token's claims are not valid: {exc}") from exc
-    if claims is None:
-        raise _fail("token_signature", "the access token's signature does not verify")
-    result = _claims(claims, keys.settings, now)
-    if (
-        alg in HMAC_ALGORITHMS and used > 0
-    ):  # verified by the previous secret: only until its grace ends
-        return replace(result, trusted_until=keys.previous_secret_expires_at)
-    return result
-
-
-def _claims(claims: dict[str, Any], settings: WorkspaceSettings, now: datetime) -> Claims:
-    exp = claims["exp"]
-    if not isinstance(exp, int | float):
-        raise _fail("token_claims", "exp must be a number")
-    start = claims.get("iat", claims.get("nbf", now.timestamp()))
-    if not isinstance(start, int | float):
-        raise _fail("token_claims", "iat must be a number")
-    if exp - start > settings.max_token_lifetime + settings.clock_leeway:
-        raise _fail(
-            "token_lifetime",
-            f"the access token lives longer than the workspace's maximum of {settings.max_token_lifetime}s",
+    async def verify(self, req: c.TokenVerifyRequest) -> c.VerifiedToken:
+        """Authenticate a token, register the customer it names, return its principal."""
+        keys, claims = await self.authenticate(req.token)
+        if not claims.admin:
+            await self.register_customer(keys, claims)
+        return c.VerifiedToken(
+            workspace_id=keys.workspace_id,
+            workspace_key=keys.workspace_key,
+            principal="admin" if claims.admin else "customer",
+            customer_id=claims.customer_id,
+            expires_at=claims.expires_at,
+            cache_until=claims.trusted_until,
         )
-    expires_at = datetime.fromtimestamp(exp, UTC)
-    if claims.get("isAdmin") is True:
-        return Claims(True, None, None, None, expires_at)
-    raw_id = claims.get("id", claims.get("sub"))
-    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or str(raw_id) == "":
-        raise _fail("token_claims", "a customer token needs an id (or sub) claim")
-    customer_id = str(raw_id)
-    if len(customer_id) > 256:
-        raise _fail("token_claims", "the customer id is longer than 256 characters")
-    name = claims.get("name")
-    fields = claims.get("fields")
-    if name is not None and not isinstance(name, str):
-        raise _fail("token_claims", "name must be a string")
-    if fields is not None and not isinstance(fields, dict):
-        raise _fail("token_claims", "fields must be an object")
-    return Claims(False, customer_id, name, fields, expires_at)
 
+    async def authenticate(self, token: str) -> tuple[WorkspaceKeys, Claims]:
+        """Check a token against its workspace's keys; return the keys and what it says."""
+        unverified = verification.peek(token)
+        keys = await self._directory.get(unverified.issuer)
+        if keys is None:
+            raise Unauthenticated(
+                "no workspace has this token's issuer", code="token_unknown_issuer"
+            )
+        return keys, verification.verify(token, unverified.header, keys, datetime.now(UTC))
 
-def mint(
-    workspace_key: str,
-    secret: str,
-    *,
-    now: datetime,
-    ttl: int,
-    customer_id: str | None = None,
-    admin: bool = False,
-    name: str | None = None,
-    fields: dict[str, Any] | None = None,
-) -> tuple[str, datetime]:
-    """Sign an HS256 token for a customer or an admin; return it with its expiry."""
-    expires_at = now + timedelta(seconds=ttl)
-    claims: dict[str, Any] = {
-        "iss": workspace_key,
-        "iat": int(now.timestamp()),
-        "exp": int(expires_at.timestamp()),
-    }
-    if admin:
-        claims["isAdmin"] = True
-    else:
-        claims["id"] = customer_id
-        if name is not None:
-            claims["name"] = name
-        if fields is not None:
-            claims["fields"] = fields
-    return jwt.encode(claims, secret, algorithm="HS256"), datetime.fromtimestamp(claims["exp"], UTC)
+    async def register_customer(self, keys: WorkspaceKeys, claims: Claims) -> None:
+        """Create the customer a verified token names, or apply its changed name and fields.
+
+        An archived customer is refused (403 ``customer_archived``): their tokens stop working.
+        """
+        assert claims.customer_id is not None  # a customer token always names one
+        await self._customers.sync(
+            keys.workspace_id,
+            keys.settings.customer_fields_schema,
+            claims.customer_id,
+            claims.name,
+            claims.fields,
+        )
+
+    async def mint(self, req: c.TokenMintRequest) -> c.MintedToken:
+        """Sign a development token with the workspace's current secret (operators only)."""
+        req.ctx.require_system()
+        keys = await self._directory.get(req.workspace_key)
+        if keys is None:
+            raise NotFound(f"no workspace has the key {req.workspace_key}")
+        if not req.admin and not req.customer_id:
+            raise InvalidInput(
+                "a customer token needs a customer id", details=[{"field": "customerId"}]
+            )
+        token, expires_at = verification.mint(
+            keys.workspace_key,
+            keys.secrets[0],
+            now=datetime.now(UTC),
+            ttl=req.ttl,
+            customer_id=req.customer_id,
+            admin=req.admin,
+            name=req.name,
+            fields=req.fields,
+        )
+        return c.MintedToken(token=token, expires_at=expires_at)

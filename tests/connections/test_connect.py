@@ -259,7 +259,7 @@ async def test_admin_creates_connection_from_credentials(
     fake: Fake, http: aiohttp.ClientSession
 ) -> None:
     fake.provider.api_keys.add("imported-key")
-    body = {
+    body: dict[str, Any] = {
         "customerId": "migrated",
         "integrationKey": "fake",
         "credentials": {

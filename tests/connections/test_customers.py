@@ -10,25 +10,9 @@ import pytest
 from libs.common.contracts import identity
 from libs.common.contracts.base import Context, Principal
 from libs.common.errors import Forbidden
-from tests.conftest import Stack, WorkspaceFactory, WorkspaceHandle, bearer
+from tests.conftest import Stack, WorkspaceFactory, WorkspaceHandle, bearer, customer_events
 from tests.connections.conftest import Fake, oauth_spec
 from tests.fakes.oauth_provider import FakeProvider
-
-
-async def _created_events(stack: Stack, ws: WorkspaceHandle, customer_id: str) -> int:
-    pool = await stack.pool("identity")
-    try:
-        return int(
-            await pool.fetchval(
-                "SELECT count(*) FROM outbox WHERE workspace_id = $1 AND subject = $2"
-                " AND payload->>'customerId' = $3",
-                ws.id,
-                "tether.evt.identity.customer.created",
-                customer_id,
-            )
-        )
-    finally:
-        await pool.close()
 
 
 async def _customer(
@@ -70,7 +54,7 @@ async def test_connect_for_the_console_test_customer_on_a_fresh_workspace(
         assert customer_id in [c["id"] for c in (await resp.json())["items"]]
     status, body = await _customer(fake.http, fake.ws, customer_id)
     assert status == 200, body
-    assert await _created_events(stack, fake.ws, customer_id) == 1
+    assert await customer_events(stack, fake.ws, "created", customer_id) == 1
 
 
 async def test_connect_session_for_a_new_customer_creates_it_once(fake: Fake, stack: Stack) -> None:
@@ -82,7 +66,7 @@ async def test_connect_session_for_a_new_customer_creates_it_once(fake: Fake, st
     status, body = await _customer(fake.http, fake.ws, "brand-new")
     assert status == 200, body
     assert (body["name"], body["fields"], body["archived"]) == (None, {}, False)
-    assert await _created_events(stack, fake.ws, "brand-new") == 1
+    assert await customer_events(stack, fake.ws, "created", "brand-new") == 1
 
 
 async def test_import_for_a_new_customer_creates_it(fake: Fake, stack: Stack) -> None:
@@ -95,7 +79,7 @@ async def test_import_for_a_new_customer_creates_it(fake: Fake, stack: Stack) ->
         assert resp.status == 201, await resp.text()
     status, customer = await _customer(fake.http, fake.ws, "imported")
     assert status == 200, customer
-    assert await _created_events(stack, fake.ws, "imported") == 1
+    assert await customer_events(stack, fake.ws, "created", "imported") == 1
 
 
 async def test_import_with_refused_credentials_creates_no_customer(
@@ -109,7 +93,7 @@ async def test_import_with_refused_credentials_creates_no_customer(
     async with fake.http.post(fake.ws.url("/connections"), json=body, headers=fake.admin) as resp:
         assert resp.status == 422, await resp.text()
     assert (await _customer(fake.http, fake.ws, "never"))[0] == 404
-    assert await _created_events(stack, fake.ws, "never") == 0
+    assert await customer_events(stack, fake.ws, "created", "never") == 0
 
 
 async def test_connect_refused_for_an_archived_customer(fake: Fake) -> None:
@@ -197,7 +181,7 @@ async def test_customer_created_for_a_connection_stays_in_its_workspace(
     assert (await _customer(http, a, "only-in-b"))[0] == 404
     async with http.get(a.url("/customers"), headers=bearer(await a.admin_token())) as resp:
         assert "only-in-b" not in [c["id"] for c in (await resp.json())["items"]]
-    assert await _created_events(stack, a, "only-in-b") == 0
+    assert await customer_events(stack, a, "created", "only-in-b") == 0
     # A customer cannot open a session for another customer, nor create them that way.
     async with http.post(
         b.url("/connect-sessions"),

@@ -127,7 +127,7 @@ async def test_refresh_transient_failures_back_off_then_error(fake: Fake, stack:
     await _expire(stack, connection_id)
 
     async def errored() -> bool:  # the background refresher retries with backoff (3 failures max)
-        return (await _row(stack, connection_id))["state"] == "error"
+        return bool((await _row(stack, connection_id))["state"] == "error")
 
     await eventually(errored, timeout=20)
     row = await _row(stack, connection_id)
@@ -160,7 +160,7 @@ async def test_refresh_recovers_and_stays_connected_while_token_valid(
 
     async def renewed() -> bool:
         row = await _row(stack, connection_id)
-        return row["refresh_attempts"] == 0 and row["version"] > 1
+        return bool(row["refresh_attempts"] == 0 and row["version"] > 1)
 
     await eventually(renewed, timeout=15)
     assert (await _row(stack, connection_id))["state"] == "connected"
@@ -197,6 +197,6 @@ async def test_scheduled_check_disconnects_a_dead_token(fake: Fake, stack: Stack
         await pool.close()
 
     async def disconnected() -> bool:
-        return (await _row(stack, connection_id))["state"] == "disconnected"
+        return bool((await _row(stack, connection_id))["state"] == "disconnected")
 
     await eventually(disconnected, timeout=15)

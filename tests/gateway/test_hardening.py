@@ -58,6 +58,12 @@ def _fields(error: dict[str, Any], code: str = "invalid_input") -> list[str]:
     return [d["field"] for d in error.get("details") or []]
 
 
+async def _refused(resp: aiohttp.ClientResponse, code: str = "invalid_input") -> list[str]:
+    """Check that ``resp`` is a 422 with ``code``; return the fields it names."""
+    assert resp.status == 422, await resp.text()
+    return _fields((await resp.json())["error"], code)
+
+
 # --- 1, 2: malformed and absurdly nested JSON --------------------------------------------
 
 
@@ -164,11 +170,9 @@ async def test_gateway_refuses_nul_in_query_and_path(
 ) -> None:
     admin = await _admin(workspace)
     async with http.get(workspace.url("/customers?search=a%00b"), headers=admin) as resp:
-        assert resp.status == 422, await resp.text()
-        assert _fields((await resp.json())["error"]) == ["search"]
+        assert await _refused(resp) == ["search"]
     async with http.get(workspace.url("/customers/a%00b"), headers=admin) as resp:
-        assert resp.status == 422, await resp.text()
-        assert _fields((await resp.json())["error"]) == ["id"]
+        assert await _refused(resp) == ["id"]
 
 
 async def test_gateway_bad_patch_leaves_the_customer_as_it_was(
@@ -196,8 +200,7 @@ async def test_gateway_huge_revision_in_path_is_refused(
     admin = await _admin(workspace)
     url = workspace.url(f"/flows/{uuid.uuid4()}/revisions/1134178685997115")
     async with http.get(url, headers=admin) as resp:
-        assert resp.status == 422, await resp.text()
-        assert _fields((await resp.json())["error"]) == ["n"]
+        assert await _refused(resp) == ["n"]
 
 
 async def test_gateway_huge_revision_in_body_is_refused(
@@ -214,15 +217,13 @@ async def test_gateway_huge_revision_in_body_is_refused(
             json={"revision": revision, "name": "G"},
             headers=admin,
         ) as resp:
-            assert resp.status == 422, await resp.text()
-            assert _fields((await resp.json())["error"]) == ["revision"]
+            assert await _refused(resp) == ["revision"]
     async with http.patch(
         workspace.url(f"/flows/{flow_id}"),
         json={"name": "G"},
         headers={**admin, "If-Match": "9" * 20},
     ) as resp:
-        assert resp.status == 422, await resp.text()
-        assert _fields((await resp.json())["error"]) == ["revision"]
+        assert await _refused(resp) == ["revision"]
 
 
 @pytest.mark.parametrize(
@@ -394,8 +395,7 @@ async def test_gateway_patch_cannot_null_what_a_flow_needs(
         async with http.patch(
             workspace.url(f"/flows/{flow_id}"), json={"revision": 1, field: None}, headers=admin
         ) as resp:
-            assert resp.status == 422, await resp.text()
-            assert _fields((await resp.json())["error"]) == [field]
+            assert await _refused(resp) == [field]
     async with http.patch(
         workspace.url(f"/flows/{flow_id}"), json={"revision": 1, "parameters": None}, headers=admin
     ) as resp:
@@ -434,8 +434,7 @@ async def test_gateway_flow_references_must_be_keys(
     await _integration(http, workspace, "crm")
     flow = {"key": "f", "name": "F", **body}
     async with http.post(workspace.url("/flows"), json=flow, headers=admin) as resp:
-        assert resp.status == 422, await resp.text()
-        assert field in _fields((await resp.json())["error"])
+        assert field in await _refused(resp)
 
 
 @pytest.mark.parametrize("customer_id", ["", "c" * 257])
@@ -447,8 +446,7 @@ async def test_gateway_connect_session_customer_id_is_bounded(
     async with http.post(
         workspace.url("/connect-sessions"), json=body, headers=await _admin(workspace)
     ) as resp:
-        assert resp.status == 422, await resp.text()
-        assert _fields((await resp.json())["error"]) == ["customerId"]
+        assert await _refused(resp) == ["customerId"]
 
 
 @pytest.mark.parametrize(
@@ -474,8 +472,7 @@ async def test_gateway_what_an_integration_sends_has_no_control_characters(
     async with http.patch(
         workspace.url("/integrations/crm"), json=change, headers=await _admin(workspace)
     ) as resp:
-        assert resp.status == 422, await resp.text()
-        assert _fields((await resp.json())["error"]) == [field]
+        assert await _refused(resp) == [field]
 
 
 async def test_gateway_proxy_path_has_no_control_characters(
@@ -489,8 +486,7 @@ async def test_gateway_proxy_path_has_no_control_characters(
         connection_id = (await resp.json())["id"]
     url = workspace.url(f"/connections/{connection_id}/proxy/a%1Ab")
     async with http.get(url, headers=admin) as resp:
-        assert resp.status == 422, await resp.text()
-        assert _fields((await resp.json())["error"]) == ["path"]
+        assert await _refused(resp) == ["path"]
 
 
 @pytest.mark.parametrize("ref", ["http://example.com/schema", "#/$defs/nowhere"])
@@ -521,8 +517,7 @@ async def test_gateway_fields_schema_refs_must_resolve_inside_it(
         assert resp.status == 200, await resp.text()
     customer = {"id": "c-1", "fields": {"plan": "gold"}}
     async with http.post(workspace.url("/customers"), json=customer, headers=admin) as resp:
-        assert resp.status == 422, await resp.text()
-        assert _fields((await resp.json())["error"], "invalid_fields") == ["fields.plan"]
+        assert await _refused(resp, "invalid_fields") == ["fields.plan"]
 
 
 async def test_gateway_credentials_no_header_can_carry_are_422(

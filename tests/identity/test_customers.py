@@ -10,7 +10,14 @@ import aiohttp
 import jwt
 import pytest
 
-from tests.conftest import Stack, WorkspaceFactory, WorkspaceHandle, bearer, eventually
+from tests.conftest import (
+    Stack,
+    WorkspaceFactory,
+    WorkspaceHandle,
+    bearer,
+    customer_events,
+    eventually,
+)
 
 SCHEMA = {
     "type": "object",
@@ -23,22 +30,6 @@ def _token(ws: WorkspaceHandle, **claims: Any) -> str:
     return jwt.encode(
         {"iss": ws.key, "exp": int(time.time()) + 600, **claims}, ws.secret, algorithm="HS256"
     )
-
-
-async def _events(stack: Stack, ws: WorkspaceHandle, kind: str, customer_id: str) -> int:
-    pool = await stack.pool("identity")
-    try:
-        return int(
-            await pool.fetchval(
-                "SELECT count(*) FROM outbox WHERE workspace_id = $1 AND subject = $2"
-                " AND payload->>'customerId' = $3",
-                ws.id,
-                f"tether.evt.identity.customer.{kind}",
-                customer_id,
-            )
-        )
-    finally:
-        await pool.close()
 
 
 async def _set_schema(
@@ -63,7 +54,7 @@ async def test_customer_created_once_by_50_concurrent_first_requests(
             return resp.status
 
     assert await asyncio.gather(*(call(t) for t in tokens)) == [200] * 50
-    assert await _events(stack, workspace, "created", "new-1") == 1
+    assert await customer_events(stack, workspace, "created", "new-1") == 1
     admin = bearer(await workspace.admin_token())
     async with http.get(workspace.url("/customers"), headers=admin) as resp:
         assert [c["id"] for c in (await resp.json())["items"]] == ["new-1", "test-customer"]
@@ -79,7 +70,7 @@ async def test_customer_token_fields_are_validated_and_saved(
         error = (await resp.json())["error"]
     assert error["code"] == "invalid_fields"
     assert {d["field"] for d in error["details"]} == {"fields.plan", "fields.seats"}
-    assert await _events(stack, workspace, "created", "f-1") == 0  # nothing half-written
+    assert await customer_events(stack, workspace, "created", "f-1") == 0  # nothing half-written
     good = _token(workspace, id="f-1", name="Firm", fields={"plan": "pro", "seats": 3})
     async with http.get(workspace.url("/customers/me"), headers=bearer(good)) as resp:
         assert resp.status == 200, await resp.text()
@@ -90,7 +81,7 @@ async def test_customer_token_fields_are_validated_and_saved(
     async with http.get(workspace.url("/customers/me"), headers=bearer(newer)) as resp:
         body = await resp.json()
     assert (body["fields"], body["name"]) == ({"plan": "free"}, "Firm")
-    assert await _events(stack, workspace, "updated", "f-1") == 1
+    assert await customer_events(stack, workspace, "updated", "f-1") == 1
 
 
 async def test_customer_api_crud_and_users_alias(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -63,7 +64,7 @@ async def test_token_rejections_have_distinct_codes(
     workspace: WorkspaceHandle, http: aiohttp.ClientSession, case: str, code: str
 ) -> None:
     now = int(time.time())
-    tokens = {
+    tokens: dict[str, Callable[[], str]] = {
         "bad_signature": lambda: _hs(
             workspace, {"id": "u"}, secret="not-the-secret-but-long-enough-000000"
         ),
@@ -73,7 +74,7 @@ async def test_token_rejections_have_distinct_codes(
             {"iss": "ws_nobody", "id": "u", "exp": now + 60}, "x" * 32, algorithm="HS256"
         ),
         "alg_none": lambda: jwt.encode(
-            {"iss": workspace.key, "id": "u", "exp": now + 60}, None, algorithm="none"
+            {"iss": workspace.key, "id": "u", "exp": now + 60}, "", algorithm="none"
         ),
         "alg_not_allowed": lambda: _hs(workspace, {"id": "u"}, secret="x" * 64, alg="HS512"),
         "no_exp": lambda: jwt.encode(
@@ -106,7 +107,7 @@ def _keypairs() -> list[tuple[str, Any]]:
 
 
 def _pem(private: Any) -> str:
-    return (
+    return str(
         private.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
@@ -139,7 +140,8 @@ async def test_token_public_key_algorithms_verify_and_confusion_is_refused(
     # HS256 signed with the public key as the HMAC secret (algorithm confusion) is refused.
     rsa_pem = keys[0]["pem"]
     forged = jwt.api_jws.PyJWS()
-    forged._algorithms["HS256"].prepare_key = lambda key: key  # type: ignore[attr-defined]  # what an attacker's library does
+    # What an attacker's library does: sign HS256 with whatever key it is given.
+    forged._algorithms["HS256"].prepare_key = lambda key: key  # type: ignore[method-assign]
     body = {"iss": workspace.key, "id": "evil", "exp": now + 300}
     confused = forged.encode(
         jwt.utils.force_bytes(__import__("json").dumps(body)), rsa_pem.encode(), algorithm="HS256"

@@ -7,29 +7,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import Stack, WorkspaceFactory, WorkspaceHandle, bearer
+from tests.conftest import Stack, WorkspaceFactory, WorkspaceHandle, bearer, customer_events
 
 REQUIRES_PLAN = {
     "type": "object",
     "properties": {"plan": {"enum": ["free", "pro"]}},
     "required": ["plan"],
 }
-
-
-async def _created_events(stack: Stack, ws: WorkspaceHandle, customer_id: str) -> int:
-    pool = await stack.pool("identity")
-    try:
-        return int(
-            await pool.fetchval(
-                "SELECT count(*) FROM outbox WHERE workspace_id = $1 AND subject = $2"
-                " AND payload->>'customerId' = $3",
-                ws.id,
-                "tether.evt.identity.customer.created",
-                customer_id,
-            )
-        )
-    finally:
-        await pool.close()
 
 
 async def _patch(
@@ -103,10 +87,12 @@ async def test_workspace_test_customer_exists_from_creation(
     async with http.get(workspace.url("/customers/test-customer"), headers=admin) as resp:
         assert resp.status == 200, await resp.text()
         assert (await resp.json())["name"] == "Test Customer"
-    assert await _created_events(stack, workspace, "test-customer") == 1
+    assert await customer_events(stack, workspace, "created", "test-customer") == 1
     async with http.post(workspace.url("/workspace/test-customer/token"), headers=admin) as resp:
         assert resp.status == 200, await resp.text()
-    assert await _created_events(stack, workspace, "test-customer") == 1  # not created twice
+    assert (
+        await customer_events(stack, workspace, "created", "test-customer") == 1
+    )  # not created twice
 
 
 async def test_workspace_new_test_customer_id_exists_at_once(
@@ -121,10 +107,10 @@ async def test_workspace_new_test_customer_id_exists_at_once(
     async with http.get(ws.url("/customers/qa-team"), headers=admin) as resp:
         created = await resp.json()
     assert (created["name"], created["fields"]) == ("QA", {"plan": "pro"})
-    assert await _created_events(stack, ws, "qa-team") == 1
+    assert await customer_events(stack, ws, "created", "qa-team") == 1
     status, _ = await _patch(http, ws, {"testCustomer": test})  # the same again: nothing new
     assert status == 200
-    assert await _created_events(stack, ws, "qa-team") == 1
+    assert await customer_events(stack, ws, "created", "qa-team") == 1
     assert await _customer_ids(http, other) == ["test-customer"]  # nothing in another workspace
     async with http.get(
         other.url("/customers/qa-team"), headers=bearer(await other.admin_token())
