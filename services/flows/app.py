@@ -10,22 +10,24 @@ from aiohttp import web
 
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import flows as c
-from libs.common.dead_letters import dead_letters_endpoint
-from libs.common.runtime import BUS, POOL, ServiceSettings, ping_endpoint, standard_contexts
+from libs.common.runtime import BUS, POOL, ServiceSettings, service_app, system_endpoints
+from services.flows.flow_instances import FlowInstances
 from services.flows.flows import Flows
-from services.flows.instances import FlowInstances
-from services.flows.keys import FLOWS, INSTANCES
+from services.flows.keys import FLOW_INSTANCES, FLOWS
 
 NAME = "flows"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
-    """Return every operation flows answers."""
-    flows, instances = app[FLOWS], app[INSTANCES]
+    """Return every operation flows answers.
+
+    Subject ``tether.flows.<resource>.<op>`` is answered by ``<op>`` of the handlers in
+    ``services/flows/<resource>.py``.
+    """
+    flows, flow_instances = app[FLOWS], app[FLOW_INSTANCES]
     return [
-        ping_endpoint(NAME, app),
-        dead_letters_endpoint(NAME, app[POOL]),
+        *system_endpoints(NAME, app),
         endpoint(c.FLOWS_LIST, flows.list),
         endpoint(c.FLOWS_CREATE, flows.create),
         endpoint(c.FLOWS_GET, flows.get),
@@ -34,32 +36,29 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
         endpoint(c.FLOWS_DELETE, flows.delete),
         endpoint(c.FLOWS_REVISIONS, flows.revisions),
         endpoint(c.FLOWS_REVISION, flows.revision),
-        endpoint(c.FLOW_INSTANCES_LIST, instances.list),
-        endpoint(c.FLOW_INSTANCES_CREATE, instances.create),
-        endpoint(c.FLOW_INSTANCES_GET, instances.get),
-        endpoint(c.FLOW_INSTANCES_PATCH, instances.patch),
-        endpoint(c.FLOW_INSTANCES_UPGRADE, instances.upgrade),
-        endpoint(c.FLOW_INSTANCES_RESET, instances.reset),
-        endpoint(c.FLOW_INSTANCES_ENSURE, instances.ensure),
+        endpoint(c.FLOW_INSTANCES_LIST, flow_instances.list),
+        endpoint(c.FLOW_INSTANCES_CREATE, flow_instances.create),
+        endpoint(c.FLOW_INSTANCES_GET, flow_instances.get),
+        endpoint(c.FLOW_INSTANCES_PATCH, flow_instances.patch),
+        endpoint(c.FLOW_INSTANCES_UPGRADE, flow_instances.upgrade),
+        endpoint(c.FLOW_INSTANCES_RESET, flow_instances.reset),
+        endpoint(c.FLOW_INSTANCES_ENSURE, flow_instances.ensure),
     ]
 
 
 async def domain_context(app: web.Application) -> AsyncIterator[None]:
     """Build the handlers once the pool and the bus exist."""
     app[FLOWS] = Flows(app[POOL], app[BUS])
-    app[INSTANCES] = FlowInstances(app[POOL], app[BUS])
+    app[FLOW_INSTANCES] = FlowInstances(app[POOL], app[BUS])
     yield
 
 
 def create_app(settings: ServiceSettings) -> web.Application:
     """Build the flows application."""
-    app = web.Application()
-    standard_contexts(
-        app,
+    return service_app(
         name=NAME,
         settings=settings,
         migrations=MIGRATIONS,
         endpoints=endpoints,
         workers=[domain_context],
     )
-    return app

@@ -5,6 +5,10 @@ a customisation is an RFC 7396 merge patch over it. Upgrading is three-way: for 
 value the customisation sets, the base must not have changed it between the old and the
 new revision (or must have changed it to the same value); a node the customisation
 touches must still exist. Otherwise the upgrade is refused with the list of conflicts.
+
+Who may customise what is a rule of its own, separate from who may *see* an instance: an
+admin replaces the whole customisation, a customer only its ``parameters``
+(:func:`customer_customization`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 import json_merge_patch
 
 from libs.common.contracts import flows as c
+from libs.common.errors import Forbidden
 
 _MISSING = object()
 
@@ -38,6 +43,23 @@ def apply(
         update={"nodes": {k: c.Node.model_validate(v) for k, v in (nodes or {}).items()}}
     )
     return effective, params if isinstance(params, dict) else {}
+
+
+def customer_customization(current: dict[str, Any], requested: dict[str, Any]) -> dict[str, Any]:
+    """Return ``current`` with a customer's parameter values set (``None`` drops them).
+
+    A customer may change only parameter values (and ``enabled``, which is not part of the
+    customisation); anything else they send is refused.
+    """
+    if set(requested) - {"parameters"}:
+        raise Forbidden(
+            "customers may change only parameter values and enabled",
+            code="customization_forbidden",
+        )
+    changed = {**current, "parameters": requested.get("parameters")}
+    if changed["parameters"] is None:
+        del changed["parameters"]
+    return changed
 
 
 def _copy(value: Any) -> Any:

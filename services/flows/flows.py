@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -13,28 +14,21 @@ from libs.common.contracts import flows as c
 from libs.common.contracts.base import Context
 from libs.common.errors import Conflict, InvalidInput, NotFound
 from libs.common.outbox import emit
-from libs.common.paging import decode_uuid_cursor, encode_cursor
+from libs.common.paging import decode_uuid_cursor, encode_cursor, split_page
 from services.flows import store
 from services.flows.store import FlowRecord
-from services.flows.validation import require_valid
+from services.flows.validation import check_scope, require_valid
+
+Change = Callable[[c.FlowDefinition], c.FlowDefinition]
+"""What a revision does to the current definition."""
 
 
 def _invalid(field: str, message: str) -> InvalidInput:
     return InvalidInput(f"{field}: {message}", details=[{"field": field, "message": message}])
 
 
-def check_scope(
-    level: str, integration_key: str | None, customer_id: str | None, trigger: Any
-) -> None:
-    """Refuse a level whose scope fields do not fit it, or a trigger the level cannot have."""
-    if level == "universal" and (integration_key or customer_id):
-        raise _invalid("level", "a universal flow names no integration and no customer")
-    if level == "app" and (not integration_key or customer_id):
-        raise _invalid("integrationKey", "an app-level flow names one integration and no customer")
-    if level == "customer" and not customer_id:
-        raise _invalid("customerId", "a customer-level flow names its customer")
-    if isinstance(trigger, c.AppEventTrigger | c.DataRecordTrigger) and not integration_key:
-        raise _invalid("trigger.type", f"a {trigger.type} trigger needs the flow's integrationKey")
+def _reply(record: FlowRecord) -> c.Flow:
+    return c.Flow.model_validate(record, from_attributes=True)
 
 
 class Flows:
@@ -47,10 +41,10 @@ class Flows:
     async def _check_references(
         self,
         ctx: Context,
-        level: str,
+        level: c.Level,
         integration_key: str | None,
         customer_id: str | None,
-        trigger: Any,
+        trigger: c.Trigger,
     ) -> None:
         """Refuse a flow whose integration, customer or trigger element does not exist."""
         try:
@@ -95,13 +89,7 @@ class Flows:
     async def create(self, req: c.FlowCreateRequest) -> c.Flow:
         """Create a flow after checking its level, graph, configs and references."""
         workspace_id = req.ctx.admin_workspace()
-        definition = c.FlowDefinition(
-            name=req.name,
-            trigger=req.trigger,
-            nodes=req.nodes,
-            parameters=req.parameters,
-            auto_deploy=req.auto_deploy,
-        )
+        definition = req.definition()
         check_scope(req.level, req.integration_key, req.customer_id, req.trigger)
         require_valid(definition)
         await self._check_references(
@@ -110,21 +98,24 @@ class Flows:
         async with self._pool.acquire() as conn, conn.transaction():
             record = await store.insert_flow(
                 conn,
-                {
-                    "id": uuid4(), "workspace_id": workspace_id, "key": req.key, "level": req.level,
-                    "integration_key": req.integration_key, "customer_id": req.customer_id, "definition": definition,
-                },
-            )  # fmt: skip
+                id=uuid4(),
+                workspace_id=workspace_id,
+                key=req.key,
+                level=req.level,
+                integration_key=req.integration_key,
+                customer_id=req.customer_id,
+                definition=definition,
+            )
             await emit(
                 conn,
                 c.FLOW_CREATED,
                 c.FlowEvent(workspace_id=workspace_id, flow_id=record.id, revision=1),
             )
-        return record.public()
+        return _reply(record)
 
     async def get(self, req: c.FlowGetRequest) -> c.Flow:
         """Read a flow."""
-        return (await self._flow(req.ctx, req.id)).public()
+        return _reply(await self._flow(req.ctx, req.id))
 
     async def _flow(self, ctx: Context, flow_id: UUID) -> FlowRecord:
         workspace_id = ctx.admin_workspace()
@@ -136,32 +127,25 @@ class Flows:
 
     async def put(self, req: c.FlowPutRequest) -> c.Flow:
         """Replace the definition (next revision)."""
-        definition = c.FlowDefinition(
-            name=req.name,
-            trigger=req.trigger,
-            nodes=req.nodes,
-            parameters=req.parameters,
-            auto_deploy=req.auto_deploy,
-        )
+        definition = req.definition()
         return await self._revise(req.ctx, req.id, req.revision, lambda _: definition)
 
     async def patch(self, req: c.FlowPatchRequest) -> c.Flow:
         """Change the given parts (next revision)."""
-        given = {
-            k: getattr(req, k) for k in req.model_fields_set if k in c.FlowDefinition.model_fields
-        }
+        given = req.given()
         return await self._revise(
             req.ctx, req.id, req.revision, lambda d: d.model_copy(update=given)
         )
 
     async def _revise(
-        self, ctx: Context, flow_id: UUID, revision: int | None, change: Any
+        self, ctx: Context, flow_id: UUID, revision: int | None, change: Change
     ) -> c.Flow:
         if revision is None:
             raise InvalidInput(
-                "send the revision you edited (If-Match header or revision)", code="revision_required",
+                "send the revision you edited (If-Match header or revision)",
+                code="revision_required",
                 details=[{"field": "revision"}],
-            )  # fmt: skip
+            )
         current = await self._flow(ctx, flow_id)
         if current.archived_at is not None:
             raise Conflict("the flow is archived", code="flow_archived")
@@ -180,8 +164,9 @@ class Flows:
                 now = latest.revision if latest else None
                 raise Conflict(
                     f"revision {revision} is not the current one ({now}); reload and edit again",
-                    code="revision_conflict", details={"currentRevision": now},
-                )  # fmt: skip
+                    code="revision_conflict",
+                    details={"currentRevision": now},
+                )
             await emit(
                 conn,
                 c.FLOW_UPDATED,
@@ -189,7 +174,7 @@ class Flows:
                     workspace_id=current.workspace_id, flow_id=flow_id, revision=updated.revision
                 ),
             )
-        return updated.public()
+        return _reply(updated)
 
     async def delete(self, req: c.FlowDeleteRequest) -> c.FlowDeleted:
         """Delete a flow, or archive it while instances exist."""
@@ -214,15 +199,19 @@ class Flows:
         after = decode_uuid_cursor(req.cursor) if req.cursor else None
         async with self._pool.acquire() as conn:
             rows = await store.list_flows(
-                conn, workspace_id, level=req.level, integration_key=req.integration_key,
-                customer_id=req.customer_id, include_archived=req.include_archived, after=after,
+                conn,
+                workspace_id,
+                level=req.level,
+                integration_key=req.integration_key,
+                customer_id=req.customer_id,
+                include_archived=req.include_archived,
+                after=after,
                 limit=req.limit + 1,
-            )  # fmt: skip
-        more = len(rows) > req.limit
-        rows = rows[: req.limit]
+            )
+        page, more = split_page(rows, req.limit)
         return c.FlowPage(
-            items=[r.public() for r in rows],
-            cursor=encode_cursor(rows[-1].id) if more and rows else None,
+            items=[_reply(r) for r in page],
+            cursor=encode_cursor(page[-1].id) if more and page else None,
         )
 
     async def revisions(self, req: c.FlowRevisionsRequest) -> c.FlowRevisionPage:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.flows.flow_instances import FlowInstances
 from services.flows.flows import Flows
-from services.flows.instances import FlowInstances
 
 FLOWS = web.AppKey("flows", Flows)
-INSTANCES = web.AppKey("instances", FlowInstances)
+FLOW_INSTANCES = web.AppKey("flow_instances", FlowInstances)

@@ -12,10 +12,11 @@ from pydantic import BaseModel, ConfigDict
 from libs.common.contracts import flows as c
 from libs.common.db import Conn
 from libs.common.errors import Conflict
+from libs.common.rows import many, maybe, one
 
 
 class FlowRecord(BaseModel):
-    """A flow row."""
+    """A flow row; read as a :class:`c.Flow` reply through its attributes."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -31,15 +32,36 @@ class FlowRecord(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-    def public(self) -> c.Flow:
-        """Return the flow as the API shows it."""
-        d = self.definition
-        return c.Flow(
-            id=self.id, key=self.key, level=self.level, integration_key=self.integration_key,
-            customer_id=self.customer_id, name=d.name, trigger=d.trigger, nodes=d.nodes,
-            parameters=d.parameters, auto_deploy=d.auto_deploy, revision=self.revision,
-            archived=self.archived_at is not None, created_at=self.created_at, updated_at=self.updated_at,
-        )  # fmt: skip
+    # What the reply shows of the definition, flat beside the row's own columns.
+    @property
+    def name(self) -> str:
+        """Return the flow's name."""
+        return self.definition.name
+
+    @property
+    def trigger(self) -> c.Trigger:
+        """Return what starts the flow."""
+        return self.definition.trigger
+
+    @property
+    def nodes(self) -> dict[str, c.Node]:
+        """Return the flow's nodes."""
+        return self.definition.nodes
+
+    @property
+    def parameters(self) -> dict[str, Any] | None:
+        """Return the JSON Schema of the flow's customer-set values."""
+        return self.definition.parameters
+
+    @property
+    def auto_deploy(self) -> bool:
+        """Tell whether the flow is deployed to every fitting connection."""
+        return self.definition.auto_deploy
+
+    @property
+    def archived(self) -> bool:
+        """Tell whether the flow is archived."""
+        return self.archived_at is not None
 
 
 _FLOW_COLUMNS = """
@@ -89,30 +111,46 @@ DELETE FROM flows WHERE workspace_id = $1 AND id = $2
 """
 
 
-def _flow(row: asyncpg.Record | None) -> FlowRecord | None:
-    return FlowRecord.model_validate(dict(row)) if row else None
-
-
-async def insert_flow(conn: Conn, values: dict[str, Any]) -> FlowRecord:
+async def insert_flow(
+    conn: Conn,
+    *,
+    id: UUID,
+    workspace_id: UUID,
+    key: str,
+    level: c.Level,
+    integration_key: str | None,
+    customer_id: str | None,
+    definition: c.FlowDefinition,
+) -> FlowRecord:
     """Insert a flow and its first revision; a taken key is a Conflict."""
-    definition: c.FlowDefinition = values["definition"]
     body = definition.model_dump(mode="json")
     try:
         row = await conn.fetchrow(
-            INSERT_FLOW_SQL, values["id"], values["workspace_id"], values["key"], values["level"],
-            values["integration_key"], values["customer_id"], body, definition.auto_deploy,
-        )  # fmt: skip
+            INSERT_FLOW_SQL,
+            id,
+            workspace_id,
+            key,
+            level,
+            integration_key,
+            customer_id,
+            body,
+            definition.auto_deploy,
+        )
     except asyncpg.UniqueViolationError as exc:
-        raise Conflict(f"a flow with key {values['key']} exists", code="flow_exists") from exc
-    record = _flow(row)
-    assert record is not None
+        raise Conflict(f"a flow with key {key} exists", code="flow_exists") from exc
+    record = one(FlowRecord, row)
     await conn.execute(INSERT_REVISION_SQL, record.id, record.workspace_id, 1, body)
     return record
 
 
 async def select_flow(conn: Conn, workspace_id: UUID, flow_id: UUID) -> FlowRecord | None:
     """Return one flow."""
-    return _flow(await conn.fetchrow(SELECT_FLOW_SQL, workspace_id, flow_id))
+    return maybe(FlowRecord, await conn.fetchrow(SELECT_FLOW_SQL, workspace_id, flow_id))
+
+
+async def select_existing_flow(conn: Conn, workspace_id: UUID, flow_id: UUID) -> FlowRecord:
+    """Return a flow that must exist (one an instance points to)."""
+    return one(FlowRecord, await conn.fetchrow(SELECT_FLOW_SQL, workspace_id, flow_id))
 
 
 async def update_flow(
@@ -120,20 +158,26 @@ async def update_flow(
 ) -> FlowRecord | None:
     """Write the next revision if ``revision`` is still current; None when it is not."""
     body = definition.model_dump(mode="json")
-    record = _flow(
-        await conn.fetchrow(
-            UPDATE_FLOW_SQL, workspace_id, flow_id, revision, body, definition.auto_deploy
-        )
+    row = await conn.fetchrow(
+        UPDATE_FLOW_SQL, workspace_id, flow_id, revision, body, definition.auto_deploy
     )
+    record = maybe(FlowRecord, row)
     if record is not None:
         await conn.execute(INSERT_REVISION_SQL, record.id, workspace_id, record.revision, body)
     return record
 
 
 async def list_flows(
-    conn: Conn, workspace_id: UUID, *, level: str | None, integration_key: str | None,
-    customer_id: str | None, include_archived: bool, after: UUID | None, limit: int,
-) -> list[FlowRecord]:  # fmt: skip
+    conn: Conn,
+    workspace_id: UUID,
+    *,
+    level: c.Level | None,
+    integration_key: str | None,
+    customer_id: str | None,
+    include_archived: bool,
+    after: UUID | None,
+    limit: int,
+) -> list[FlowRecord]:
     """Return a page of flows by id."""
     rows = await conn.fetch(
         LIST_FLOWS_SQL,
@@ -145,23 +189,26 @@ async def list_flows(
         after,
         limit,
     )
-    return [r for r in map(_flow, rows) if r is not None]
+    return many(FlowRecord, rows)
 
 
 async def select_revisions(conn: Conn, workspace_id: UUID, flow_id: UUID) -> list[c.FlowRevision]:
     """Return a flow's revisions, newest first."""
-    return [
-        c.FlowRevision.model_validate(dict(r))
-        for r in await conn.fetch(SELECT_REVISIONS_SQL, workspace_id, flow_id)
-    ]
+    return many(c.FlowRevision, await conn.fetch(SELECT_REVISIONS_SQL, workspace_id, flow_id))
 
 
 async def select_revision(
     conn: Conn, workspace_id: UUID, flow_id: UUID, n: int
 ) -> c.FlowRevision | None:
     """Return revision ``n`` of a flow."""
-    row = await conn.fetchrow(SELECT_REVISION_SQL, workspace_id, flow_id, n)
-    return c.FlowRevision.model_validate(dict(row)) if row else None
+    return maybe(c.FlowRevision, await conn.fetchrow(SELECT_REVISION_SQL, workspace_id, flow_id, n))
+
+
+async def select_existing_revision(
+    conn: Conn, workspace_id: UUID, flow_id: UUID, n: int
+) -> c.FlowRevision:
+    """Return revision ``n`` of a flow, which must exist (one an instance is based on)."""
+    return one(c.FlowRevision, await conn.fetchrow(SELECT_REVISION_SQL, workspace_id, flow_id, n))
 
 
 async def remove_flow(
@@ -169,7 +216,9 @@ async def remove_flow(
 ) -> tuple[bool, FlowRecord | None]:
     """Delete a flow without instances; archive one that has some. Return (deleted, archived row)."""
     if await conn.fetchval(COUNT_INSTANCES_SQL, workspace_id, flow_id):
-        return False, _flow(await conn.fetchrow(ARCHIVE_FLOW_SQL, workspace_id, flow_id))
+        return False, maybe(
+            FlowRecord, await conn.fetchrow(ARCHIVE_FLOW_SQL, workspace_id, flow_id)
+        )
     await conn.execute(DELETE_FLOW_SQL, workspace_id, flow_id)
     return True, None
 
@@ -210,9 +259,6 @@ RETURNING {_INSTANCE_COLUMNS}
 SELECT_INSTANCE_SQL = (
     f"SELECT {_INSTANCE_COLUMNS} FROM flow_instances WHERE workspace_id = $1 AND id = $2"
 )
-SELECT_INSTANCE_BY_PAIR_SQL = f"""
-SELECT {_INSTANCE_COLUMNS} FROM flow_instances WHERE workspace_id = $1 AND flow_id = $2 AND connection_id = $3
-"""
 UPDATE_INSTANCE_SQL = f"""
 UPDATE flow_instances SET customization = $3, enabled = $4, base_revision = $5, updated_at = now()
 WHERE workspace_id = $1 AND id = $2 RETURNING {_INSTANCE_COLUMNS}
@@ -247,39 +293,35 @@ SELECT_FLOWS_SQL = (
 )
 
 
-def _instance(row: asyncpg.Record | None) -> InstanceRecord | None:
-    return InstanceRecord.model_validate(dict(row)) if row else None
-
-
-async def insert_instance(conn: Conn, values: dict[str, Any]) -> InstanceRecord | None:
-    """Create a flow instance unless the connection has one of that flow (then None)."""
-    return _instance(
-        await conn.fetchrow(
-            INSERT_INSTANCE_SQL,
-            values["id"],
-            values["workspace_id"],
-            values["flow_id"],
-            values["connection_id"],
-            values["customer_id"],
-            values["integration_key"],
-            values["base_revision"],
-        )
+async def insert_instance(
+    conn: Conn,
+    *,
+    id: UUID,
+    flow: FlowRecord,
+    connection_id: UUID,
+    customer_id: str,
+    integration_key: str,
+) -> InstanceRecord | None:
+    """Create an instance of a flow's newest revision, unless the connection has one (None)."""
+    row = await conn.fetchrow(
+        INSERT_INSTANCE_SQL,
+        id,
+        flow.workspace_id,
+        flow.id,
+        connection_id,
+        customer_id,
+        integration_key,
+        flow.revision,
     )
+    return maybe(InstanceRecord, row)
 
 
 async def select_instance(
     conn: Conn, workspace_id: UUID, instance_id: UUID
 ) -> InstanceRecord | None:
     """Return one flow instance."""
-    return _instance(await conn.fetchrow(SELECT_INSTANCE_SQL, workspace_id, instance_id))
-
-
-async def select_instance_by_pair(
-    conn: Conn, workspace_id: UUID, flow_id: UUID, connection_id: UUID
-) -> InstanceRecord | None:
-    """Return the instance of a flow on a connection."""
-    return _instance(
-        await conn.fetchrow(SELECT_INSTANCE_BY_PAIR_SQL, workspace_id, flow_id, connection_id)
+    return maybe(
+        InstanceRecord, await conn.fetchrow(SELECT_INSTANCE_SQL, workspace_id, instance_id)
     )
 
 
@@ -294,36 +336,42 @@ async def update_instance(
     row = await conn.fetchrow(
         UPDATE_INSTANCE_SQL, record.workspace_id, record.id, customization, enabled, base_revision
     )
-    updated = _instance(row)
-    assert updated is not None
-    return updated
+    return one(InstanceRecord, row)
 
 
 async def list_instances(
-    conn: Conn, workspace_id: UUID, *, customer_id: str | None, connection_id: UUID | None,
-    flow_id: UUID | None, after: UUID | None, limit: int,
-) -> list[InstanceRecord]:  # fmt: skip
+    conn: Conn,
+    workspace_id: UUID,
+    *,
+    customer_id: str | None,
+    connection_id: UUID | None,
+    flow_id: UUID | None,
+    after: UUID | None,
+    limit: int,
+) -> list[InstanceRecord]:
     """Return a page of live flow instances by id."""
     rows = await conn.fetch(
         LIST_INSTANCES_SQL, workspace_id, customer_id, connection_id, flow_id, after, limit
     )
-    return [r for r in map(_instance, rows) if r is not None]
+    return many(InstanceRecord, rows)
 
 
 async def auto_flows(
     conn: Conn, workspace_id: UUID, integration_key: str, customer_id: str
 ) -> list[FlowRecord]:
     """Return the autoDeploy flows a connection of this customer and integration should run."""
-    rows = await conn.fetch(AUTO_FLOWS_SQL, workspace_id, integration_key, customer_id)
-    return [r for r in map(_flow, rows) if r is not None]
+    return many(
+        FlowRecord, await conn.fetch(AUTO_FLOWS_SQL, workspace_id, integration_key, customer_id)
+    )
 
 
 async def archive_instances(
     conn: Conn, workspace_id: UUID, connection_id: UUID
 ) -> list[InstanceRecord]:
     """Archive a connection's flow instances; return those archived now."""
-    rows = await conn.fetch(ARCHIVE_INSTANCES_SQL, workspace_id, connection_id)
-    return [r for r in map(_instance, rows) if r is not None]
+    return many(
+        InstanceRecord, await conn.fetch(ARCHIVE_INSTANCES_SQL, workspace_id, connection_id)
+    )
 
 
 async def count_connection_instances(conn: Conn, workspace_id: UUID, connection_id: UUID) -> int:
@@ -334,4 +382,4 @@ async def count_connection_instances(conn: Conn, workspace_id: UUID, connection_
 async def select_flows(conn: Conn, workspace_id: UUID, ids: list[UUID]) -> dict[UUID, FlowRecord]:
     """Return flows by id (one query for a page of instances)."""
     rows = await conn.fetch(SELECT_FLOWS_SQL, workspace_id, ids)
-    return {r.id: r for r in map(_flow, rows) if r is not None}
+    return {r.id: r for r in many(FlowRecord, rows)}

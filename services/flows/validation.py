@@ -1,7 +1,10 @@
-"""Check a flow definition: node configs by type, links, cycles, cron, parameters schema.
+"""Check a flow: its scope, its definition, and the parameter values an instance sets.
 
-Every problem is reported with the field it is about (``nodes.<key>.config.<field>``), all
-at once, so an editor can show each at its node.
+A definition's problems (node configs by type, links, cycles, cron, parameters schema) are
+reported with the field each is about (``nodes.<key>.config.<field>``), all at once, so an
+editor can show each at its node. A flow's scope (its level with the integration and
+customer it names) decides where it may run: :func:`check_scope` when it is written,
+:func:`fits` when it is deployed to a connection.
 """
 
 from __future__ import annotations
@@ -17,6 +20,55 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from libs.common.contracts import flows as c
 from libs.common.errors import InvalidInput
+
+
+def _invalid(field: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+def check_scope(
+    level: c.Level, integration_key: str | None, customer_id: str | None, trigger: c.Trigger
+) -> None:
+    """Refuse a level whose scope fields do not fit it, or a trigger the level cannot have."""
+    if level == "universal" and (integration_key or customer_id):
+        raise _invalid("level", "a universal flow names no integration and no customer")
+    if level == "app" and (not integration_key or customer_id):
+        raise _invalid("integrationKey", "an app-level flow names one integration and no customer")
+    if level == "customer" and not customer_id:
+        raise _invalid("customerId", "a customer-level flow names its customer")
+    if isinstance(trigger, c.AppEventTrigger | c.DataRecordTrigger) and not integration_key:
+        raise _invalid("trigger.type", f"a {trigger.type} trigger needs the flow's integrationKey")
+
+
+def fits(
+    level: c.Level,
+    flow_integration_key: str | None,
+    flow_customer_id: str | None,
+    *,
+    customer_id: str,
+    integration_key: str,
+) -> bool:
+    """Tell whether a flow of this scope may run on a connection of this customer and app."""
+    if level == "app":
+        return flow_integration_key == integration_key
+    if level == "customer":
+        return flow_customer_id == customer_id and flow_integration_key in (None, integration_key)
+    return True
+
+
+def parameter_problems(
+    schema: dict[str, Any] | None, values: dict[str, Any]
+) -> list[dict[str, str]]:
+    """Check an instance's parameter values against its flow's parameters schema."""
+    if not schema:
+        return []
+    return [
+        {
+            "field": ".".join(["customization", "parameters", *map(str, e.absolute_path)]),
+            "message": e.message,
+        }
+        for e in Draft202012Validator(schema).iter_errors(values)
+    ]
 
 
 class _Config(BaseModel):

@@ -26,8 +26,13 @@ def _aliases(tree: ast.Module) -> dict[str, str]:
 
 def referenced(service: str) -> set[str]:
     """Return the subjects (operations and events) of *other* services that ``service`` names."""
-    by_attr = {(m, name): op.subject for m, module in SERVICE_CONTRACTS.items() for name in dir(module)
-               for op in [getattr(module, name)] if getattr(op, "subject", None)}  # fmt: skip
+    by_attr = {
+        (m, name): op.subject
+        for m, module in SERVICE_CONTRACTS.items()
+        for name in dir(module)
+        for op in [getattr(module, name)]
+        if getattr(op, "subject", None)
+    }
     subjects: set[str] = set()
     for path in (ROOT / "services" / service).rglob("*.py"):
         tree = ast.parse(Path(path).read_text())

@@ -91,47 +91,70 @@ async def test_providers_answer_what_consumers_read(
 ) -> None:
     admin = bearer(await workspace.admin_token())
 
-    async def api(method: str, path: str, body: Any = None) -> Any:
+    async def api(method: str, path: str, body: object = None) -> Any:
         async with http.request(method, workspace.url(path), json=body, headers=admin) as resp:
             assert resp.status < 300, await resp.text()
             return await resp.json()
 
     async with FakeWebhookApp(api_key="contract-key") as app:
-        await api("POST", "/integrations", {
-            "key": "crm", "name": "CRM", "auth": {"type": "api_key"},
-            "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
-        })  # fmt: skip
+        await api(
+            "POST",
+            "/integrations",
+            {
+                "key": "crm",
+                "name": "CRM",
+                "auth": {"type": "api_key"},
+                "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
+            },
+        )
         await api("POST", "/app-event-types", app_event_type())
         await api("POST", "/data-sources", DATA_SOURCE)
         await api("POST", "/customers", {"id": "cust"})
-        connection = await api("POST", "/connections", {
-            "customerId": "cust", "integrationKey": "crm", "credentials": {"apiKey": "contract-key"},
-        })  # fmt: skip
+        connection = await api(
+            "POST",
+            "/connections",
+            {
+                "customerId": "cust",
+                "integrationKey": "crm",
+                "credentials": {"apiKey": "contract-key"},
+            },
+        )
         system = Context(workspace_id=workspace.id, principal="system").model_dump(
             mode="json", by_alias=True
         )
         admin_ctx = {**system, "principal": "admin"}
-        replies = {
-            connections.CONNECTIONS_GET.subject: await _raw(stack, connections.CONNECTIONS_GET.subject, {"id": connection["id"], "ctx": admin_ctx}),
-            connections.PROXY_REQUEST.subject: await _raw(stack, connections.PROXY_REQUEST.subject, {
-                "id": connection["id"], "method": "GET", "path": "/fields", "ctx": system,
-            }),
-            flows.FLOW_INSTANCES_ENSURE.subject: await _raw(stack, flows.FLOW_INSTANCES_ENSURE.subject, {
-                "connectionId": connection["id"], "customerId": "cust", "integrationKey": "crm", "ctx": system,
-            }),
-            connections.INTEGRATIONS_GET.subject: await _raw(stack, connections.INTEGRATIONS_GET.subject, {"key": "crm", "ctx": admin_ctx}),
-            identity.CUSTOMERS_GET.subject: await _raw(stack, identity.CUSTOMERS_GET.subject, {"id": "cust", "ctx": admin_ctx}),
-            identity.CUSTOMERS_ENSURE.subject: await _raw(stack, identity.CUSTOMERS_ENSURE.subject, {"id": "cust", "ctx": system}),
-            instances.APP_EVENT_TYPES_GET.subject: await _raw(stack, instances.APP_EVENT_TYPES_GET.subject, {"key": "contact-created", "ctx": admin_ctx}),
-            instances.DATA_SOURCES_GET.subject: await _raw(stack, instances.DATA_SOURCES_GET.subject, {"key": "contacts", "ctx": admin_ctx}),
-            identity.TOKEN_VERIFY.subject: await _raw(stack, identity.TOKEN_VERIFY.subject, {"token": await workspace.customer_token("cust"), "ctx": {}}),
-        }  # fmt: skip
+        requests: list[tuple[str, dict[str, Any]]] = [
+            (connections.CONNECTIONS_GET.subject, {"id": connection["id"], "ctx": admin_ctx}),
+            (
+                connections.PROXY_REQUEST.subject,
+                {"id": connection["id"], "method": "GET", "path": "/fields", "ctx": system},
+            ),
+            (
+                flows.FLOW_INSTANCES_ENSURE.subject,
+                {
+                    "connectionId": connection["id"],
+                    "customerId": "cust",
+                    "integrationKey": "crm",
+                    "ctx": system,
+                },
+            ),
+            (connections.INTEGRATIONS_GET.subject, {"key": "crm", "ctx": admin_ctx}),
+            (identity.CUSTOMERS_GET.subject, {"id": "cust", "ctx": admin_ctx}),
+            (identity.CUSTOMERS_ENSURE.subject, {"id": "cust", "ctx": system}),
+            (instances.APP_EVENT_TYPES_GET.subject, {"key": "contact-created", "ctx": admin_ctx}),
+            (instances.DATA_SOURCES_GET.subject, {"key": "contacts", "ctx": admin_ctx}),
+            (
+                identity.TOKEN_VERIFY.subject,
+                {"token": await workspace.customer_token("cust"), "ctx": {}},
+            ),
+        ]
+        replies = {subject: await _raw(stack, subject, body) for subject, body in requests}
     assert base64.b64decode(replies[connections.PROXY_REQUEST.subject]["body"])
     pool_connections, pool_identity = await stack.pool("connections"), await stack.pool("identity")
     try:
         await api("DELETE", "/customers/cust")
         await api("PATCH", "/workspace", {"name": "renamed"})
-        events = {}
+        events: dict[str, dict[str, Any]] = {}
         for pool in (pool_connections, pool_identity):
             for row in await pool.fetch(
                 "SELECT subject, payload FROM outbox WHERE workspace_id = $1", workspace.id

@@ -105,14 +105,39 @@ def test_contract_snapshots_are_compatible() -> None:
     ("old", "new", "inbound", "expected"),
     [
         ({"properties": {"a": {"type": "string"}}}, {"properties": {}}, True, "removed"),
-        ({"properties": {}}, {"properties": {"b": {"type": "string"}}, "required": ["b"]}, True, "newly required"),
-        ({"properties": {"a": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}, {"properties": {"a": {"type": "string"}}}, True, "accepts less"),
-        ({"properties": {"a": {"type": "string"}}, "required": ["a"]}, {"properties": {"a": {"type": "string"}}}, False, "no longer always"),
-        ({"properties": {"a": {"type": "string"}}}, {"properties": {"a": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}, False, "may now be"),
-        ({"properties": {}}, {"properties": {"b": {"type": "string"}}, "required": ["b"]}, False, None),
+        (
+            {"properties": {}},
+            {"properties": {"b": {"type": "string"}}, "required": ["b"]},
+            True,
+            "newly required",
+        ),
+        (
+            {"properties": {"a": {"anyOf": [{"type": "string"}, {"type": "null"}]}}},
+            {"properties": {"a": {"type": "string"}}},
+            True,
+            "accepts less",
+        ),
+        (
+            {"properties": {"a": {"type": "string"}}, "required": ["a"]},
+            {"properties": {"a": {"type": "string"}}},
+            False,
+            "no longer always",
+        ),
+        (
+            {"properties": {"a": {"type": "string"}}},
+            {"properties": {"a": {"anyOf": [{"type": "string"}, {"type": "null"}]}}},
+            False,
+            "may now be",
+        ),
+        (
+            {"properties": {}},
+            {"properties": {"b": {"type": "string"}}, "required": ["b"]},
+            False,
+            None,
+        ),
         ({"properties": {}}, {"properties": {"b": {"type": "string"}}}, True, None),
     ],
-)  # fmt: skip
+)
 def test_contract_compatibility_rules(
     old: dict[str, Any], new: dict[str, Any], inbound: bool, expected: str | None
 ) -> None:

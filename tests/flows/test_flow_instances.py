@@ -88,9 +88,11 @@ async def test_customisation_admin_and_customer_limits(crm: Crm) -> None:
     assert error["error"]["details"][0]["field"] == "flow.nodes.shape.links.0.to"
     owner = bearer(await crm.ws.customer_token("cust-c"))
     status, mine = await crm.request(
-        "PATCH", f"/flow-instances/{instance_id}", {"customization": {"parameters": {"channel": "#sales"}}, "enabled": False},
+        "PATCH",
+        f"/flow-instances/{instance_id}",
+        {"customization": {"parameters": {"channel": "#sales"}}, "enabled": False},
         headers=owner,
-    )  # fmt: skip
+    )
     assert status == 200, mine
     assert mine["parameterValues"] == {"channel": "#sales"}
     assert mine["enabled"] is False

@@ -20,15 +20,30 @@ async def _create(crm: Crm, body: dict[str, Any]) -> tuple[int, Any]:
     ("change", "field"),
     [
         ({"nodes": {"a": {"type": "teleport"}}}, "nodes.a.type"),
-        ({"nodes": {"a": {"type": "http-request", "config": {"method": "GET"}}}}, "nodes.a.config.url"),
-        ({"nodes": {"a": {"type": "delay", "config": {"seconds": 0}}}}, "nodes.a.config.seconds"),
-        ({"nodes": {"a": {"type": "transform", "config": {"expression": "[[bad"}}}}, "nodes.a.config.expression"),
-        ({"nodes": {"a": {"type": "delay", "config": {"seconds": 5}, "links": [{"to": "ghost"}]}}}, "nodes.a.links.0.to"),
         (
-            {"nodes": {
-                "a": {"type": "delay", "config": {"seconds": 5}, "links": [{"to": "b"}]},
-                "b": {"type": "delay", "config": {"seconds": 5}, "links": [{"to": "a"}]},
-            }},
+            {"nodes": {"a": {"type": "http-request", "config": {"method": "GET"}}}},
+            "nodes.a.config.url",
+        ),
+        ({"nodes": {"a": {"type": "delay", "config": {"seconds": 0}}}}, "nodes.a.config.seconds"),
+        (
+            {"nodes": {"a": {"type": "transform", "config": {"expression": "[[bad"}}}},
+            "nodes.a.config.expression",
+        ),
+        (
+            {
+                "nodes": {
+                    "a": {"type": "delay", "config": {"seconds": 5}, "links": [{"to": "ghost"}]}
+                }
+            },
+            "nodes.a.links.0.to",
+        ),
+        (
+            {
+                "nodes": {
+                    "a": {"type": "delay", "config": {"seconds": 5}, "links": [{"to": "b"}]},
+                    "b": {"type": "delay", "config": {"seconds": 5}, "links": [{"to": "a"}]},
+                }
+            },
             "nodes.a.links",
         ),
         ({"trigger": {"type": "schedule", "cron": "every tuesday"}}, "trigger.cron"),
@@ -41,15 +56,23 @@ async def _create(crm: Crm, body: dict[str, Any]) -> tuple[int, Any]:
         ({"level": "customer", "customerId": "nobody"}, "customerId"),
         ({"level": "app", "integrationKey": "nope"}, "integrationKey"),
         (
-            {"level": "app", "integrationKey": "crm", "trigger": {"type": "app-event", "appEventTypeKey": "ghost"}},
+            {
+                "level": "app",
+                "integrationKey": "crm",
+                "trigger": {"type": "app-event", "appEventTypeKey": "ghost"},
+            },
             "trigger.appEventTypeKey",
         ),
         (
-            {"level": "app", "integrationKey": "crm", "trigger": {"type": "data-record-created", "dataSourceKey": "ghost"}},
+            {
+                "level": "app",
+                "integrationKey": "crm",
+                "trigger": {"type": "data-record-created", "dataSourceKey": "ghost"},
+            },
             "trigger.dataSourceKey",
         ),
     ],
-)  # fmt: skip
+)
 async def test_flow_validation_names_node_and_field(
     crm: Crm, change: dict[str, Any], field: str
 ) -> None:

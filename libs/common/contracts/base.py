@@ -69,6 +69,9 @@ def not_null(value: Any) -> Any:
 Key = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 """A workspace-chosen key of a definition (an integration, a flow element, a data source)."""
 
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+"""A human-readable name of something the workspace defines (shown, never parsed)."""
+
 
 Principal = Literal["admin", "customer", "system", "anonymous"]
 
@@ -152,10 +155,6 @@ class Reply(Contract):
     """
 
     model_config = ConfigDict(extra="ignore")
-
-
-class Empty(Reply):
-    """A reply with nothing to say beyond success."""
 
 
 def _now() -> datetime:

@@ -16,7 +16,10 @@ from libs.common.contracts.base import (
     EventType,
     HeaderName,
     HeaderValue,
+    Key,
+    Name,
     Operation,
+    PageRequest,
     Reply,
     Request,
     Seconds,
@@ -29,7 +32,6 @@ PING = ping_operation("connections")
 DEAD_LETTERS_LIST = dead_letters_operation("connections")
 KEYS_STATUS, KEYS_RESEAL = keys_operations("connections")
 
-Key = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 ClientAuth = Literal["client_secret_post", "client_secret_basic"]
 
 API_KEY_FORM: dict[str, Any] = {
@@ -157,27 +159,25 @@ class IntegrationRef(Request):
     key: Key
 
 
-class IntegrationCreateRequest(IntegrationRef):
+class IntegrationWrite(IntegrationRef):
+    """What a request that writes an integration may give (each part optional)."""
+
+    name: Name | None = None
+    auth: AuthSpec | None = None
+    client_id: str | None = Field(default=None, max_length=1024)
+    client_secret: str | None = Field(default=None, max_length=4096)
+    api: ApiSpec | None = None
+    test: TestRequestSpec | None = None
+
+
+class IntegrationCreateRequest(IntegrationWrite):
     """Create an integration from a template, a full spec, or both (the spec overrides)."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
     template: str | None = None
-    auth: AuthSpec | None = None
-    client_id: str | None = Field(default=None, max_length=1024)
-    client_secret: str | None = Field(default=None, max_length=4096)
-    api: ApiSpec | None = None
-    test: TestRequestSpec | None = None
 
 
-class IntegrationPatchRequest(IntegrationRef):
+class IntegrationPatchRequest(IntegrationWrite):
     """Change what is given; ``clientSecret`` is write-only."""
-
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    auth: AuthSpec | None = None
-    client_id: str | None = Field(default=None, max_length=1024)
-    client_secret: str | None = Field(default=None, max_length=4096)
-    api: ApiSpec | None = None
-    test: TestRequestSpec | None = None
 
 
 class IntegrationGetRequest(IntegrationRef):
@@ -273,14 +273,12 @@ class ConnectionPage(Reply):
     cursor: str | None
 
 
-class ConnectionListRequest(Request):
+class ConnectionListRequest(PageRequest):
     """List connections (a customer sees their own; admins filter)."""
 
     customer_id: str | None = None
     integration_key: str | None = None
     state: ConnectionState | None = None
-    limit: int = Field(default=100, ge=1, le=1000)
-    cursor: str | None = Field(default=None, max_length=512)
 
 
 class ConnectionRef(Request):

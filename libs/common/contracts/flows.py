@@ -12,7 +12,10 @@ from libs.common.contracts.base import (
     Contract,
     Event,
     EventType,
+    Key,
+    Name,
     Operation,
+    PageRequest,
     Reply,
     Request,
     Revision,
@@ -24,7 +27,6 @@ from libs.common.contracts.dead_letters import dead_letters_operation
 PING = ping_operation("flows")
 DEAD_LETTERS_LIST = dead_letters_operation("flows")
 
-Key = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Level = Literal["universal", "app", "customer"]
 
 
@@ -78,7 +80,7 @@ class Node(Contract):
 class FlowDefinition(Contract):
     """What a revision of a flow says (its level and scope never change)."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     trigger: Trigger
     nodes: dict[str, Node] = Field(default_factory=dict)
     parameters: dict[str, Any] | None = Field(
@@ -113,20 +115,6 @@ class FlowPage(Reply):
     cursor: str | None
 
 
-class FlowCreateRequest(Request):
-    """Create a flow: universal, for one integration, or for one customer."""
-
-    key: Key
-    level: Level
-    integration_key: Key | None = None
-    customer_id: str | None = Field(default=None, max_length=256)
-    name: str = Field(min_length=1, max_length=200)
-    trigger: Trigger
-    nodes: dict[str, Node] = Field(default_factory=dict)
-    parameters: dict[str, Any] | None = None
-    auto_deploy: bool = False
-
-
 class FlowRef(Request):
     """A request about one flow."""
 
@@ -137,22 +125,53 @@ class FlowGetRequest(FlowRef):
     """Read a flow."""
 
 
-class FlowPutRequest(FlowRef):
-    """Replace a flow's definition; ``revision`` (or If-Match) must be the current one."""
+class FlowBody(Request):
+    """What a request that writes a whole definition gives: every field but key and scope."""
 
-    revision: Revision | None = None
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     trigger: Trigger
     nodes: dict[str, Node] = Field(default_factory=dict)
     parameters: dict[str, Any] | None = None
     auto_deploy: bool = False
 
+    def definition(self) -> FlowDefinition:
+        """Return the definition this request gives."""
+        return FlowDefinition(
+            name=self.name,
+            trigger=self.trigger,
+            nodes=self.nodes,
+            parameters=self.parameters,
+            auto_deploy=self.auto_deploy,
+        )
 
-class FlowPatchRequest(FlowRef):
-    """Change parts of a flow; ``revision`` (or If-Match) must be the current one."""
+
+class FlowScope(Request):
+    """Where a flow applies: its key and level, set at creation and never changed."""
+
+    key: Key
+    level: Level
+    integration_key: Key | None = None
+    customer_id: str | None = Field(default=None, max_length=256)
+
+
+class FlowCreateRequest(FlowBody, FlowScope):
+    """Create a flow: universal, for one integration, or for one customer."""
+
+
+class FlowRevise(FlowRef):
+    """A change of a flow's definition; ``revision`` (or If-Match) must be the current one."""
 
     revision: Revision | None = None
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class FlowPutRequest(FlowBody, FlowRevise):
+    """Replace a flow's definition; ``revision`` (or If-Match) must be the current one."""
+
+
+class FlowPatchRequest(FlowRevise):
+    """Change parts of a flow; ``revision`` (or If-Match) must be the current one."""
+
+    name: Name | None = None
     trigger: Trigger | None = None
     nodes: dict[str, Node] | None = None
     parameters: dict[str, Any] | None = None
@@ -162,6 +181,12 @@ class FlowPatchRequest(FlowRef):
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         return not_null(value)  # parameters may be null: that clears them
+
+    def given(self) -> dict[str, Any]:
+        """Return the definition fields this request sets (left-out fields keep their value)."""
+        return {
+            k: getattr(self, k) for k in self.model_fields_set if k in FlowDefinition.model_fields
+        }
 
 
 class FlowDeleteRequest(FlowRef):
@@ -175,15 +200,13 @@ class FlowDeleted(Reply):
     archived: bool
 
 
-class FlowListRequest(Request):
+class FlowListRequest(PageRequest):
     """List flows."""
 
     level: Level | None = None
     integration_key: str | None = None
     customer_id: str | None = None
     include_archived: bool = False
-    limit: int = Field(default=100, ge=1, le=1000)
-    cursor: str | None = Field(default=None, max_length=512)
 
 
 class FlowRevision(Reply):
@@ -257,14 +280,12 @@ class FlowInstanceGetRequest(FlowInstanceRef):
     """Read a flow instance."""
 
 
-class FlowInstanceListRequest(Request):
+class FlowInstanceListRequest(PageRequest):
     """List flow instances (a customer sees their own)."""
 
     customer_id: str | None = None
     connection_id: UUID | None = None
     flow_id: UUID | None = None
-    limit: int = Field(default=100, ge=1, le=1000)
-    cursor: str | None = Field(default=None, max_length=512)
 
 
 class FlowInstancePatchRequest(FlowInstanceRef):

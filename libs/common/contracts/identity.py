@@ -12,7 +12,9 @@ from libs.common.contracts.base import (
     Contract,
     Event,
     EventType,
+    Name,
     Operation,
+    PageRequest,
     Reply,
     Request,
     Seconds,
@@ -98,7 +100,7 @@ class Workspace(Reply):
 class WorkspaceCreateRequest(Request):
     """Create a workspace (operators only)."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
 
 
 class WorkspaceCreated(Reply):
@@ -123,7 +125,7 @@ class WorkspaceFindRequest(Request):
 class WorkspaceUpdateRequest(Request):
     """Change the workspace's name, settings or public keys (admins)."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = None
     settings: WorkspaceSettingsPatch | None = None
     public_keys: list[PublicKey] | None = None
 
@@ -251,12 +253,10 @@ class CustomerPage(Reply):
     cursor: str | None
 
 
-class CustomerListRequest(Request):
+class CustomerListRequest(PageRequest):
     """List customers, optionally by id or name prefix."""
 
     search: str | None = Field(default=None, max_length=256)
-    limit: int = Field(default=100, ge=1, le=1000)
-    cursor: str | None = Field(default=None, max_length=512)
     include_archived: bool = False
 
 
@@ -266,11 +266,20 @@ class CustomerRef(Request):
     id: str = Field(min_length=1, max_length=256)
 
 
-class CustomerCreateRequest(CustomerRef):
-    """Create a customer with the workspace's own id for it."""
+class CustomerWrite(CustomerRef):
+    """What a request that writes a customer may give: a display name."""
 
     name: str | None = Field(default=None, max_length=512)
+
+
+class CustomerBody(CustomerWrite):
+    """What a request that writes a whole customer gives: name and every field."""
+
     fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class CustomerCreateRequest(CustomerBody):
+    """Create a customer with the workspace's own id for it."""
 
 
 class CustomerGetRequest(CustomerRef):
@@ -281,18 +290,14 @@ class CustomerMeRequest(Request):
     """Read the calling customer."""
 
 
-class CustomerPatchRequest(CustomerRef):
+class CustomerPatchRequest(CustomerWrite):
     """Change a customer: ``name`` if given; ``fields`` merged (a null value deletes a key)."""
 
-    name: str | None = Field(default=None, max_length=512)
     fields: dict[str, Any] | None = None
 
 
-class CustomerPutRequest(CustomerRef):
+class CustomerPutRequest(CustomerBody):
     """Replace a customer's name and fields."""
-
-    name: str | None = Field(default=None, max_length=512)
-    fields: dict[str, Any] = Field(default_factory=dict)
 
 
 class CustomerEnsureRequest(CustomerRef):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import Field
@@ -13,6 +13,7 @@ from libs.common.contracts.base import (
     Contract,
     Event,
     EventType,
+    Key,
     Operation,
     Reply,
     Request,
@@ -25,7 +26,6 @@ PING = ping_operation("instances")
 DEAD_LETTERS_LIST = dead_letters_operation("instances")
 KEYS_STATUS, KEYS_RESEAL = keys_operations("instances")
 
-Key = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 # --- element definitions ----------------------------------------------------------------
@@ -91,51 +91,37 @@ class AppEventType(Reply):
     updated_at: datetime
 
 
-class AppEventTypeFields(Contract):
-    """The writable parts of an app-event type."""
-
-    integration_key: Key | None = None
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    subscribe: SubscribeSpec | None = None
-    unsubscribe: UnsubscribeSpec | None = None
-    lookup: LookupSpec | None = None
-    signature: SignatureSpec | None = None
-    static_secret: str | None = Field(default=None, max_length=1024)
-    events_path: str | None = Field(default=None, min_length=1, description="JMESPath; default @")
-    delivery_id_header: str | None = None
-
-
 class ElementRef(Request):
     """A request about one element definition."""
 
     key: Key
 
 
-class AppEventTypeCreateRequest(ElementRef):
+class AppEventTypeWrite(ElementRef):
+    """The optional parts of an app-event type, written alike by create and patch."""
+
+    unsubscribe: UnsubscribeSpec | None = None
+    lookup: LookupSpec | None = None
+    signature: SignatureSpec | None = None
+    static_secret: str | None = Field(default=None, max_length=1024)
+    delivery_id_header: str | None = None
+
+
+class AppEventTypeCreateRequest(AppEventTypeWrite):
     """Define an app-event type."""
 
     integration_key: Key
     name: str = Field(min_length=1, max_length=200)
     subscribe: SubscribeSpec
-    unsubscribe: UnsubscribeSpec | None = None
-    lookup: LookupSpec | None = None
-    signature: SignatureSpec | None = None
-    static_secret: str | None = Field(default=None, max_length=1024)
     events_path: str = Field(default="@", min_length=1)
-    delivery_id_header: str | None = None
 
 
-class AppEventTypePatchRequest(ElementRef):
+class AppEventTypePatchRequest(AppEventTypeWrite):
     """Change an app-event type (deploy it again to apply)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     subscribe: SubscribeSpec | None = None
-    unsubscribe: UnsubscribeSpec | None = None
-    lookup: LookupSpec | None = None
-    signature: SignatureSpec | None = None
-    static_secret: str | None = Field(default=None, max_length=1024)
     events_path: str | None = Field(default=None, min_length=1)
-    delivery_id_header: str | None = None
 
 
 class AppEventTypeGetRequest(ElementRef):
@@ -186,21 +172,24 @@ class DataSource(Reply):
     updated_at: datetime
 
 
-class DataSourceCreateRequest(ElementRef):
+class DataSourceWrite(ElementRef):
+    """The optional parts of a data source, written alike by create and patch."""
+
+    fields: FieldsSpec | None = None
+    initial_state: InitialStateSpec | None = None
+
+
+class DataSourceCreateRequest(DataSourceWrite):
     """Define a data source."""
 
     integration_key: Key
     name: str = Field(min_length=1, max_length=200)
-    fields: FieldsSpec | None = None
-    initial_state: InitialStateSpec | None = None
 
 
-class DataSourcePatchRequest(ElementRef):
+class DataSourcePatchRequest(DataSourceWrite):
     """Change a data source (deploy it again to apply)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    fields: FieldsSpec | None = None
-    initial_state: InitialStateSpec | None = None
 
 
 class DataSourceGetRequest(ElementRef):
@@ -232,6 +221,7 @@ class Deleted(Reply):
 # --- deployments ------------------------------------------------------------------------
 
 StepStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+StepKind = Literal["subscribe", "unsubscribe", "data_source", "flows"]
 DeploymentStatus = Literal["pending", "running", "succeeded", "failed", "partial", "cancelled"]
 
 
@@ -239,7 +229,7 @@ class DeploymentStep(Contract):
     """One idempotent step of a deployment."""
 
     id: UUID
-    kind: Literal["subscribe", "unsubscribe", "data_source", "flows"]
+    kind: StepKind
     element_key: str
     status: StepStatus
     attempts: int
@@ -310,6 +300,10 @@ class FanOut(Reply):
 # --- instances --------------------------------------------------------------------------
 
 
+SubscriptionStatus = Literal["subscribing", "active", "failed", "unsubscribing", "unsubscribed"]
+DataSourceInstanceStatus = Literal["ready", "failed", "archived"]
+
+
 class AppEventSubscription(Reply):
     """A webhook subscription at the app for one connection."""
 
@@ -317,7 +311,7 @@ class AppEventSubscription(Reply):
     connection_id: UUID
     customer_id: str
     app_event_type_key: str
-    status: Literal["subscribing", "active", "failed", "unsubscribing", "unsubscribed"]
+    status: SubscriptionStatus
     external_id: str | None
     webhook_url: str
     last_error: str | None
@@ -344,7 +338,7 @@ class DataSourceInstance(Reply):
     connection_id: UUID
     customer_id: str
     data_source_key: str
-    status: Literal["ready", "failed", "archived"]
+    status: DataSourceInstanceStatus
     fields_schema: dict[str, Any] | None
     state: Any
     last_error: str | None

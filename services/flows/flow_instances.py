@@ -7,45 +7,20 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
-from jsonschema import Draft202012Validator
 
 from libs.common.bus import Bus
 from libs.common.cache import TtlCache
 from libs.common.contracts import connections
 from libs.common.contracts import flows as c
-from libs.common.contracts.base import Context
+from libs.common.contracts.base import Context, EventType
 from libs.common.db import Conn
 from libs.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from libs.common.outbox import emit
-from libs.common.paging import decode_uuid_cursor, encode_cursor
+from libs.common.paging import decode_uuid_cursor, encode_cursor, split_page
 from services.flows import store
-from services.flows.customization import apply, conflicts
+from services.flows.customization import apply, conflicts, customer_customization
 from services.flows.store import FlowRecord, InstanceRecord
-from services.flows.validation import require_valid
-
-
-def fits(flow: FlowRecord, customer_id: str, integration_key: str) -> bool:
-    """Tell whether a flow's level lets it run on a connection of this customer and app."""
-    if flow.level == "app":
-        return flow.integration_key == integration_key
-    if flow.level == "customer":
-        return flow.customer_id == customer_id and flow.integration_key in (None, integration_key)
-    return True
-
-
-def parameter_problems(
-    schema: dict[str, Any] | None, values: dict[str, Any]
-) -> list[dict[str, str]]:
-    """Check parameter values against the flow's parameters schema."""
-    if not schema:
-        return []
-    return [
-        {
-            "field": ".".join(["customization", "parameters", *map(str, e.absolute_path)]),
-            "message": e.message,
-        }
-        for e in Draft202012Validator(schema).iter_errors(values)
-    ]
+from services.flows.validation import fits, parameter_problems, require_valid
 
 
 class FlowInstances:
@@ -65,8 +40,7 @@ class FlowInstances:
     ) -> c.FlowDefinition:
         cached = self._revisions.get((flow_id, revision))
         if cached is None:
-            found = await store.select_revision(conn, workspace_id, flow_id, revision)
-            assert found is not None
+            found = await store.select_existing_revision(conn, workspace_id, flow_id, revision)
             cached = found.definition
             self._revisions.put((flow_id, revision), cached)
         return cached
@@ -87,27 +61,24 @@ class FlowInstances:
             self._effective.put(key, found)
         effective, values = found
         return c.FlowInstance(
-            id=record.id, flow_id=record.flow_id, connection_id=record.connection_id,
-            customer_id=record.customer_id, integration_key=record.integration_key,
-            base_revision=record.base_revision, latest_revision=flow.revision,
-            outdated=record.base_revision < flow.revision, customization=record.customization,
-            flow=effective, parameter_values=values, enabled=record.enabled,
-            archived=record.archived_at is not None, created_at=record.created_at, updated_at=record.updated_at,
-        )  # fmt: skip
+            **record.model_dump(exclude={"workspace_id", "archived_at"}),
+            latest_revision=flow.revision,
+            outdated=record.base_revision < flow.revision,
+            flow=effective,
+            parameter_values=values,
+            archived=record.archived_at is not None,
+        )
 
     async def _load(
         self, conn: Conn, ctx: Context, instance_id: UUID
     ) -> tuple[InstanceRecord, FlowRecord]:
         workspace_id = ctx.workspace()
-        record = await store.select_instance(conn, workspace_id, instance_id)
-        if record is None or (
-            ctx.principal == "customer" and record.customer_id != ctx.customer_id
-        ):
-            raise NotFound("flow instance not found")
-        if ctx.principal not in ("customer", "admin", "system"):
+        if ctx.principal == "anonymous":
             raise Forbidden("this operation needs a token")
-        flow = await store.select_flow(conn, workspace_id, record.flow_id)
-        assert flow is not None
+        record = await store.select_instance(conn, workspace_id, instance_id)
+        if record is None or not ctx.sees(record.customer_id):
+            raise NotFound("flow instance not found")
+        flow = await store.select_existing_flow(conn, workspace_id, record.flow_id)
         return record, flow
 
     async def get(self, req: c.FlowInstanceGetRequest) -> c.FlowInstance:
@@ -125,15 +96,19 @@ class FlowInstances:
         after = decode_uuid_cursor(req.cursor) if req.cursor else None
         async with self._pool.acquire() as conn:
             rows = await store.list_instances(
-                conn, workspace_id, customer_id=customer_id, connection_id=req.connection_id,
-                flow_id=req.flow_id, after=after, limit=req.limit + 1,
-            )  # fmt: skip
-            more = len(rows) > req.limit
-            rows = rows[: req.limit]
-            flows = await store.select_flows(conn, workspace_id, list({r.flow_id for r in rows}))
-            items = [await self._view(conn, r, flows[r.flow_id]) for r in rows]
+                conn,
+                workspace_id,
+                customer_id=customer_id,
+                connection_id=req.connection_id,
+                flow_id=req.flow_id,
+                after=after,
+                limit=req.limit + 1,
+            )
+            page, more = split_page(rows, req.limit)
+            flows = await store.select_flows(conn, workspace_id, list({r.flow_id for r in page}))
+            items = [await self._view(conn, r, flows[r.flow_id]) for r in page]
         return c.FlowInstancePage(
-            items=items, cursor=encode_cursor(rows[-1].id) if more and rows else None
+            items=items, cursor=encode_cursor(page[-1].id) if more and page else None
         )
 
     async def create(self, req: c.FlowInstanceCreateRequest) -> c.FlowInstance:
@@ -147,7 +122,13 @@ class FlowInstances:
             flow = await store.select_flow(conn, workspace_id, req.flow_id)
             if flow is None or flow.archived_at is not None:
                 raise NotFound("flow not found")
-            if not fits(flow, connection.customer_id, connection.integration_key):
+            if not fits(
+                flow.level,
+                flow.integration_key,
+                flow.customer_id,
+                customer_id=connection.customer_id,
+                integration_key=connection.integration_key,
+            ):
                 raise InvalidInput(
                     f"a {flow.level}-level flow cannot run on this connection",
                     details=[{"field": "connectionId"}],
@@ -171,11 +152,12 @@ class FlowInstances:
     ) -> InstanceRecord | None:
         record = await store.insert_instance(
             conn,
-            {
-                "id": uuid4(), "workspace_id": flow.workspace_id, "flow_id": flow.id, "connection_id": connection_id,
-                "customer_id": customer_id, "integration_key": integration_key, "base_revision": flow.revision,
-            },
-        )  # fmt: skip
+            id=uuid4(),
+            flow=flow,
+            connection_id=connection_id,
+            customer_id=customer_id,
+            integration_key=integration_key,
+        )
         if record is not None:
             await self._event(conn, c.FLOW_INSTANCE_CREATED, record)
         return record
@@ -186,18 +168,9 @@ class FlowInstances:
             record, flow = await self._load(conn, req.ctx, req.id)
             customization = record.customization
             if req.customization is not None:
+                # Who may change what is its own rule: a customer sets only parameter values.
                 if req.ctx.principal == "customer":
-                    if set(req.customization) - {"parameters"}:
-                        raise Forbidden(
-                            "customers may change only parameter values and enabled",
-                            code="customization_forbidden",
-                        )
-                    customization = {
-                        **record.customization,
-                        "parameters": req.customization.get("parameters"),
-                    }
-                    if customization["parameters"] is None:
-                        del customization["parameters"]
+                    customization = customer_customization(customization, req.customization)
                 else:
                     customization = req.customization
             enabled = record.enabled if req.enabled is None else req.enabled
@@ -252,9 +225,11 @@ class FlowInstances:
                     ]
             if found:
                 raise Conflict(
-                    f"the customisation conflicts with revision {flow.revision} at {found[0]['path']}",
-                    code="upgrade_conflict", details=found,
-                )  # fmt: skip
+                    f"the customisation conflicts with revision {flow.revision}"
+                    f" at {found[0]['path']}",
+                    code="upgrade_conflict",
+                    details=found,
+                )
             updated = await store.update_instance(
                 conn, record, record.customization, record.enabled, flow.revision
             )
@@ -295,12 +270,17 @@ class FlowInstances:
             total = await store.count_connection_instances(conn, workspace_id, req.connection_id)
         return c.EnsureInstancesReply(created=created, archived=archived, total=total)
 
-    async def _event(self, conn: Conn, kind: Any, record: InstanceRecord) -> None:
+    async def _event(
+        self, conn: Conn, kind: EventType[c.FlowInstanceEvent], record: InstanceRecord
+    ) -> None:
         await emit(
             conn,
             kind,
             c.FlowInstanceEvent(
-                workspace_id=record.workspace_id, flow_instance_id=record.id, flow_id=record.flow_id,
-                connection_id=record.connection_id, customer_id=record.customer_id,
+                workspace_id=record.workspace_id,
+                flow_instance_id=record.id,
+                flow_id=record.flow_id,
+                connection_id=record.connection_id,
+                customer_id=record.customer_id,
             ),
-        )  # fmt: skip
+        )
