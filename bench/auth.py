@@ -6,18 +6,27 @@ doing one PyJWT HS256 verification. Run: ``.venv/bin/python -m bench.auth``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import json
-import subprocess
 import time
 from collections.abc import Iterator
 
 import jwt
 
 from bench.auth_baselines import SECRET
-from bench.common import ROOT, Result, best, embedded_infra, load, process, python
+from bench.common import (
+    Result,
+    bench_parser,
+    best,
+    cli,
+    create_workspace,
+    embedded_infra,
+    load,
+    process,
+    python,
+    stack_env,
+    stack_processes,
+)
 from libs.common.config import SERVICES
 from libs.common.infra import free_port
 
@@ -40,62 +49,22 @@ def _tokens(key: str, secret: str, count: int) -> Iterator[dict[str, str]]:
 
 def main() -> None:
     """Run the benchmark and print its figures."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=32)
-    args = parser.parse_args()
+    args = bench_parser(__doc__).parse_args()
     kw = {"seconds": args.seconds, "concurrency": args.concurrency}
     with embedded_infra() as infra:
-        env = {
-            "TETHER_DATABASE_URL": infra.database_url,
-            "TETHER_NATS_URL": infra.nats_url,
-            "TETHER_MASTER_KEYS": "b:" + "A" * 43 + "=",
-        }
-        subprocess.run(
-            python("libs.cli", "migrate"),
-            env=env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-        health = {name: free_port() for name in SERVICES}
+        env = stack_env(infra)
+        cli(env, "migrate")
         gw, base = free_port(), free_port()
-        procs = [
-            process(
-                python(f"services.{n}"),
-                {**env, "TETHER_HEALTH_PORT": str(p)},
-                f"http://127.0.0.1:{p}/readyz",
-            )
-            for n, p in health.items()
-        ]
-        procs.append(
-            process(
-                python("services.gateway"),
-                {**env, "TETHER_GATEWAY_PORT": str(gw)},
-                f"http://127.0.0.1:{gw}/healthz",
-            )
-        )
-        procs.append(
-            process(
-                python("bench.auth_baselines", str(base), infra.database_url),
-                {},
-                f"http://127.0.0.1:{base}/select",
-            )
-        )
         with contextlib.ExitStack() as running:
-            for p in procs:
-                running.enter_context(p)
-            created = json.loads(
-                subprocess.run(
-                    python("libs.cli", "workspace", "create", "--name", "bench", "--json"),
-                    env=env,
-                    cwd=ROOT,
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
+            stack_processes(running, env, list(SERVICES), gw)
+            running.enter_context(
+                process(
+                    python("bench.auth_baselines", str(base), infra.database_url),
+                    {},
+                    f"http://127.0.0.1:{base}/select",
+                )
             )
+            created = create_workspace(env)
             key, secret = created["key"], created["secret"]
             hot = next(_tokens(key, secret, 1))
             me = f"http://127.0.0.1:{gw}/customers/me"

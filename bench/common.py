@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -12,7 +13,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import aiohttp
 from libs.common.infra import EmbeddedNats, EmbeddedPostgres, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+MASTER_KEYS = "b:" + "A" * 43 + "="
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,27 @@ def embedded_infra() -> Iterator[Infra]:
         finally:
             nats.stop()
             pg.stop()
+
+
+def stack_env(infra: Infra, **extra: str) -> dict[str, str]:
+    """Return the environment of the stack's processes on ``infra`` (plus ``extra``)."""
+    return {
+        "TETHER_DATABASE_URL": infra.database_url,
+        "TETHER_NATS_URL": infra.nats_url,
+        "TETHER_MASTER_KEYS": MASTER_KEYS,
+        **extra,
+    }
+
+
+def bench_parser(
+    doc: str | None, *, seconds: float = 4.0, rounds: int = 2, concurrency: int = 32
+) -> argparse.ArgumentParser:
+    """Return a parser with the options every load benchmark takes (add its own to it)."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--seconds", type=float, default=seconds)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--concurrency", type=int, default=concurrency)
+    return parser
 
 
 @contextmanager
@@ -79,6 +102,31 @@ def process(
 def python(module: str, *args: str) -> list[str]:
     """Return the command that runs ``module`` with this interpreter."""
     return [sys.executable, "-m", module, *args]
+
+
+def bare_server(running: ExitStack, *flags: str) -> str:
+    """Start the bare aiohttp handler (``bench.bare_server``) in ``running``; return its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/ping"
+    running.enter_context(process(python("bench.bare_server", str(port), *flags), {}, url))
+    return url
+
+
+async def call_json(http: aiohttp.ClientSession, method: str, url: str, body: object = None) -> Any:
+    """Send one JSON request that must succeed; return the JSON answer."""
+    async with http.request(method, url, json=body) as resp:
+        assert resp.status < 300, await resp.text()
+        return await resp.json()
+
+
+def crm_integration(base_url: str) -> dict[str, Any]:
+    """Return the API-key integration ``crm`` of the fake webhook app at ``base_url``."""
+    return {
+        "key": "crm",
+        "name": "CRM",
+        "auth": {"type": "api_key"},
+        "api": {"baseUrl": base_url, "headers": {"X-Api-Key": "{apiKey}"}},
+    }
 
 
 @dataclass(frozen=True)
@@ -158,34 +206,48 @@ def best(results: list[Result]) -> Result:
 
 
 def stack_processes(
-    running: Any, env: dict[str, str], services: list[str], gateway_port: int
+    running: ExitStack, env: dict[str, str], services: list[str], gateway_port: int
 ) -> dict[str, subprocess.Popen[bytes]]:
     """Start ``services`` (``name`` or ``name-2`` for a replica) and the gateway in ``running``."""
     procs = {}
     for name in services:
         port = free_port()
         procs[name] = running.enter_context(
-            process(python(f"services.{name.split('-')[0]}"), {**env, "TETHER_HEALTH_PORT": str(port)},
-                    f"http://127.0.0.1:{port}/readyz")
-        )  # fmt: skip
+            process(
+                python(f"services.{name.split('-')[0]}"),
+                {**env, "TETHER_HEALTH_PORT": str(port)},
+                f"http://127.0.0.1:{port}/readyz",
+            )
+        )
     procs["gateway"] = running.enter_context(
-        process(python("services.gateway"), {**env, "TETHER_GATEWAY_PORT": str(gateway_port)},
-                f"http://127.0.0.1:{gateway_port}/healthz")
-    )  # fmt: skip
+        process(
+            python("services.gateway"),
+            {**env, "TETHER_GATEWAY_PORT": str(gateway_port)},
+            f"http://127.0.0.1:{gateway_port}/healthz",
+        )
+    )
     return procs
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    """Run ``tether`` with ``args``; return what it printed."""
+    return subprocess.run(
+        python("libs.cli", *args), env=env, cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def create_workspace(env: dict[str, str]) -> dict[str, Any]:
+    """Create a workspace with the CLI; return it (with its key and secret)."""
+    created: dict[str, Any] = json.loads(
+        cli(env, "workspace", "create", "--name", "bench", "--json")
+    )
+    return created
 
 
 def admin_token(env: dict[str, str]) -> str:
     """Create a workspace with the CLI and mint an admin token for it."""
-    created = subprocess.run(
-        python("libs.cli", "workspace", "create", "--name", "bench", "--json"),
-        env=env, cwd=ROOT, check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    key = json.loads(created.stdout)["key"]
-    return subprocess.run(
-        python("libs.cli", "token", "--workspace", key, "--admin", "--ttl", "7200"),
-        env=env, cwd=ROOT, check=True, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
+    key = create_workspace(env)["key"]
+    return cli(env, "token", "--workspace", key, "--admin", "--ttl", "7200").strip()
 
 
 def peak_memory_mb(pid: int) -> float:

@@ -13,26 +13,23 @@ import argparse
 import asyncio
 import contextlib
 import time
-from typing import Any
 
 import aiohttp
 import asyncpg
 
-from bench.common import admin_token, best, embedded_infra, load, process, python
+from bench.common import (
+    admin_token,
+    bare_server,
+    bench_parser,
+    best,
+    call_json,
+    embedded_infra,
+    load,
+    stack_env,
+    stack_processes,
+)
 from libs.common.infra import free_port
 from tests.fakes.oauth_provider import FakeProvider
-
-KEYS = "b:" + "A" * 43 + "="
-
-
-async def _json(
-    http: aiohttp.ClientSession, method: str, url: str, token: str, body: Any = None
-) -> Any:
-    async with http.request(
-        method, url, json=body, headers={"Authorization": f"Bearer {token}"}
-    ) as resp:
-        assert resp.status < 300, await resp.text()
-        return await resp.json()
 
 
 async def run(
@@ -44,32 +41,39 @@ async def run(
         spec = {
             "key": "fake",
             "name": "Fake",
-            "auth": {"type": "oauth2", "authorizeUrl": provider.authorize_url, "tokenUrl": provider.token_url,
-                     "clientId": "bench"},
+            "auth": {
+                "type": "oauth2",
+                "authorizeUrl": provider.authorize_url,
+                "tokenUrl": provider.token_url,
+                "clientId": "bench",
+            },
             "clientSecret": secret,
             "api": {"baseUrl": provider.api_base},
-        }  # fmt: skip
+        }
+        headers = {"Authorization": f"Bearer {token}"}
         connector = aiohttp.TCPConnector(limit=32)
-        async with aiohttp.ClientSession(connector=connector) as http:
-            await _json(http, "POST", f"{gateway}/integrations", token, spec)
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+            await call_json(http, "POST", f"{gateway}/integrations", spec)
             sem = asyncio.Semaphore(32)
 
             async def seed(i: int) -> str:
                 body = {
                     "customerId": f"c{i}",
                     "integrationKey": "fake",
-                    "credentials": {"access_token": f"at-{i}", "refresh_token": provider.grant_refresh_token(),
-                                    "expires_in": 3600},
-                }  # fmt: skip
+                    "credentials": {
+                        "access_token": f"at-{i}",
+                        "refresh_token": provider.grant_refresh_token(),
+                        "expires_in": 3600,
+                    },
+                }
                 async with sem:
                     return str(
-                        (await _json(http, "POST", f"{gateway}/connections", token, body))["id"]
+                        (await call_json(http, "POST", f"{gateway}/connections", body))["id"]
                     )
 
             started = time.perf_counter()
             ids = await asyncio.gather(*(seed(i) for i in range(args.connections)))
             print(f"seeded {len(ids)} connections in {time.perf_counter() - started:.1f}s")
-        headers = {"Authorization": f"Bearer {token}"}
         creds_url = f"{gateway}/connections/{ids[0]}/credentials"
         kw = {"seconds": args.seconds, "concurrency": 32}
         reads, bases = [], []
@@ -110,38 +114,17 @@ async def run(
 
 def main() -> None:
     """Run the benchmark and print its figures."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_parser(__doc__)
     parser.add_argument("--connections", type=int, default=2000)
-    parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     with embedded_infra() as infra:
-        env = {
-            "TETHER_DATABASE_URL": infra.database_url,
-            "TETHER_NATS_URL": infra.nats_url,
-            "TETHER_MASTER_KEYS": KEYS,
-        }
-        gw, bare = free_port(), free_port()
-        ports = {"identity": free_port(), "connections": free_port(), "connections-2": free_port()}
+        env = stack_env(infra)
+        gw = free_port()
         with contextlib.ExitStack() as running:
-            for name, port in ports.items():
-                running.enter_context(
-                    process(python(f"services.{name.split('-')[0]}"), {**env, "TETHER_HEALTH_PORT": str(port)},
-                            f"http://127.0.0.1:{port}/readyz")
-                )  # fmt: skip
-            running.enter_context(
-                process(
-                    python("services.gateway"),
-                    {**env, "TETHER_GATEWAY_PORT": str(gw)},
-                    f"http://127.0.0.1:{gw}/healthz",
-                )
-            )
-            running.enter_context(
-                process(python("bench.bare_server", str(bare)), {}, f"http://127.0.0.1:{bare}/ping")
-            )
+            stack_processes(running, env, ["identity", "connections", "connections-2"], gw)
+            bare = bare_server(running)
             token = admin_token(env)
-            gateway, bare_url = f"http://127.0.0.1:{gw}", f"http://127.0.0.1:{bare}/ping"
-            asyncio.run(run(args, gateway, infra.database_url, bare_url, token))
+            asyncio.run(run(args, f"http://127.0.0.1:{gw}", infra.database_url, bare, token))
 
 
 if __name__ == "__main__":

@@ -10,29 +10,28 @@ import argparse
 import asyncio
 import contextlib
 import time
-from typing import Any
 
 import aiohttp
 
-from bench.common import admin_token, embedded_infra, peak_memory_mb, stack_processes
+from bench.common import (
+    admin_token,
+    call_json,
+    crm_integration,
+    embedded_infra,
+    peak_memory_mb,
+    stack_env,
+    stack_processes,
+)
 from libs.common.infra import free_port
 from tests.fakes.webhook_app import FakeWebhookApp
 from tests.instances.conftest import DATA_SOURCE, app_event_type
-
-KEYS = "b:" + "A" * 43 + "="
-
-
-async def _call(http: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> Any:
-    async with http.request(method, url, json=body) as resp:
-        assert resp.status < 300, await resp.text()
-        return await resp.json()
 
 
 async def progress(
     http: aiohttp.ClientSession, gateway: str, count: int, since: int
 ) -> tuple[int, int]:
     """Return (steps done, steps total) over the newest ``count`` deployments."""
-    page = await _call(http, "GET", f"{gateway}/deployments?integrationKey=crm&limit={count}")
+    page = await call_json(http, "GET", f"{gateway}/deployments?integrationKey=crm&limit={count}")
     fresh = (
         [d for d in page["items"] if d["reason"].startswith("definition:")]
         if since
@@ -48,12 +47,9 @@ async def run(args: argparse.Namespace, gateway: str, token: str, instances_pid:
         async with aiohttp.ClientSession(
             headers=headers, connector=aiohttp.TCPConnector(limit=32)
         ) as http:
-            await _call(http, "POST", f"{gateway}/integrations", {
-                "key": "crm", "name": "CRM", "auth": {"type": "api_key"},
-                "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
-            })  # fmt: skip
-            await _call(http, "POST", f"{gateway}/app-event-types", app_event_type())
-            await _call(http, "POST", f"{gateway}/data-sources", DATA_SOURCE)
+            await call_json(http, "POST", f"{gateway}/integrations", crm_integration(app.url))
+            await call_json(http, "POST", f"{gateway}/app-event-types", app_event_type())
+            await call_json(http, "POST", f"{gateway}/data-sources", DATA_SOURCE)
             sem = asyncio.Semaphore(32)
 
             async def connect(i: int) -> None:
@@ -63,7 +59,7 @@ async def run(args: argparse.Namespace, gateway: str, token: str, instances_pid:
                     "credentials": {"apiKey": "bench-key"},
                 }
                 async with sem:
-                    await _call(http, "POST", f"{gateway}/connections", body)
+                    await call_json(http, "POST", f"{gateway}/connections", body)
 
             started = time.perf_counter()
             await asyncio.gather(*(connect(i) for i in range(args.connections)))
@@ -77,11 +73,11 @@ async def run(args: argparse.Namespace, gateway: str, token: str, instances_pid:
             )
             changed = app_event_type()["subscribe"]
             changed["body"] = {**changed["body"], "events": ["contact.created", "contact.updated"]}
-            await _call(
+            await call_json(
                 http, "PATCH", f"{gateway}/app-event-types/contact-created", {"subscribe": changed}
             )
             started = time.perf_counter()
-            fan = await _call(http, "POST", f"{gateway}/app-event-types/contact-created/deploy")
+            fan = await call_json(http, "POST", f"{gateway}/app-event-types/contact-created/deploy")
             readings = []
             while True:
                 done, total = await progress(http, gateway, args.connections, 1)
@@ -106,10 +102,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1000)
     args = parser.parse_args()
     with embedded_infra() as infra:
-        env = {"TETHER_DATABASE_URL": infra.database_url, "TETHER_NATS_URL": infra.nats_url, "TETHER_MASTER_KEYS": KEYS,
-               "TETHER_LOG_LEVEL": "warning"}  # fmt: skip
         gw = free_port()
-        env["TETHER_PUBLIC_URL"] = f"http://127.0.0.1:{gw}"
+        env = stack_env(
+            infra, TETHER_LOG_LEVEL="warning", TETHER_PUBLIC_URL=f"http://127.0.0.1:{gw}"
+        )
         with contextlib.ExitStack() as running:
             procs = stack_processes(running, env, ["identity", "connections", "instances"], gw)
             token = admin_token(env)

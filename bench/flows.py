@@ -20,11 +20,19 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from bench.common import admin_token, best, embedded_infra, load, process, python, stack_processes
+from bench.common import (
+    admin_token,
+    bare_server,
+    bench_parser,
+    best,
+    embedded_infra,
+    load,
+    stack_env,
+    stack_processes,
+)
 from libs.common.infra import free_port
 from tests.flows.conftest import flow_body
 
-KEYS = "b:" + "A" * 43 + "="
 SEED_FLOWS_SQL = """
 INSERT INTO flows.flows (id, workspace_id, key, level, definition, auto_deploy)
 SELECT gen_random_uuid(), $1, 'bench-' || i, 'universal', $2::jsonb, false FROM generate_series(1, $3) AS i
@@ -103,35 +111,18 @@ async def run(
 
 def main() -> None:
     """Run the benchmark and print its figures."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_parser(__doc__, concurrency=16)
     parser.add_argument("--flows", type=int, default=10_000)
     parser.add_argument("--instances", type=int, default=50_000)
-    parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
     with embedded_infra() as infra:
-        env = {
-            "TETHER_DATABASE_URL": infra.database_url,
-            "TETHER_NATS_URL": infra.nats_url,
-            "TETHER_MASTER_KEYS": KEYS,
-        }
-        gw, bare = free_port(), free_port()
+        env = stack_env(infra)
+        gw = free_port()
         with contextlib.ExitStack() as running:
             stack_processes(running, env, ["identity", "connections", "instances", "flows"], gw)
-            running.enter_context(
-                process(python("bench.bare_server", str(bare)), {}, f"http://127.0.0.1:{bare}/ping")
-            )
+            bare = bare_server(running)
             token = admin_token(env)
-            asyncio.run(
-                run(
-                    args,
-                    f"http://127.0.0.1:{gw}",
-                    token,
-                    infra.database_url,
-                    f"http://127.0.0.1:{bare}/ping",
-                )
-            )
+            asyncio.run(run(args, f"http://127.0.0.1:{gw}", token, infra.database_url, bare))
 
 
 if __name__ == "__main__":

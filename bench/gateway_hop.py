@@ -6,21 +6,16 @@ with and without uvloop. Run: ``make bench`` or ``.venv/bin/python -m bench.gate
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 
-from bench.common import Result, best, embedded_infra, load, process, python
+from bench.common import Result, bench_parser, best, embedded_infra, load, process, python
 from libs.common.infra import free_port
 
 
 def main() -> None:
     """Run the benchmark and print its figures."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=32)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, seconds=5.0, rounds=3).parse_args()
     with embedded_infra() as infra:
         for uvloop in (True, False):
             flag = "1" if uvloop else "0"

@@ -262,6 +262,23 @@ async def workspace(make_workspace: WorkspaceFactory) -> WorkspaceHandle:
     return await make_workspace()
 
 
+async def customer_events(stack: Stack, ws: WorkspaceHandle, kind: str, customer_id: str) -> int:
+    """Count identity's outbox events ``customer.<kind>`` about ``customer_id`` in ``ws``."""
+    pool = await stack.pool("identity")
+    try:
+        return int(
+            await pool.fetchval(
+                "SELECT count(*) FROM outbox WHERE workspace_id = $1 AND subject = $2"
+                " AND payload->>'customerId' = $3",
+                ws.id,
+                f"tether.evt.identity.customer.{kind}",
+                customer_id,
+            )
+        )
+    finally:
+        await pool.close()
+
+
 def bearer(token: str) -> dict[str, str]:
     """Return the Authorization header for ``token``."""
     return {"Authorization": f"Bearer {token}"}

@@ -11,6 +11,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 _ENV = SettingsConfigDict(env_prefix="TETHER_", extra="ignore", frozen=True)
 
 
+class ServiceOptions(BaseSettings):
+    """Base of a service's own tunables: read from ``TETHER_*``, unknown variables ignored."""
+
+    model_config = _ENV
+
+
 class DatabaseSettings(BaseSettings):
     """Where PostgreSQL is and how big a service's pool is."""
 

@@ -33,7 +33,7 @@ from libs.common.contracts.dead_letters import (
 )
 from libs.common.db import Conn
 from libs.common.errors import InvalidInput, TetherError
-from libs.common.paging import decode_cursor, encode_cursor
+from libs.common.paging import decode_cursor, encode_cursor, split_page
 
 PAYLOAD_LIMIT = 16 * 1024
 """Bytes of a payload a dead letter keeps."""
@@ -93,9 +93,15 @@ class Failure:
 
     @classmethod
     def of(
-        cls, consumer: str, stream_seq: int, subject: str, data: bytes, deliveries: int,
-        error: str | None, types: Mapping[str, EventType[Any]],
-    ) -> Failure:  # fmt: skip
+        cls,
+        consumer: str,
+        stream_seq: int,
+        subject: str,
+        data: bytes,
+        deliveries: int,
+        error: str | None,
+        types: Mapping[str, EventType[Any]],
+    ) -> Failure:
         """Describe a failed delivery, with the event's ids when its payload reads."""
         event = None
         kind = types.get(subject)
@@ -103,9 +109,15 @@ class Failure:
             with contextlib.suppress(ValidationError):
                 event = kind.model.model_validate_json(data)
         return cls(
-            consumer, stream_seq, subject, data, deliveries, error,
-            event.event_id if event else None, event.workspace_id if event else None,
-        )  # fmt: skip
+            consumer,
+            stream_seq,
+            subject,
+            data,
+            deliveries,
+            error,
+            event.event_id if event else None,
+            event.workspace_id if event else None,
+        )
 
 
 def describe(exc: BaseException) -> str:
@@ -182,8 +194,7 @@ def dead_letters_endpoint(
                 before=before,
                 limit=req.limit + 1,
             )
-        more = len(found) > req.limit
-        found = found[: req.limit]
+        found, more = split_page(found, req.limit)
         return DeadLetterPage(
             items=[letter for _, letter in found],
             cursor=encode_cursor(found[-1][0]) if more and found else None,

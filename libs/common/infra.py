@@ -106,15 +106,36 @@ class EmbeddedPostgres:
         uid, gid = user if user else (None, None)
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                 "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-                check=True, capture_output=True, user=uid, group=gid,
-            )  # fmt: skip
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                check=True,
+                capture_output=True,
+                user=uid,
+                group=gid,
+            )
         args = [
-            str(bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-            "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-            "-c", "max_connections=300", "-c", "shared_buffers=128MB",
-        ]  # fmt: skip
+            str(bin_dir / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=128MB",
+        ]
         if not self.durable:  # throw-away test servers trade durability for speed
             args += [
                 "-c",
@@ -126,9 +147,14 @@ class EmbeddedPostgres:
             ]
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - handed to the child
         self._proc = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: die_with_parent(signal.SIGINT), user=uid, group=gid,
-        )  # fmt: skip
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=lambda: die_with_parent(signal.SIGINT),
+            user=uid,
+            group=gid,
+        )
         log.close()
         isready = [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
         _wait_until(
@@ -159,10 +185,17 @@ class EmbeddedPostgres:
             entry = pwd.getpwnam(PG_SYSTEM_USER)
         except KeyError:
             subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                 PG_SYSTEM_USER],
-                check=True, capture_output=True,
-            )  # fmt: skip
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    PG_SYSTEM_USER,
+                ],
+                check=True,
+                capture_output=True,
+            )
             entry = pwd.getpwnam(PG_SYSTEM_USER)
         for path in (self.data_dir, bin_dir):
             _let_others_traverse(path)
@@ -220,12 +253,27 @@ class EmbeddedNats:
             _stop_stale(int(pid_file.read_text().strip()), "nats-server", signal.SIGTERM)
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - handed to the child
         self._proc = subprocess.Popen(
-            [str(nats_server_binary()), "-a", "127.0.0.1", "-p", str(self.port),
-             "-m", str(self.monitor_port), "-js", "-sd", str(self.data_dir / "jetstream"),
-             "-P", str(pid_file), "-n", f"tether-{self.port}"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                str(nats_server_binary()),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-m",
+                str(self.monitor_port),
+                "-js",
+                "-sd",
+                str(self.data_dir / "jetstream"),
+                "-P",
+                str(pid_file),
+                "-n",
+                f"tether-{self.port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             preexec_fn=lambda: die_with_parent(signal.SIGTERM),
-        )  # fmt: skip
+        )
         log.close()
         _wait_until(self._healthy, timeout, "NATS", self._proc)
         return self.url

@@ -169,8 +169,11 @@ class OutboxRelay:
                             await self._purge()
                     except (OSError, asyncpg.PostgresError, nats.errors.Error) as exc:
                         log.warning("outbox_relay_failed", error=str(exc))
+                    # Not wait_for: on 3.11 it swallows a cancel that lands as the NOTIFY
+                    # does, and the relay of a stopping service would run on forever.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), self._sweep_interval)
+                        async with asyncio.timeout(self._sweep_interval):
+                            await wake.wait()
                     wake.clear()
             finally:
                 await listener.remove_listener(self._channel, on_notify)
@@ -280,6 +283,10 @@ class EventConsumer:
             sub = await self._js.pull_subscribe_bind(durable=self._durable, stream=EVENTS_STREAM)
             try:
                 while True:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        # nats-py's fetch (wait_for) swallows a stop that lands as a batch does
+                        raise asyncio.CancelledError
                     try:
                         msgs = await sub.fetch(self._batch_size, timeout=1.0)
                     except (nats.errors.TimeoutError, TimeoutError):

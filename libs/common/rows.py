@@ -6,6 +6,10 @@ only place that conversion is written::
     one(ConnectionRecord, await conn.fetchrow(...))     # the row must exist
     maybe(ConnectionRecord, await conn.fetchrow(...))   # None when there is no row
     many(ConnectionRecord, await conn.fetch(...))       # a list, possibly empty
+
+Replies are built from records by their field names, not copied by hand:
+``Reply.model_validate(record, from_attributes=True)``, or :func:`reply` when the reply
+also needs values the record does not hold.
 """
 
 from __future__ import annotations
@@ -35,3 +39,9 @@ def maybe(model: type[M], row: Mapping[str, Any] | None) -> M | None:
 def many(model: type[M], rows: Iterable[Mapping[str, Any]]) -> list[M]:
     """Return every row as ``model``."""
     return [model.model_validate(dict(row)) for row in rows]
+
+
+def reply(model: type[M], source: object, **values: Any) -> M:
+    """Return ``model`` built from ``source``'s attributes of the same names, plus ``values``."""
+    fields = {name: getattr(source, name) for name in model.model_fields if name not in values}
+    return model.model_validate({**fields, **values})

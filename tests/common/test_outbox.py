@@ -8,12 +8,12 @@ import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from uuid import uuid4
+from typing import Any, TypedDict
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
 from libs.common.bus import Bus, connect
 from libs.common.contracts.base import EVENTS_STREAM, Event, EventType
@@ -26,7 +26,14 @@ class ThingHappened(Event):
     thing_id: str
 
 
-FAST: dict[str, Any] = {"max_attempts": 3, "backoff": (0.05, 0.1)}
+class Retries(TypedDict):
+    """The retry keywords of `EventConsumer`."""
+
+    max_attempts: int
+    backoff: tuple[float, ...]
+
+
+FAST = Retries(max_attempts=3, backoff=(0.05, 0.1))
 """Retry settings that keep the tests quick (production waits seconds to minutes)."""
 
 
@@ -183,12 +190,12 @@ async def test_consumer_skips_redelivered_event_and_retries_failures(env: Env) -
 
 
 async def _acked_all(env: Env, durable: str) -> bool:
-    info = await env.bus.js.consumer_info(EVENTS_STREAM, durable)
+    info: ConsumerInfo = await env.bus.js.consumer_info(EVENTS_STREAM, durable)  # untyped there
     return info.num_ack_pending == 0 and info.num_pending == 0
 
 
-async def _consume_all(env: Env, expect: int) -> list[Any]:
-    seen: list[Any] = []
+async def _consume_all(env: Env, expect: int) -> list[UUID]:
+    seen: list[UUID] = []
 
     async def handler(_: Conn, __: EventType[Any], ev: Event) -> None:
         seen.append(ev.event_id)
@@ -204,7 +211,7 @@ async def _consume_all(env: Env, expect: int) -> list[Any]:
     return seen
 
 
-async def _acked_all_after(env: Env, durable: str, seen: list[Any], expect: int) -> bool:
+async def _acked_all_after(env: Env, durable: str, seen: list[UUID], expect: int) -> bool:
     if len(seen) < expect:
         return False
     return await _acked_all(env, durable)

@@ -21,7 +21,7 @@ from libs.common.crypto import Keyring, associated_data, generate_master_key, ki
 from libs.common.db import create_pool
 from libs.common.errors import Forbidden
 from libs.common.reseal import Row, SealedColumn, column_status, reseal, reseal_batch
-from tests.conftest import SYSTEM, Infra, Stack
+from tests.conftest import SYSTEM, Infra, Stack, WorkspaceHandle
 
 OLD, NEW = generate_master_key("old"), generate_master_key("new")
 OLD_RING = Keyring.from_setting(OLD)
@@ -209,7 +209,9 @@ async def test_reseal_counts_and_keeps_values_it_cannot_open(table: Table) -> No
     assert {i: NEW_ONLY.decrypt(s, table.aad(i)) for i, s in sealed.items()} == plain
 
 
-async def test_keys_subjects_answer_operators_only(stack: Stack, workspace: Any) -> None:
+async def test_keys_subjects_answer_operators_only(
+    stack: Stack, workspace: WorkspaceHandle
+) -> None:
     status_op, reseal_op = keys_operations("identity")
     admin = Context(workspace_id=UUID(workspace.id), principal="admin")
     with pytest.raises(Forbidden):

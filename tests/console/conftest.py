@@ -6,9 +6,9 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from playwright.async_api import Browser, Page, async_playwright
 
 from libs.common.contracts import identity
 from tests.conftest import ROOT, SYSTEM, Stack, WorkspaceHandle
@@ -32,15 +32,13 @@ def chromium_path() -> str | None:
 
 
 @pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Any]:
+async def browser() -> AsyncIterator[Browser]:
     """A headless Chromium for the session (skips the browser tests when none is installed)."""
     executable = chromium_path()
     if executable is None:
         pytest.skip(
             "no Chromium found (apt-get install chromium): the console's browser tests are skipped"
         )
-    from playwright.async_api import async_playwright
-
     async with async_playwright() as pw:
         instance = await pw.chromium.launch(
             executable_path=executable, headless=True, args=CHROMIUM_FLAGS
@@ -59,7 +57,7 @@ async def console_link(stack: Stack, workspace: WorkspaceHandle) -> str:
 
 
 @pytest.fixture
-async def page(browser: Any, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
     """A fresh page at 1280x800; a screenshot of where it ends is saved as a test artifact."""
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     tab = await context.new_page()
@@ -72,7 +70,7 @@ async def page(browser: Any, request: pytest.FixtureRequest) -> AsyncIterator[An
     assert not errors, f"the page raised: {errors}"
 
 
-async def signed_in(page: Any, stack: Stack, workspace: WorkspaceHandle) -> None:
+async def signed_in(page: Page, stack: Stack, workspace: WorkspaceHandle) -> None:
     """Open the one-time link and wait for the console to show the workspace."""
     await page.goto(await console_link(stack, workspace))
     await page.get_by_test_id("signout").wait_for(timeout=10_000)

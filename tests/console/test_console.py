@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from playwright.async_api import Page
 
 from tests.conftest import Stack, WorkspaceHandle, bearer
 from tests.connections.conftest import oauth_spec
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 async def _api(
-    http: aiohttp.ClientSession, ws: WorkspaceHandle, method: str, path: str, body: Any = None
+    http: aiohttp.ClientSession, ws: WorkspaceHandle, method: str, path: str, body: object = None
 ) -> Any:
     async with http.request(
         method, ws.url(path), json=body, headers=bearer(await ws.admin_token())
@@ -29,7 +30,7 @@ async def _api(
 
 
 async def test_console_sign_in_with_one_time_link(
-    page: Any, stack: Stack, workspace: WorkspaceHandle
+    page: Page, stack: Stack, workspace: WorkspaceHandle
 ) -> None:
     link = await console_link(stack, workspace)
     await page.goto(link)
@@ -49,7 +50,7 @@ async def test_console_sign_in_with_one_time_link(
 
 
 async def test_console_fields_schema_validation_error(
-    page: Any, stack: Stack, workspace: WorkspaceHandle
+    page: Page, stack: Stack, workspace: WorkspaceHandle
 ) -> None:
     await signed_in(page, stack, workspace)
     await page.goto(f"{stack.gateway_url}/console/#/settings")
@@ -65,7 +66,7 @@ async def test_console_fields_schema_validation_error(
 
 
 async def test_console_form_error_shows_each_detail_once(
-    page: Any, stack: Stack, workspace: WorkspaceHandle
+    page: Page, stack: Stack, workspace: WorkspaceHandle
 ) -> None:
     """A 422 shows as a sentence with one sentence per field; bad JSON focuses its box."""
     await signed_in(page, stack, workspace)
@@ -88,7 +89,7 @@ async def test_console_form_error_shows_each_detail_once(
 
 
 async def test_console_test_customer_token(
-    page: Any, stack: Stack, workspace: WorkspaceHandle
+    page: Page, stack: Stack, workspace: WorkspaceHandle
 ) -> None:
     await signed_in(page, stack, workspace)
     await page.goto(f"{stack.gateway_url}/console/#/settings")
@@ -104,7 +105,7 @@ async def test_console_test_customer_token(
 
 
 async def test_console_test_token_error_shows_at_the_test_customer_form(
-    page: Any, stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
+    page: Page, stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
 ) -> None:
     schema = {"type": "object", "properties": {"plan": {"type": "string"}}, "required": ["plan"]}
     await _api(
@@ -127,7 +128,7 @@ async def test_console_test_token_error_shows_at_the_test_customer_form(
 
 
 async def test_console_customer_level_flow(
-    page: Any, stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
+    page: Page, stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
 ) -> None:
     await _api(http, workspace, "POST", "/customers", {"id": "acme", "name": "Acme"})
     await signed_in(page, stack, workspace)
@@ -143,7 +144,7 @@ async def test_console_customer_level_flow(
 
 
 async def test_console_connect_session_against_fake_oauth(
-    page: Any, stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
+    page: Page, stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
 ) -> None:
     async with FakeProvider(client_id="console-client", client_secret="console-secret") as provider:
         await _api(
@@ -165,19 +166,35 @@ async def test_console_connect_session_against_fake_oauth(
 
 
 async def test_console_deployment_progress_reaches_100(
-    page: Any, stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
+    page: Page, stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
 ) -> None:
     async with FakeWebhookApp(api_key="console-key") as app:
-        await _api(http, workspace, "POST", "/integrations", {
-            "key": "crm", "name": "CRM", "auth": {"type": "api_key"},
-            "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
-        })  # fmt: skip
+        await _api(
+            http,
+            workspace,
+            "POST",
+            "/integrations",
+            {
+                "key": "crm",
+                "name": "CRM",
+                "auth": {"type": "api_key"},
+                "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
+            },
+        )
         await _api(http, workspace, "POST", "/app-event-types", app_event_type())
         await signed_in(page, stack, workspace)
         await page.goto(f"{stack.gateway_url}/console/#/deployments")
-        await _api(http, workspace, "POST", "/connections", {
-            "customerId": "c1", "integrationKey": "crm", "credentials": {"apiKey": "console-key"},
-        })  # fmt: skip
+        await _api(
+            http,
+            workspace,
+            "POST",
+            "/connections",
+            {
+                "customerId": "c1",
+                "integrationKey": "crm",
+                "credentials": {"apiKey": "console-key"},
+            },
+        )
         await (
             page.get_by_test_id("deployment-percent")
             .filter(has_text="100%")

@@ -15,6 +15,7 @@ from pathlib import Path
 import nats
 import nats.errors
 import pytest
+from nats.aio.client import Client as NatsClient
 
 from libs.common.config import SERVICES
 from libs.common.contracts.base import EVENTS_STREAM
@@ -102,7 +103,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(10)
 
 
-async def _as(url: str, user: str, errors: list[str]) -> nats.NATS:
+async def _as(url: str, user: str, errors: list[str]) -> NatsClient:
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc))
 

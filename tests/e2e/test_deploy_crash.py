@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,7 +20,7 @@ from tests.instances.conftest import app_event_type
 pytestmark = pytest.mark.slow
 
 
-async def test_deploy_survives_kill_9_during_subscribe(tmp_path: Any) -> None:
+async def test_deploy_survives_kill_9_during_subscribe(tmp_path: Path) -> None:
     async with FakeWebhookApp(api_key="crash-key") as app:
         app.hold_subscribe = True
         with tether_up(tmp_path, TETHER_STEP_LEASE="3", TETHER_DEPLOY_POLL_INTERVAL="0.2") as (
@@ -42,14 +43,24 @@ async def test_deploy_survives_kill_9_during_subscribe(tmp_path: Any) -> None:
                         assert resp.status == 201, await resp.text()
                         return await resp.json()
 
-                await post("/integrations", {
-                    "key": "crm", "name": "CRM", "auth": {"type": "api_key"},
-                    "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
-                })  # fmt: skip
+                await post(
+                    "/integrations",
+                    {
+                        "key": "crm",
+                        "name": "CRM",
+                        "auth": {"type": "api_key"},
+                        "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
+                    },
+                )
                 await post("/app-event-types", app_event_type())
-                connection = await post("/connections", {
-                    "customerId": "c1", "integrationKey": "crm", "credentials": {"apiKey": "crash-key"},
-                })  # fmt: skip
+                connection = await post(
+                    "/connections",
+                    {
+                        "customerId": "c1",
+                        "integrationKey": "crm",
+                        "credentials": {"apiKey": "crash-key"},
+                    },
+                )
                 await asyncio.wait_for(app.subscribe_received.wait(), 30)  # the app holds the call
                 assert len(app.subscriptions) == 1  # …having created the subscription already
                 victim = json.loads(tether("status", "--json", env=env).stdout)["processes"][

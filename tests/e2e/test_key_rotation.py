@@ -13,15 +13,19 @@ webhook still works, and a trigger that saw every write of a credential or a wor
 secret proves nothing was reverted: each write either re-wrapped the value it replaced
 (same ciphertext, new key id, same version: the re-seal) or stored a value never seen
 on that row before.
+
+Every wait is bounded (a step that does not finish fails with what it was doing), and the
+load stops on any failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,7 +51,24 @@ from tests.fakes.oauth_provider import FakeProvider
 from tests.fakes.webhook_app import FakeWebhookApp
 from tests.instances.conftest import app_event_type
 
+pytestmark = pytest.mark.slow  # 10-40 s (its own stack, three rolls under load)
+
 OLD, NEW = generate_master_key("old"), generate_master_key("new")
+STEP_SECONDS = 30.0
+"""The most one step may take: a replica starting or stopping, an HTTP or bus call."""
+RESEAL_SECONDS = 60.0
+"""The most the whole re-seal may take (it takes about a second)."""
+
+
+@contextlib.asynccontextmanager
+async def _within(seconds: float, what: str, said: list[str] | None = None) -> AsyncIterator[None]:
+    """Fail with ``what`` (and the last lines ``said``) when the block overruns ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as exc:
+        last = f"; last: {said[-3:]}" if said else ""
+        raise AssertionError(f"{what} did not finish within {seconds:.0f}s{last}") from exc
 
 
 def _sealed(service: str) -> tuple[SealedColumn, ...]:
@@ -71,9 +92,11 @@ class Rotating:
             runner = web.AppRunner(
                 build_service(name, self.infra, public_url=self.gateway_url), handle_signals=False
             )
-            await runner.setup()
+            async with _within(STEP_SECONDS, f"starting a new {name} replica ({keys})"):
+                await runner.setup()
             old, self.runners[name] = self.runners[name], runner
-            await old.cleanup()
+            async with _within(STEP_SECONDS, f"stopping the old {name} replica ({keys})"):
+                await old.cleanup()
 
 
 async def _database(server_url: str) -> str:
@@ -105,13 +128,16 @@ async def rotating(infra: Infra, tmp_path: Path) -> AsyncIterator[Rotating]:
         gateway, _ = await start_gateway(own, port=port, token_cache_size=0)
         runners["gateway"] = gateway
         nc = await connect(nats_url, "tests-rotation")
-        yield Rotating(own, runners, gateway_url, Bus(nc, timeout=30))
+        yield Rotating(own, runners, gateway_url, Bus(nc, timeout=STEP_SECONDS))
     finally:
-        if nc is not None:
-            await nc.drain()
-        for runner in reversed(list(runners.values())):
-            await runner.cleanup()
-        await asyncio.to_thread(nats.stop)
+        try:
+            async with _within(3 * STEP_SECONDS, "stopping the rotation stack"):
+                if nc is not None:
+                    await nc.drain()
+                for runner in reversed(list(runners.values())):
+                    await runner.cleanup()
+        finally:
+            await asyncio.to_thread(nats.stop)
 
 
 @dataclass
@@ -158,7 +184,8 @@ async def test_key_rotation_under_load_loses_and_reverts_nothing(rotating: Rotat
     # (refresh.py states that limit); the audit trigger proves nothing was reverted instead.
     async with FakeProvider(client_id="rot", client_secret="rot-secret", access_token_ttl=3,
                             rotate_refresh_tokens=False) as provider, \
-            FakeWebhookApp(api_key="rot-key") as app, aiohttp.ClientSession() as http:  # fmt: skip
+            FakeWebhookApp(api_key="rot-key") as app, \
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=STEP_SECONDS)) as http:  # fmt: skip
         load = Load(http, r.gateway_url)
         spaces: list[Ws] = []
         for i in range(3):
@@ -246,7 +273,7 @@ async def test_key_rotation_under_load_loses_and_reverts_nothing(rotating: Rotat
                 await asyncio.sleep(0.3)  # a steady trickle of new connections and deployments
 
         load_mix = [*[readers] * 3, *[refreshes] * 2, secret_rotations, connects_and_deliveries]
-        workers = [asyncio.create_task(work()) for work in load_mix]
+        workers = [asyncio.create_task(_until_stopped(work, load.stop)) for work in load_mix]
         try:
             calls_before = load.calls
             refreshed_before = provider.refresh_calls
@@ -255,7 +282,10 @@ async def test_key_rotation_under_load_loses_and_reverts_nothing(rotating: Rotat
             await r.roll(f"{NEW},{OLD}")  # 2: every replica seals under it
             progress: list[str] = []
             started, refreshed_at_reseal = time.monotonic(), provider.refresh_calls
-            finals = await cli_keys.reseal(r.infra.nats_url, "new", 3, progress.append, pause=0.1)
+            async with _within(RESEAL_SECONDS, "re-sealing", progress):
+                finals = await cli_keys.reseal(
+                    r.infra.nats_url, "new", 3, progress.append, pause=0.1
+                )
             reseal_seconds = time.monotonic() - started
             refreshed_in_reseal = provider.refresh_calls - refreshed_at_reseal
             assert sum(cli_keys.remaining(f) for f in finals) == 0, progress
@@ -268,7 +298,7 @@ async def test_key_rotation_under_load_loses_and_reverts_nothing(rotating: Rotat
             await eventually(lambda: _true(provider.refresh_calls > renewed_by_then + 20), 30)
         finally:
             load.stop.set()
-            await asyncio.gather(*workers)
+            await _stopped(workers)
         during = load.calls - calls_before
         assert not load.failures, load.failures[:10]
         assert refreshed_in_rotation > 0  # credentials were being rewritten throughout
@@ -331,6 +361,25 @@ async def test_key_rotation_under_load_loses_and_reverts_nothing(rotating: Rotat
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def _until_stopped(work: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Run one load worker; its failure stops the others (and fails the test at the end)."""
+    try:
+        await work()
+    finally:
+        stop.set()
+
+
+async def _stopped(workers: list[asyncio.Task[None]]) -> None:
+    """Wait for the load workers to see ``stop``; re-raise the first one's failure."""
+    _, pending = await asyncio.wait(workers, timeout=STEP_SECONDS + 5)  # a call in flight ends
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    assert not pending, f"{len(pending)} load workers were still busy {STEP_SECONDS + 5:.0f}s on"
+    for task in workers:
+        task.result()
 
 
 AUDIT_SQL = """

@@ -34,20 +34,32 @@ async def test_keys_rotate_rolls_the_local_stack_while_it_serves(tmp_path: Path)
         old_kid = (home / "master.keys").read_text().split(":")[0]
         async with aiohttp.ClientSession() as http:
 
-            async def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+            async def call(method: str, path: str, body: object = None) -> tuple[int, Any]:
                 async with http.request(method, url + path, json=body, headers=admin) as resp:
                     return resp.status, await resp.json(content_type=None)
 
-            status, _ = await call("POST", "/integrations", {
-                "key": "crm", "name": "CRM", "auth": {"type": "api_key"},
-                "api": {"baseUrl": "http://127.0.0.1:9"},
-            })  # fmt: skip
+            status, _ = await call(
+                "POST",
+                "/integrations",
+                {
+                    "key": "crm",
+                    "name": "CRM",
+                    "auth": {"type": "api_key"},
+                    "api": {"baseUrl": "http://127.0.0.1:9"},
+                },
+            )
             assert status == 201
             ids = []
             for n in range(12):
-                status, conn = await call("POST", "/connections", {
-                    "customerId": f"c{n}", "integrationKey": "crm", "credentials": {"apiKey": f"key-{n}"},
-                })  # fmt: skip
+                status, conn = await call(
+                    "POST",
+                    "/connections",
+                    {
+                        "customerId": f"c{n}",
+                        "integrationKey": "crm",
+                        "credentials": {"apiKey": f"key-{n}"},
+                    },
+                )
                 assert status == 201, conn
                 ids.append(conn["id"])
 

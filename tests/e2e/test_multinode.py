@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +94,14 @@ def _get(url: str) -> bool:
         return False
 
 
-def _wait(check: Any, timeout: float, what: str) -> None:
+async def _answers(url: str) -> bool:
+    return await asyncio.to_thread(_get, url)
+
+
+def _wait(url: str, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():
+        if _get(url):
             return
         time.sleep(0.1)  # polling child processes started by this test
     raise AssertionError(f"{what} not ready within {timeout}s")
@@ -144,11 +149,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         for proc in c.nats:
             proc.start()
         for monitor in c.monitors:
-            _wait(
-                lambda m=monitor: _get(f"http://127.0.0.1:{m}/healthz?js-enabled-only=true"),
-                60,
-                "NATS node",
-            )
+            _wait(f"http://127.0.0.1:{monitor}/healthz?js-enabled-only=true", 60, "NATS node")
         gateway_port = free_port()
         c.gateway_url = f"http://127.0.0.1:{gateway_port}"
         c.env = {
@@ -194,8 +195,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 proc.start()
         for name, ports_ in c.health.items():
             for port in ports_:
-                _wait(lambda p=port: _get(f"http://127.0.0.1:{p}/readyz"), 60, name)
-        _wait(lambda: _get(f"{c.gateway_url}/system/ping"), 60, "gateway")
+                _wait(f"http://127.0.0.1:{port}/readyz", 60, name)
+        _wait(f"{c.gateway_url}/system/ping", 60, "gateway")
         yield c
     finally:
         for proc in reversed(c.all()):
@@ -244,35 +245,64 @@ async def test_multinode_survives_a_nats_node_and_a_replica_of_each_service_dyin
         "Authorization": f"Bearer {_cli(c, 'token', '--workspace', created['key'], '--customer', 'reader')}"
     }
     failures: list[tuple[float, str, int]] = []
-    async with FakeProvider(client_id="mn", client_secret="mn-secret", access_token_ttl=6) as provider, \
-            FakeWebhookApp(api_key="mn-key") as app, aiohttp.ClientSession() as http:  # fmt: skip
+    async with (
+        FakeProvider(client_id="mn", client_secret="mn-secret", access_token_ttl=6) as provider,
+        FakeWebhookApp(api_key="mn-key") as app,
+        aiohttp.ClientSession() as http,
+    ):
 
         async def api(
-            method: str, path: str, body: Any = None, headers: dict[str, str] = admin
+            method: str, path: str, body: object = None, headers: dict[str, str] = admin
         ) -> tuple[int, Any]:
             async with http.request(
                 method, c.gateway_url + path, json=body, headers=headers
             ) as resp:
                 return resp.status, await resp.json(content_type=None)
 
-        status, _ = await api("POST", "/integrations", {
-            "key": "oauth", "name": "OAuth", "auth": {"type": "oauth2", "authorizeUrl": provider.authorize_url,
-            "tokenUrl": provider.token_url, "clientId": "mn"}, "clientSecret": "mn-secret",
-            "api": {"baseUrl": provider.api_base},
-        })  # fmt: skip
+        status, _ = await api(
+            "POST",
+            "/integrations",
+            {
+                "key": "oauth",
+                "name": "OAuth",
+                "auth": {
+                    "type": "oauth2",
+                    "authorizeUrl": provider.authorize_url,
+                    "tokenUrl": provider.token_url,
+                    "clientId": "mn",
+                },
+                "clientSecret": "mn-secret",
+                "api": {"baseUrl": provider.api_base},
+            },
+        )
         assert status == 201
-        status, _ = await api("POST", "/integrations", {
-            "key": "crm", "name": "CRM", "auth": {"type": "api_key"},
-            "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
-        })  # fmt: skip
+        status, _ = await api(
+            "POST",
+            "/integrations",
+            {
+                "key": "crm",
+                "name": "CRM",
+                "auth": {"type": "api_key"},
+                "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
+            },
+        )
         assert status == 201
         assert (await api("POST", "/app-event-types", app_event_type()))[0] == 201
         oauth_ids = []
         for i in range(10):  # tokens live 6 s: the refresher renews them all through the faults
-            status, conn = await api("POST", "/connections", {
-                "customerId": f"o{i}", "integrationKey": "oauth",
-                "credentials": {"access_token": f"seed-{i}", "refresh_token": provider.grant_refresh_token(), "expires_in": 6},
-            })  # fmt: skip
+            status, conn = await api(
+                "POST",
+                "/connections",
+                {
+                    "customerId": f"o{i}",
+                    "integrationKey": "oauth",
+                    "credentials": {
+                        "access_token": f"seed-{i}",
+                        "refresh_token": provider.grant_refresh_token(),
+                        "expires_in": 6,
+                    },
+                },
+            )
             assert status == 201, conn
             oauth_ids.append(conn["id"])
 
@@ -295,9 +325,15 @@ async def test_multinode_survives_a_nats_node_and_a_replica_of_each_service_dyin
             while time.monotonic() - started < load_for:
                 n += 1
                 try:
-                    status, conn = await api("POST", "/connections", {
-                        "customerId": f"d{n}", "integrationKey": "crm", "credentials": {"apiKey": "mn-key"},
-                    })  # fmt: skip
+                    status, conn = await api(
+                        "POST",
+                        "/connections",
+                        {
+                            "customerId": f"d{n}",
+                            "integrationKey": "crm",
+                            "credentials": {"apiKey": "mn-key"},
+                        },
+                    )
                 except aiohttp.ClientError:
                     status, conn = 0, None
                 if status == 201:
@@ -318,10 +354,7 @@ async def test_multinode_survives_a_nats_node_and_a_replica_of_each_service_dyin
                 c.services[name][0].start()
             for name in SERVICES:
                 port = c.health[name][0]
-                await eventually(
-                    lambda p=port: asyncio.to_thread(_get, f"http://127.0.0.1:{p}/readyz"),
-                    timeout=60,
-                )
+                await eventually(partial(_answers, f"http://127.0.0.1:{port}/readyz"), timeout=60)
             return time.monotonic() - healed
 
         recovery, *_ = await asyncio.gather(

@@ -95,6 +95,7 @@ class FakeProvider(LocalServer):
         self.include_refresh_token_on_refresh = include_refresh_token_on_refresh
         self.token_failures: list[int] = []
         self.token_delay: float = 0
+        self.answer_delay: float = 0  # after granting: the new tokens exist, the answer is late
         self.revoked = False
         self.api_failures: list[int] = []
         self.retry_after = "1"
@@ -126,7 +127,7 @@ class FakeProvider(LocalServer):
         """Return the fake app's routes (served by :class:`LocalServer`)."""
         app = web.Application()
         app.router.add_get("/authorize", self._authorize)
-        app.router.add_post("/token", self._token)
+        app.router.add_post("/token", self._token_answered_late)
         app.router.add_route("*", "/api/{tail:.*}", self._api)
         return app
 
@@ -181,6 +182,13 @@ class FakeProvider(LocalServer):
         return web.Response(status=302, headers={"Location": location})
 
     # -- /token ------------------------------------------------------------------------------
+
+    async def _token_answered_late(self, request: web.Request) -> web.Response:
+        """Grant at once (rotating what it rotates), then hold the answer for ``answer_delay``."""
+        response = await self._token(request)
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
+        return response
 
     async def _token(self, request: web.Request) -> web.Response:
         """Handle every grant after applying the delay and queued failures."""
