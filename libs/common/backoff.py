@@ -14,9 +14,12 @@ import random
 def backoff_delay(attempt: int, *, base: float, cap: float, jitter: bool = True) -> float:
     """Return the seconds to wait after failed attempt number ``attempt`` (1-based)."""
     nominal: float = min(cap, base * 2.0 ** max(0, min(attempt - 1, 62)))
-    if not jitter:
-        return nominal
-    return float(nominal * (0.5 + random.random()))  # noqa: S311 - jitter, not security
+    return spread(nominal) if jitter else nominal
+
+
+def spread(delay: float) -> float:
+    """Return ``delay`` with equal jitter: uniformly between half and one and a half of it."""
+    return float(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not security
 
 
 def scheduled_delay(attempt: int, schedule: tuple[float, ...] | list[float]) -> float:

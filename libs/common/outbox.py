@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -54,6 +53,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from pydantic import ValidationError
 
+from libs.common.backoff import scheduled_delay, spread
 from libs.common.bus import Bus
 from libs.common.contracts.base import EVENTS_STREAM, EVENTS_SUBJECTS, Event, EventType
 from libs.common.db import Conn
@@ -267,7 +267,7 @@ class EventConsumer:
 
     def _delay(self, attempt: int) -> float:
         """Return the seconds between a failed ``attempt`` and the next one."""
-        return self._backoff[min(attempt, len(self._backoff)) - 1]
+        return scheduled_delay(attempt, self._backoff)
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -352,7 +352,7 @@ class EventConsumer:
         """Note the failure (best effort: the retry matters more), then ask for a redelivery."""
         await self._record(self._failure(msg, error), gave_up=False)
         delay = self._delay(msg.metadata.num_delivered)
-        await msg.nak(delay=delay * (0.5 + random.random()))  # noqa: S311
+        await msg.nak(delay=spread(delay))
 
     async def _give_up(self, msg: Msg, error: str | None) -> None:
         """Record the message as a dead letter, then terminate it (never delivered again)."""

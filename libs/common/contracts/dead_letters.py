@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from libs.common.contracts.base import Operation, Reply, Request
+from libs.common.contracts.base import Operation, PageRequest, Reply
 
 
 class DeadLetter(Reply):
@@ -33,15 +33,13 @@ class DeadLetter(Reply):
     gave_up_at: datetime | None = Field(description="None while retries remain")
 
 
-class DeadLetterListRequest(Request):
+class DeadLetterListRequest(PageRequest):
     """List a service's dead letters, newest failure first."""
 
     consumer: str | None = Field(default=None, max_length=200, description="Only this consumer")
     include_retrying: bool = Field(
         default=False, description="Also list events that failed but will be tried again"
     )
-    limit: int = Field(default=100, ge=1, le=1000)
-    cursor: str | None = Field(default=None, max_length=512)
 
 
 class DeadLetterPage(Reply):

@@ -15,6 +15,7 @@ from libs.common.contracts.base import (
     EventType,
     Key,
     Operation,
+    PageRequest,
     Reply,
     Request,
     ping_operation,
@@ -270,14 +271,12 @@ class DeploymentGetRequest(Request):
     id: UUID
 
 
-class DeploymentListRequest(Request):
+class DeploymentListRequest(PageRequest):
     """List deployments: of a connection, or of an integration's fan-out."""
 
     connection_id: UUID | None = None
     integration_key: str | None = None
     status: DeploymentStatus | None = None
-    limit: int = Field(default=100, ge=1, le=1000)
-    cursor: str | None = Field(default=None, max_length=512)
 
 
 class DeployConnectionRequest(Request):
