@@ -50,8 +50,9 @@ class Infra:
     master_keys: str
 
 
-async def _create_database(server_url: str) -> str:
-    name = f"tether_test_{secrets.token_hex(4)}"
+async def create_database(server_url: str, prefix: str = "tether_test") -> str:
+    """Create an empty database on the server of ``server_url`` and return its URL."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
     conn = await asyncpg.connect(server_url)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
@@ -75,7 +76,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
         nats = EmbeddedNats(base / "nats")
         nats_url = nats.start()
     try:
-        database_url = asyncio.run(_create_database(server_url))
+        database_url = asyncio.run(create_database(server_url))
         yield Infra(database_url, nats_url, generate_master_key("test1"))
     finally:
         if nats:

@@ -33,7 +33,7 @@ from libs.common.contracts.dead_letters import (
 )
 from libs.common.db import Conn
 from libs.common.errors import InvalidInput, TetherError
-from libs.common.paging import decode_cursor, encode_cursor, split_page
+from libs.common.paging import decode_cursor, keyset_page
 
 PAYLOAD_LIMIT = 16 * 1024
 """Bytes of a payload a dead letter keeps."""
@@ -194,10 +194,7 @@ def dead_letters_endpoint(
                 before=before,
                 limit=req.limit + 1,
             )
-        found, more = split_page(found, req.limit)
-        return DeadLetterPage(
-            items=[letter for _, letter in found],
-            cursor=encode_cursor(found[-1][0]) if more and found else None,
-        )
+        page, cursor = keyset_page(found, req.limit, lambda row: (row[0],))
+        return DeadLetterPage(items=[letter for _, letter in page], cursor=cursor)
 
     return endpoint(dead_letters_operation(service), list_)

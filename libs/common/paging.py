@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 from uuid import UUID
 
@@ -37,6 +37,11 @@ def decode_uuid_cursor(cursor: str) -> UUID:
         raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
 
 
+def uuid_after(cursor: str | None) -> UUID | None:
+    """Return the id a page request's cursor points after (None: the first page)."""
+    return decode_uuid_cursor(cursor) if cursor else None
+
+
 T = TypeVar("T")
 
 
@@ -46,3 +51,14 @@ def split_page(rows: Sequence[T], limit: int) -> tuple[list[T], bool]:
     Queries fetch ``limit + 1`` rows: the extra one only says that another page exists.
     """
     return list(rows[:limit]), len(rows) > limit
+
+
+def keyset_page(
+    rows: Sequence[T], limit: int, position: Callable[[T], tuple[object, ...]]
+) -> tuple[list[T], str | None]:
+    """Return the first ``limit`` rows and the cursor of the page after them (None: no more).
+
+    The cursor encodes ``position`` of the page's last row: what the next query starts after.
+    """
+    page, more = split_page(rows, limit)
+    return page, encode_cursor(*position(page[-1])) if more and page else None

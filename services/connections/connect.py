@@ -16,6 +16,7 @@ import structlog
 
 from libs.common.contracts import connections as c
 from libs.common.crypto import associated_data
+from libs.common.db import Conn
 from libs.common.errors import InvalidInput, NotFound, TetherError
 from services.connections import oauth, pages, store
 from services.connections.establish import Connector
@@ -45,6 +46,13 @@ Obtain = Callable[[], Awaitable[Obtained]]
 def digest(token: str) -> bytes:
     """Return the stored form of a page token or OAuth state (never the value itself)."""
     return hashlib.sha256(token.encode()).digest()
+
+
+async def _integration_of(conn: Conn, session: SessionRecord | None) -> IntegrationRecord | None:
+    """Return the integration a session connects an account of (None without a session)."""
+    if session is None:
+        return None
+    return await store.select_integration(conn, session.workspace_id, session.integration_key)
 
 
 class Connect:
@@ -109,11 +117,7 @@ class Connect:
         """Open the session's page: redirect to the provider, or show / take the form."""
         async with self._pool.acquire() as conn:
             session = await store.open_session(conn, digest(req.token))
-            integration = (
-                await store.select_integration(conn, session.workspace_id, session.integration_key)
-                if session
-                else None
-            )
+            integration = await _integration_of(conn, session)
         if session is None or integration is None:
             return pages.page("Link expired", f"<h1>Link expired</h1><p>{EXPIRED}</p>", status=404)
         auth = integration.auth
@@ -146,11 +150,7 @@ class Connect:
             )
         async with self._pool.acquire() as conn:
             session = await store.claim_by_state(conn, digest(req.state))
-            integration = (
-                await store.select_integration(conn, session.workspace_id, session.integration_key)
-                if session
-                else None
-            )
+            integration = await _integration_of(conn, session)
         if session is None or integration is None or not isinstance(integration.auth, c.OAuth2Auth):
             return pages.result_page(ok=False, message=EXPIRED, error="invalid_state")
         if req.error or not req.code:
@@ -267,7 +267,8 @@ class Connect:
                 customer_id=session.customer_id,
                 integration=integration,
                 values=values,
-                plan=self._connector.plan(integration, expires_in, renewable),
+                expires_in=expires_in,
+                renewable=renewable,
                 connection_id=session.connection_id,
                 allow_multiple=session.allow_multiple,
             )

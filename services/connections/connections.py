@@ -10,7 +10,7 @@ from libs.common.contracts import connections as c
 from libs.common.contracts.base import Context
 from libs.common.db import Conn
 from libs.common.errors import InvalidInput, NotFound
-from libs.common.paging import decode_uuid_cursor, encode_cursor, split_page
+from libs.common.paging import keyset_page, uuid_after
 from services.connections import store
 from services.connections.establish import Connector
 from services.connections.outbound import Outbound
@@ -48,7 +48,6 @@ class Connections:
         customer_id, visible = req.ctx.customer_filter(req.customer_id)
         if not visible:
             return c.ConnectionPage(items=[], cursor=None)
-        after = decode_uuid_cursor(req.cursor) if req.cursor else None
         async with self._pool.acquire() as conn:
             rows = await store.list_connections(
                 conn,
@@ -56,12 +55,11 @@ class Connections:
                 customer_id=customer_id,
                 integration_key=req.integration_key,
                 state=req.state,
-                after=after,
+                after=uuid_after(req.cursor),
                 limit=req.limit + 1,
             )
-        rows, more = split_page(rows, req.limit)
-        cursor = encode_cursor(rows[-1].id) if more and rows else None
-        return c.ConnectionPage(items=[connection_reply(r) for r in rows], cursor=cursor)
+        page, cursor = keyset_page(rows, req.limit, lambda r: (r.id,))
+        return c.ConnectionPage(items=[connection_reply(r) for r in page], cursor=cursor)
 
     async def get(self, req: c.ConnectionGetRequest) -> c.Connection:
         """Read one connection."""
@@ -80,7 +78,8 @@ class Connections:
             customer_id=req.customer_id,
             integration=integration,
             values=values,
-            plan=self._connector.plan(integration, expires_in, renewable),
+            expires_in=expires_in,
+            renewable=renewable,
             allow_multiple=req.allow_multiple,
             name=req.name,
         )

@@ -60,7 +60,8 @@ class Connector:
         customer_id: str,
         integration: IntegrationRecord,
         values: dict[str, Any],
-        plan: Schedule,
+        expires_in: int | None,
+        renewable: bool,
         connection_id: UUID | None = None,
         allow_multiple: bool = False,
         name: str | None = None,
@@ -69,7 +70,10 @@ class Connector:
 
         The customer is made sure of after the test, so refused credentials create nothing,
         and on every path, so a customer archived since the session began gets nothing new.
+        Renewal is scheduled from when the credentials arrived (``expires_in`` counts from
+        then), before the test request takes its time.
         """
+        plan = self.plan(integration, expires_in, renewable)
         outcome = await run_test(
             self._http,
             integration.api,

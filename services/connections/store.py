@@ -261,26 +261,14 @@ class NewConnection(BaseModel):
     check_due_at: datetime | None
 
 
-class ConnectionRecord(BaseModel):
-    """A connection row (sealed credentials included; never on the wire).
+class ConnectionRecord(NewConnection):
+    """A connection row: what connecting stored, and the state kept since (never on the wire).
 
     Its reply, ``Connection``, is validated from it by field name and has no field for the
     credentials.
     """
 
-    model_config = ConfigDict(frozen=True)
-
-    id: UUID
-    workspace_id: UUID
-    customer_id: str
-    integration_key: str
-    name: str
     state: c.ConnectionState
-    credentials_sealed: str
-    account: dict[str, Any] | None
-    expires_at: datetime | None
-    refresh_due_at: datetime | None
-    check_due_at: datetime | None
     version: int
     refresh_attempts: int
     last_refresh_at: datetime | None

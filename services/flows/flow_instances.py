@@ -16,7 +16,7 @@ from libs.common.contracts.base import Context, EventType
 from libs.common.db import Conn
 from libs.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from libs.common.outbox import emit
-from libs.common.paging import decode_uuid_cursor, encode_cursor, split_page
+from libs.common.paging import keyset_page, uuid_after
 from services.flows import store
 from services.flows.customization import apply, conflicts, customer_customization
 from services.flows.store import FlowRecord, InstanceRecord
@@ -93,7 +93,6 @@ class FlowInstances:
         customer_id, visible = req.ctx.customer_filter(req.customer_id)
         if not visible:
             return c.FlowInstancePage(items=[], cursor=None)
-        after = decode_uuid_cursor(req.cursor) if req.cursor else None
         async with self._pool.acquire() as conn:
             rows = await store.list_instances(
                 conn,
@@ -101,15 +100,13 @@ class FlowInstances:
                 customer_id=customer_id,
                 connection_id=req.connection_id,
                 flow_id=req.flow_id,
-                after=after,
+                after=uuid_after(req.cursor),
                 limit=req.limit + 1,
             )
-            page, more = split_page(rows, req.limit)
+            page, cursor = keyset_page(rows, req.limit, lambda r: (r.id,))
             flows = await store.select_flows(conn, workspace_id, list({r.flow_id for r in page}))
             items = [await self._view(conn, r, flows[r.flow_id]) for r in page]
-        return c.FlowInstancePage(
-            items=items, cursor=encode_cursor(page[-1].id) if more and page else None
-        )
+        return c.FlowInstancePage(items=items, cursor=cursor)
 
     async def create(self, req: c.FlowInstanceCreateRequest) -> c.FlowInstance:
         """Deploy a flow to a connection by hand (the flow's level must fit the connection)."""

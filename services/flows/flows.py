@@ -14,7 +14,7 @@ from libs.common.contracts import flows as c
 from libs.common.contracts.base import Context
 from libs.common.errors import Conflict, InvalidInput, NotFound
 from libs.common.outbox import emit
-from libs.common.paging import decode_uuid_cursor, encode_cursor, split_page
+from libs.common.paging import keyset_page, uuid_after
 from services.flows import store
 from services.flows.store import FlowRecord
 from services.flows.validation import check_scope, require_valid
@@ -196,7 +196,6 @@ class Flows:
     async def list(self, req: c.FlowListRequest) -> c.FlowPage:
         """List flows by id."""
         workspace_id = req.ctx.admin_workspace()
-        after = decode_uuid_cursor(req.cursor) if req.cursor else None
         async with self._pool.acquire() as conn:
             rows = await store.list_flows(
                 conn,
@@ -205,14 +204,11 @@ class Flows:
                 integration_key=req.integration_key,
                 customer_id=req.customer_id,
                 include_archived=req.include_archived,
-                after=after,
+                after=uuid_after(req.cursor),
                 limit=req.limit + 1,
             )
-        page, more = split_page(rows, req.limit)
-        return c.FlowPage(
-            items=[_reply(r) for r in page],
-            cursor=encode_cursor(page[-1].id) if more and page else None,
-        )
+        page, cursor = keyset_page(rows, req.limit, lambda r: (r.id,))
+        return c.FlowPage(items=[_reply(r) for r in page], cursor=cursor)
 
     async def revisions(self, req: c.FlowRevisionsRequest) -> c.FlowRevisionPage:
         """List a flow's revisions, newest first."""

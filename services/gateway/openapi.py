@@ -59,14 +59,38 @@ _RAW_BODIES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def _raw_operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
-    """Describe a browser page, the proxy or an inbound webhook: their bodies are not contracts."""
+def _names(route: Route) -> dict[str, Any]:
+    """Return what names an operation: its id, summary and tag, and the subject behind it."""
+    return {
+        "operationId": route.op.subject.removeprefix("tether.").replace(".", "_")
+        + f"_{route.method.lower()}",
+        "summary": route.op.summary,
+        "tags": [route.tag],
+        "x-nats-subject": route.op.subject,
+    }
+
+
+def _inputs(
+    route: Route, components: dict[str, Any]
+) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
+    """Return the request's properties and required names (less ``ctx``) and its path parameters.
+
+    The path parameters are taken out of the properties: what is left goes in the query or
+    the body.
+    """
     request = _schema(route.op.request, "validation", components)
     props = {k: v for k, v in request.get("properties", {}).items() if k != "ctx"}
+    required = [r for r in request.get("required", []) if r != "ctx"]
     params = [
         _param(p, "path", props.pop(p, {"type": "string"}), required=True)
         for p in route.path_params
     ]
+    return props, required, params
+
+
+def _raw_operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
+    """Describe a browser page, the proxy or an inbound webhook: their bodies are not contracts."""
+    props, _, params = _inputs(route, components)
     if route.kind == "page":  # pages read the query (GET) beside the form (POST)
         params += [
             _param(name, "query", schema, required=False)
@@ -75,11 +99,7 @@ def _raw_operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
         ]
     media = {"page": "text/html", "webhook": "application/json"}.get(route.kind, "*/*")
     op: dict[str, Any] = {
-        "operationId": route.op.subject.removeprefix("tether.").replace(".", "_")
-        + f"_{route.method.lower()}",
-        "summary": route.op.summary,
-        "tags": [route.tag],
-        "x-nats-subject": route.op.subject,
+        **_names(route),
         "parameters": params,
         "responses": {
             "default": {"description": "The page, or the app's answer", "content": {media: {}}}
@@ -96,19 +116,9 @@ def _raw_operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
 def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
     if route.kind != "json":
         return _raw_operation(route, components)
-    request = _schema(route.op.request, "validation", components)
-    props = {k: v for k, v in request.get("properties", {}).items() if k != "ctx"}
-    required = [r for r in request.get("required", []) if r != "ctx"]
-    params: list[dict[str, Any]] = [
-        _param(p, "path", props.pop(p, {"type": "string"}), required=True)
-        for p in route.path_params
-    ]
+    props, required, params = _inputs(route, components)
     op: dict[str, Any] = {
-        "operationId": route.op.subject.removeprefix("tether.").replace(".", "_")
-        + f"_{route.method.lower()}",
-        "summary": route.op.summary,
-        "tags": [route.tag],
-        "x-nats-subject": route.op.subject,
+        **_names(route),
         "responses": {
             "default": {
                 "description": "Error",

@@ -13,7 +13,7 @@ from libs.common.contracts.base import Context, EventType
 from libs.common.db import Conn
 from libs.common.errors import Conflict, Forbidden, NotFound
 from libs.common.outbox import emit
-from libs.common.paging import decode_cursor, encode_cursor, split_page
+from libs.common.paging import decode_cursor, keyset_page
 from libs.common.rows import reply
 from services.identity import store
 from services.identity.fields import CUSTOMER, Source, field_errors, require_valid
@@ -182,11 +182,8 @@ class Customers:
                 include_archived=req.include_archived,
                 limit=req.limit + 1,
             )
-        rows, more = split_page(rows, req.limit)
-        return c.CustomerPage(
-            items=[customer_reply(r) for r in rows],
-            cursor=encode_cursor(rows[-1].id) if more and rows else None,
-        )
+        page, cursor = keyset_page(rows, req.limit, lambda r: (r.id,))
+        return c.CustomerPage(items=[customer_reply(r) for r in page], cursor=cursor)
 
     async def create(self, req: c.CustomerCreateRequest) -> c.Customer:
         """Create a customer; an id that exists is a conflict."""

@@ -74,12 +74,8 @@ class AppEventTypes:
 
     async def get(self, req: c.AppEventTypeGetRequest) -> c.AppEventType:
         """Read one app-event type."""
-        workspace_id = req.ctx.admin_workspace()
-        async with self._pool.acquire() as conn:
-            record = await definitions.select_app_event_type(conn, workspace_id, req.key)
-        if record is None:
-            raise NotFound(f"app-event type {req.key} not found")
-        return _public(record)
+        select = definitions.select_app_event_type
+        return _public(await elements.find(self._pool, req.ctx, req.key, select, "app-event type"))
 
     async def patch(self, req: c.AppEventTypePatchRequest) -> c.AppEventType:
         """Change an app-event type; the next deployment applies it.

@@ -52,12 +52,8 @@ class DataSources:
 
     async def get(self, req: c.DataSourceGetRequest) -> c.DataSource:
         """Read one data source."""
-        workspace_id = req.ctx.admin_workspace()
-        async with self._pool.acquire() as conn:
-            record = await definitions.select_data_source(conn, workspace_id, req.key)
-        if record is None:
-            raise NotFound(f"data source {req.key} not found")
-        return _public(record)
+        select = definitions.select_data_source
+        return _public(await elements.find(self._pool, req.ctx, req.key, select, "data source"))
 
     async def patch(self, req: c.DataSourcePatchRequest) -> c.DataSource:
         """Change a data source; the next deployment applies it (``null`` removes a part)."""

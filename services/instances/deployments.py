@@ -15,7 +15,7 @@ from libs.common.contracts import connections
 from libs.common.contracts import instances as c
 from libs.common.contracts.base import Context
 from libs.common.errors import Conflict, InvalidInput, NotFound
-from libs.common.paging import decode_cursor, encode_cursor, split_page
+from libs.common.paging import decode_cursor, keyset_page
 from libs.common.rows import reply
 from services.instances import lifecycle
 from services.instances.settings import InstancesOptions
@@ -111,14 +111,12 @@ class Deployments:
                 before=before,
                 limit=req.limit + 1,
             )
-        page, more = split_page(rows, req.limit)
+        page, cursor = keyset_page(rows, req.limit, lambda r: (r.created_at.isoformat(), r.id))
         return c.DeploymentPage(
             items=[reply(c.Deployment, r, steps=[]) for r in page],
             steps_total=sum(r.steps_total for r in page),
             steps_done=sum(r.steps_done for r in page),
-            cursor=encode_cursor(page[-1].created_at.isoformat(), page[-1].id)
-            if more and page
-            else None,
+            cursor=cursor,
         )
 
     async def _view(self, record: DeploymentRecord) -> c.Deployment:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -80,6 +80,25 @@ class Definition(Protocol):
     def integration_key(self) -> str: ...
 
 
+D = TypeVar("D")
+
+
+async def find(
+    pool: asyncpg.Pool[asyncpg.Record],
+    ctx: Context,
+    key: str,
+    select: Callable[[Conn, UUID, str], Awaitable[D | None]],
+    noun: str,
+) -> D:
+    """Return a definition of the caller's workspace (admins only); raise ``NotFound`` naming it."""
+    workspace_id = ctx.admin_workspace()
+    async with pool.acquire() as conn:
+        record = await select(conn, workspace_id, key)
+    if record is None:
+        raise NotFound(f"{noun} {key} not found")
+    return record
+
+
 async def redeploy(
     pool: asyncpg.Pool[asyncpg.Record],
     ctx: Context,
@@ -89,9 +108,7 @@ async def redeploy(
     noun: str,
 ) -> c.FanOut:
     """Redeploy every connected connection of a definition's integration (admins only)."""
-    workspace_id = ctx.admin_workspace()
-    async with pool.acquire() as conn:
-        record = await select(conn, workspace_id, key)
-    if record is None:
-        raise NotFound(f"{noun} {key} not found")
-    return await fan_out(pool, workspace_id, record.integration_key, f"definition:{key}", options)
+    record = await find(pool, ctx, key, select, noun)
+    return await fan_out(
+        pool, ctx.admin_workspace(), record.integration_key, f"definition:{key}", options
+    )

@@ -169,18 +169,7 @@ async def test_console_deployment_progress_reaches_100(
     page: Page, stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
 ) -> None:
     async with FakeWebhookApp(api_key="console-key") as app:
-        await _api(
-            http,
-            workspace,
-            "POST",
-            "/integrations",
-            {
-                "key": "crm",
-                "name": "CRM",
-                "auth": {"type": "api_key"},
-                "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
-            },
-        )
+        await _api(http, workspace, "POST", "/integrations", app.integration())
         await _api(http, workspace, "POST", "/app-event-types", app_event_type())
         await signed_in(page, stack, workspace)
         await page.goto(f"{stack.gateway_url}/console/#/deployments")

@@ -97,16 +97,7 @@ async def test_providers_answer_what_consumers_read(
             return await resp.json()
 
     async with FakeWebhookApp(api_key="contract-key") as app:
-        await api(
-            "POST",
-            "/integrations",
-            {
-                "key": "crm",
-                "name": "CRM",
-                "auth": {"type": "api_key"},
-                "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
-            },
-        )
+        await api("POST", "/integrations", app.integration())
         await api("POST", "/app-event-types", app_event_type())
         await api("POST", "/data-sources", DATA_SOURCE)
         await api("POST", "/customers", {"id": "cust"})

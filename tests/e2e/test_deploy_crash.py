@@ -43,15 +43,7 @@ async def test_deploy_survives_kill_9_during_subscribe(tmp_path: Path) -> None:
                         assert resp.status == 201, await resp.text()
                         return await resp.json()
 
-                await post(
-                    "/integrations",
-                    {
-                        "key": "crm",
-                        "name": "CRM",
-                        "auth": {"type": "api_key"},
-                        "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
-                    },
-                )
+                await post("/integrations", app.integration())
                 await post("/app-event-types", app_event_type())
                 connection = await post(
                     "/connections",

@@ -46,7 +46,15 @@ from libs.common.contracts.keys import SEALED_SERVICES, KeysStatusRequest, keys_
 from libs.common.crypto import Keyring, generate_master_key
 from libs.common.infra import EmbeddedNats, free_port
 from libs.common.reseal import SealedColumn
-from tests.conftest import SYSTEM, Infra, bearer, build_service, eventually, start_gateway
+from tests.conftest import (
+    SYSTEM,
+    Infra,
+    bearer,
+    build_service,
+    create_database,
+    eventually,
+    start_gateway,
+)
 from tests.fakes.oauth_provider import FakeProvider
 from tests.fakes.webhook_app import FakeWebhookApp
 from tests.instances.conftest import app_event_type
@@ -99,21 +107,11 @@ class Rotating:
                 await old.cleanup()
 
 
-async def _database(server_url: str) -> str:
-    name = f"tether_rotation_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return server_url.rsplit("/", 1)[0] + f"/{name}"
-
-
 @pytest.fixture
 async def rotating(infra: Infra, tmp_path: Path) -> AsyncIterator[Rotating]:
     nats = EmbeddedNats(tmp_path / "nats")
     nats_url = await asyncio.to_thread(nats.start)
-    own = Infra(await _database(infra.database_url), nats_url, OLD)
+    own = Infra(await create_database(infra.database_url, "tether_rotation"), nats_url, OLD)
     port = free_port()
     gateway_url = f"http://127.0.0.1:{port}"
     runners: dict[str, web.AppRunner] = {}
@@ -207,10 +205,7 @@ async def test_key_rotation_under_load_loses_and_reverts_nothing(rotating: Rotat
                 })  # fmt: skip
                 ws.connections.append(conn["id"])
         hooks = spaces[0]
-        await load.call("POST", "/integrations", hooks, 201, {
-            "key": "crm", "name": "CRM", "auth": {"type": "api_key"},
-            "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
-        })  # fmt: skip
+        await load.call("POST", "/integrations", hooks, 201, app.integration())
         await load.call("POST", "/app-event-types", hooks, 201, app_event_type())
         await load.call("POST", "/app-event-types", hooks, 201, app_event_type(
             key="static-hook", integrationKey="elsewhere",

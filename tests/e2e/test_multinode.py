@@ -276,16 +276,7 @@ async def test_multinode_survives_a_nats_node_and_a_replica_of_each_service_dyin
             },
         )
         assert status == 201
-        status, _ = await api(
-            "POST",
-            "/integrations",
-            {
-                "key": "crm",
-                "name": "CRM",
-                "auth": {"type": "api_key"},
-                "api": {"baseUrl": app.url, "headers": {"X-Api-Key": "{apiKey}"}},
-            },
-        )
+        status, _ = await api("POST", "/integrations", app.integration())
         assert status == 201
         assert (await api("POST", "/app-event-types", app_event_type()))[0] == 201
         oauth_ids = []

@@ -128,6 +128,15 @@ class FakeWebhookApp(LocalServer):
 
     # -- helpers for tests -------------------------------------------------------------------
 
+    def integration(self) -> dict[str, Any]:
+        """Return the body that creates integration ``crm``: this app, called with an API key."""
+        return {
+            "key": "crm",
+            "name": "CRM",
+            "auth": {"type": "api_key"},
+            "api": {"baseUrl": self.url, "headers": {"X-Api-Key": "{apiKey}"}},
+        }
+
     def sign(self, body: bytes, secret: str) -> str:
         """Compute the ``X-Hook-Signature`` value the app sends with ``body``."""
         return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

@@ -52,6 +52,15 @@ async def _integration(http: aiohttp.ClientSession, ws: WorkspaceHandle, key: st
         assert resp.status == 201, await resp.text()
 
 
+async def _flow(http: aiohttp.ClientSession, ws: WorkspaceHandle, admin: dict[str, str]) -> str:
+    """Create a universal API-triggered flow ``f`` and return its id."""
+    flow = {"key": "f", "level": "universal", "name": "F", "trigger": {"type": "api"}}
+    async with http.post(ws.url("/flows"), json=flow, headers=admin) as resp:
+        assert resp.status == 201, await resp.text()
+        flow_id: str = (await resp.json())["id"]
+    return flow_id
+
+
 def _fields(error: dict[str, Any], code: str = "invalid_input") -> list[str]:
     """Return the fields a 422 names, checking its code (no value is ever quoted back)."""
     assert error["code"] == code, error
@@ -207,10 +216,7 @@ async def test_gateway_huge_revision_in_body_is_refused(
     workspace: WorkspaceHandle, http: aiohttp.ClientSession
 ) -> None:
     admin = await _admin(workspace)
-    flow = {"key": "f", "level": "universal", "name": "F", "trigger": {"type": "api"}}
-    async with http.post(workspace.url("/flows"), json=flow, headers=admin) as resp:
-        assert resp.status == 201, await resp.text()
-        flow_id = (await resp.json())["id"]
+    flow_id = await _flow(http, workspace, admin)
     for revision in (2**31, 2**63):
         async with http.patch(
             workspace.url(f"/flows/{flow_id}"),
@@ -387,10 +393,7 @@ async def test_gateway_patch_cannot_null_what_a_flow_needs(
     workspace: WorkspaceHandle, http: aiohttp.ClientSession
 ) -> None:
     admin = await _admin(workspace)
-    flow = {"key": "f", "level": "universal", "name": "F", "trigger": {"type": "api"}}
-    async with http.post(workspace.url("/flows"), json=flow, headers=admin) as resp:
-        assert resp.status == 201, await resp.text()
-        flow_id = (await resp.json())["id"]
+    flow_id = await _flow(http, workspace, admin)
     for field in ("name", "trigger", "nodes", "autoDeploy"):
         async with http.patch(
             workspace.url(f"/flows/{flow_id}"), json={"revision": 1, field: None}, headers=admin

@@ -127,14 +127,8 @@ async def crm(
     """The ``crm`` integration (API key) with one app-event type and one data source."""
     admin = bearer(await workspace.admin_token())
     env = Crm(workspace, fake_app, http, admin)
-    integration = {
-        "key": "crm",
-        "name": "CRM",
-        "auth": {"type": "api_key"},
-        "api": {"baseUrl": fake_app.url, "headers": {"X-Api-Key": "{apiKey}"}},
-    }
     for path, body in (
-        ("/integrations", integration),
+        ("/integrations", fake_app.integration()),
         ("/app-event-types", app_event_type()),
         ("/data-sources", DATA_SOURCE),
     ):

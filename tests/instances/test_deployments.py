@@ -204,17 +204,21 @@ async def test_crashing_step_counts_attempts_then_fails(crm: Crm) -> None:
     assert others == ["succeeded", "succeeded"]
 
 
-async def test_step_whose_worker_always_dies_fails_at_the_cap(stack: Stack) -> None:
-    """A step leased more times than allowed (its worker died each time) is not run again."""
-    workspace_id = uuid4()
-    known = KnownConnection(
-        workspace_id=workspace_id,
+def _unknown_to_connections() -> KnownConnection:
+    """Return a connected connection of a new workspace that the connections service never saw."""
+    return KnownConnection(
+        workspace_id=uuid4(),
         id=uuid4(),
         customer_id="c",
         integration_key="crm",
         state="connected",
         state_at=datetime.now(UTC),
     )
+
+
+async def test_step_whose_worker_always_dies_fails_at_the_cap(stack: Stack) -> None:
+    """A step leased more times than allowed (its worker died each time) is not run again."""
+    known = _unknown_to_connections()
     pool = await stack.pool("instances")
     try:
         async with pool.acquire() as conn, conn.transaction():
@@ -246,15 +250,7 @@ async def test_step_whose_worker_always_dies_fails_at_the_cap(stack: Stack) -> N
 
 async def test_superseded_step_is_not_run_again_when_its_lease_ends(stack: Stack) -> None:
     """A step running when its deployment was superseded is cancelled, not re-run, after a crash."""
-    workspace_id = uuid4()
-    known = KnownConnection(
-        workspace_id=workspace_id,
-        id=uuid4(),
-        customer_id="c",
-        integration_key="crm",
-        state="connected",
-        state_at=datetime.now(UTC),
-    )
+    known = _unknown_to_connections()
     options = InstancesOptions(step_max_attempts=4)
     pool = await stack.pool("instances")
     try:
