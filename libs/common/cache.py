@@ -22,7 +22,10 @@ class TtlCache(Generic[K, V]):
     read may be the one the drop was for (read, then the change commits and is dropped,
     then the read is stored, stale for a whole ``ttl``). Every drop advances
     :attr:`generation`; a loader reads it before reading the source of truth and passes it
-    to :meth:`put` as ``since``, which then stores nothing if any drop happened meanwhile.
+    to :meth:`put` as ``since``, which then stores nothing if *that key* was dropped
+    meanwhile. Drops are remembered per key in a bounded list of recent ones (older ones
+    raise a floor below which every load counts as stale), so a steady stream of drops of
+    other keys never stops hot keys from being cached.
     """
 
     def __init__(self, size: int, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -31,6 +34,9 @@ class TtlCache(Generic[K, V]):
         self._clock = clock
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._generation = 0
+        self._dropped: OrderedDict[K, int] = OrderedDict()  # key → generation of its last drop
+        self._floor = 0  # loads that began before this generation are all suspect
+        self._remember = max(1024, size)
 
     @property
     def generation(self) -> int:
@@ -55,7 +61,7 @@ class TtlCache(Generic[K, V]):
         was dropped since then, ``value`` may be stale and is not kept.
         """
         life = self._ttl if ttl is None else min(ttl, self._ttl)
-        if self._size == 0 or life <= 0 or (since is not None and since != self._generation):
+        if self._size == 0 or life <= 0 or (since is not None and self._stale(key, since)):
             return
         self._entries[key] = (self._clock() + life, value)
         self._entries.move_to_end(key)
@@ -63,15 +69,29 @@ class TtlCache(Generic[K, V]):
             self._entries.popitem(last=False)
 
     def drop(self, key: K) -> None:
-        """Forget ``key``."""
+        """Forget ``key`` (and refuse loads of it that began before now)."""
         self._generation += 1
         self._entries.pop(key, None)
+        self._dropped[key] = self._generation
+        self._dropped.move_to_end(key)
+        while len(self._dropped) > self._remember:
+            _, forgotten = self._dropped.popitem(last=False)
+            self._floor = max(self._floor, forgotten)
 
     def drop_where(self, doomed: Callable[[V], bool]) -> None:
-        """Forget every entry whose value ``doomed`` says so."""
+        """Forget every entry whose value ``doomed`` says so (and refuse every load under way).
+
+        A load under way may be of a key ``doomed`` would name, which cannot be asked of a
+        value not read yet: every load that began before this drop is refused.
+        """
         self._generation += 1
+        self._floor = self._generation
         for key in [k for k, (_, v) in self._entries.items() if doomed(v)]:
             del self._entries[key]
+
+    def _stale(self, key: K, since: int) -> bool:
+        """Tell whether ``key`` may have changed since generation ``since``."""
+        return since < self._floor or self._dropped.get(key, 0) > since
 
     def __len__(self) -> int:
         return len(self._entries)

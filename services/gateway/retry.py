@@ -6,6 +6,8 @@ stay short because a request is waiting: enough for NATS to route around a lost 
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -25,15 +27,23 @@ async def idempotent(
     """Run ``call``; on Unavailable or Timeout run it again (a read may safely be repeated).
 
     Waits ``pause``, then three times longer each attempt (plus up to ``pause`` of jitter).
+    The first attempt is made directly: it is every read's path, and setting up a retry
+    loop costs ~15 µs that only the rare failed read needs.
     """
+    try:
+        return await call()
+    except RETRYABLE:
+        if attempts <= 1:
+            raise
+    await asyncio.sleep(pause + random.uniform(0, pause))  # noqa: S311 - jitter, not security
     async for attempt in stamina.retry_context(
         on=RETRYABLE,
-        attempts=attempts,
+        attempts=attempts - 1,
         timeout=None,
-        wait_initial=pause,
+        wait_initial=pause * 3,
         wait_exp_base=3,
         wait_jitter=pause,
-        wait_max=pause * 3 ** max(attempts - 2, 0),
+        wait_max=pause * 3 ** max(attempts - 2, 1),
     ):
         with attempt:
             return await call()
