@@ -7,12 +7,12 @@ stay short because a request is waiting: enough for NATS to route around a lost 
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import stamina
 
+from libs.common.backoff import spread
 from libs.common.errors import Timeout, Unavailable
 
 T = TypeVar("T")
@@ -35,7 +35,7 @@ async def idempotent(
     except RETRYABLE:
         if attempts <= 1:
             raise
-    await asyncio.sleep(pause + random.uniform(0, pause))  # noqa: S311 - jitter, not security
+    await asyncio.sleep(spread(pause))  # let NATS route around the failure
     async for attempt in stamina.retry_context(
         on=RETRYABLE,
         attempts=attempts - 1,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import json_merge_patch
 
 from libs.common.cache import TtlCache
 from libs.common.contracts import identity as c
@@ -21,14 +23,13 @@ from services.identity.store import CustomerRecord
 
 
 def merge_fields(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """Merge a PATCH's fields into a customer's: a null deletes a key, any other value replaces it.
+    """Apply a PATCH's ``fields`` as a JSON Merge Patch (RFC 7396) to a customer's fields.
 
-    One level deep, as the PATCH contract has always said: a nested object is replaced
-    whole. (RFC 7396, ``json_merge_patch``, would merge it recursively: a change in
-    behaviour the API does not make silently.)
+    A null deletes a key, an object merges into the object it meets (recursively), any
+    other value replaces what was there: the same rules as every customisation in Tether.
     """
-    deleted = {key for key, value in patch.items() if value is None}
-    return {k: v for k, v in {**current, **patch}.items() if k not in deleted}
+    merged: dict[str, Any] = json_merge_patch.merge(copy.deepcopy(current), patch)
+    return merged
 
 
 def customer_reply(record: CustomerRecord, errors: list[c.FieldError] | None = None) -> c.Customer:

@@ -84,6 +84,26 @@ async def test_customer_token_fields_are_validated_and_saved(
     assert await customer_events(stack, workspace, "updated", "f-1") == 1
 
 
+async def test_customer_patch_merges_fields_as_json_merge_patch(
+    workspace: WorkspaceHandle, http: aiohttp.ClientSession
+) -> None:
+    """Nested objects merge, null deletes at any depth, lists and scalars are replaced."""
+    admin = bearer(await workspace.admin_token())
+    fields = {"address": {"city": "Oslo", "zip": "0150"}, "tags": ["a"], "plan": "pro"}
+    async with http.post(
+        workspace.url("/customers"), json={"id": "m-1", "fields": fields}, headers=admin
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+    patch = {"fields": {"address": {"zip": None, "street": "Karl Johan"}, "tags": ["b"]}}
+    async with http.patch(workspace.url("/customers/m-1"), json=patch, headers=admin) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["fields"] == {
+            "address": {"city": "Oslo", "street": "Karl Johan"},
+            "tags": ["b"],
+            "plan": "pro",
+        }
+
+
 async def test_customer_api_crud_and_users_alias(
     workspace: WorkspaceHandle, http: aiohttp.ClientSession
 ) -> None:

@@ -291,7 +291,7 @@ class CustomerMeRequest(Request):
 
 
 class CustomerPatchRequest(CustomerWrite):
-    """Change a customer: ``name`` if given; ``fields`` merged (a null value deletes a key)."""
+    """Change a customer: ``name`` if given; ``fields`` as a JSON Merge Patch (RFC 7396)."""
 
     fields: dict[str, Any] | None = None
 
