@@ -19,7 +19,7 @@ from libs.common.runtime import BUS, bus_context, subscribe_events, tether_versi
 from services.gateway.auth import Authenticator, TokenCache
 from services.gateway.dispatch import make_handler
 from services.gateway.keys import AUTHENTICATOR, REQUEST_ID, SETTINGS
-from services.gateway.middleware import SERVER_LOG, drop_server_header, request_middleware
+from services.gateway.middleware import drop_server_header, request_middleware, server_logger
 from services.gateway.openapi import build_openapi
 from services.gateway.routes import ROUTES, Route
 
@@ -145,7 +145,7 @@ def create_app(config: GatewayConfig, routes: tuple[Route, ...] = ROUTES) -> web
     app = web.Application(
         middlewares=[request_middleware, console_headers],
         client_max_size=config.http.max_body_bytes,
-        handler_args={"max_field_size": MAX_HEADER_FIELD, "logger": SERVER_LOG},
+        handler_args={"max_field_size": MAX_HEADER_FIELD, "logger": server_logger()},
     )
     app.on_response_prepare.append(drop_server_header)
     app[SETTINGS] = config.http

@@ -130,6 +130,12 @@ class _NoEcho(logging.Filter):
         return True
 
 
-SERVER_LOG = logging.getLogger("tether.gateway.http")
-"""The logger aiohttp's protocol handler gets (``handler_args``): it never quotes a request."""
-SERVER_LOG.addFilter(_NoEcho())
+def server_logger() -> logging.Logger:
+    """Return the logger for aiohttp's protocol handler (``handler_args``): it never quotes a request.
+
+    Idempotent: the filter is added once however many gateways a process builds.
+    """
+    logger = logging.getLogger("tether.gateway.http")
+    if not any(isinstance(f, _NoEcho) for f in logger.filters):
+        logger.addFilter(_NoEcho())
+    return logger
