@@ -18,11 +18,13 @@ from libs.common.contracts import connections as c
 from libs.common.crypto import associated_data
 from libs.common.db import Conn
 from libs.common.errors import InvalidInput, NotFound, TetherError
-from services.connections import oauth, pages, store
+from services.connections import oauth, pages
 from services.connections.establish import Connector
 from services.connections.outbound import Outbound
 from services.connections.secrets import client_credentials
-from services.connections.store import IntegrationRecord, SessionRecord
+from services.connections.store import connections, integrations, sessions
+from services.connections.store.integrations import IntegrationRecord
+from services.connections.store.sessions import SessionRecord
 from services.connections.vault import form_problems, oauth_values
 
 log = structlog.get_logger(__name__)
@@ -52,7 +54,9 @@ async def _integration_of(conn: Conn, session: SessionRecord | None) -> Integrat
     """Return the integration a session connects an account of (None without a session)."""
     if session is None:
         return None
-    return await store.select_integration(conn, session.workspace_id, session.integration_key)
+    return await integrations.select_integration(
+        conn, session.workspace_id, session.integration_key
+    )
 
 
 class Connect:
@@ -77,10 +81,13 @@ class Connect:
         if not customer_id:
             raise InvalidInput("admins name the customer", details=[{"field": "customerId"}])
         async with self._pool.acquire() as conn:
-            if await store.select_integration(conn, workspace_id, req.integration_key) is None:
+            if (
+                await integrations.select_integration(conn, workspace_id, req.integration_key)
+                is None
+            ):
                 raise NotFound(f"integration {req.integration_key} not found")
             if req.connection_id is not None:
-                target = await store.select_connection(conn, workspace_id, req.connection_id)
+                target = await connections.select_connection(conn, workspace_id, req.connection_id)
                 if (
                     target is None
                     or target.customer_id != customer_id
@@ -109,14 +116,14 @@ class Connect:
                 finished_at=None,
                 code_verifier_sealed=None,
             )
-            await store.insert_session(conn, session, digest(token))
+            await sessions.insert_session(conn, session, digest(token))
         url = f"{self._options.public_url.rstrip('/')}/connect/{token}"
         return c.ConnectSession(id=session.id, url=url, expires_at=session.expires_at)
 
     async def page(self, req: c.ConnectPageRequest) -> c.WebResponse:
         """Open the session's page: redirect to the provider, or show / take the form."""
         async with self._pool.acquire() as conn:
-            session = await store.open_session(conn, digest(req.token))
+            session = await sessions.open_session(conn, digest(req.token))
             integration = await _integration_of(conn, session)
         if session is None or integration is None:
             return pages.page("Link expired", f"<h1>Link expired</h1><p>{EXPIRED}</p>", status=404)
@@ -149,7 +156,7 @@ class Connect:
                 ok=False, message="The provider sent no state.", error="missing_state"
             )
         async with self._pool.acquire() as conn:
-            session = await store.claim_by_state(conn, digest(req.state))
+            session = await sessions.claim_by_state(conn, digest(req.state))
             integration = await _integration_of(conn, session)
         if session is None or integration is None or not isinstance(integration.auth, c.OAuth2Auth):
             return pages.result_page(ok=False, message=EXPIRED, error="invalid_state")
@@ -204,7 +211,7 @@ class Connect:
             else None
         )
         async with self._pool.acquire() as conn:
-            await store.set_oauth_state(conn, session, digest(state), sealed)
+            await sessions.set_oauth_state(conn, session, digest(state), sealed)
         return pages.redirect(
             oauth.authorize_url(auth, client_id, self.callback_url, state, challenge)
         )
@@ -247,12 +254,12 @@ class Connect:
     ) -> c.WebResponse:
         """Use a form session once; let the customer try again when the app says no."""
         async with self._pool.acquire() as conn:
-            if not await store.finish_session(conn, session):
+            if not await sessions.finish_session(conn, session):
                 return pages.result_page(ok=False, message=EXPIRED, error="invalid_session")
         response, failure = await self._complete(session, integration, obtain)
         if failure is not None and form is not None:
             async with self._pool.acquire() as conn:
-                await store.unfinish_session(conn, session)
+                await sessions.unfinish_session(conn, session)
             return pages.form_page(integration.name, form, error=failure)
         return response
 

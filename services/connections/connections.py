@@ -11,12 +11,13 @@ from libs.common.contracts.base import Context
 from libs.common.db import Conn
 from libs.common.errors import InvalidInput, NotFound
 from libs.common.paging import keyset_page, uuid_after
-from services.connections import store
 from services.connections.establish import Connector
 from services.connections.outbound import Outbound
 from services.connections.probe import TestOutcome, run_test
 from services.connections.refresh import Refresher, emit_change
-from services.connections.store import ConnectionRecord, IntegrationRecord
+from services.connections.store import connections, integrations
+from services.connections.store.connections import ConnectionRecord
+from services.connections.store.integrations import IntegrationRecord
 from services.connections.vault import form_problems, unseal
 
 
@@ -37,7 +38,7 @@ class Connections:
         """Return a connection the caller may see: a customer only their own (else 404)."""
         workspace_id = ctx.workspace()
         async with self._pool.acquire() as conn:
-            record = await store.select_connection(conn, workspace_id, connection_id)
+            record = await connections.select_connection(conn, workspace_id, connection_id)
         if record is None or not ctx.sees(record.customer_id):
             raise NotFound("connection not found")
         return record
@@ -49,7 +50,7 @@ class Connections:
         if not visible:
             return c.ConnectionPage(items=[], cursor=None)
         async with self._pool.acquire() as conn:
-            rows = await store.list_connections(
+            rows = await connections.list_connections(
                 conn,
                 workspace_id,
                 customer_id=customer_id,
@@ -89,7 +90,7 @@ class Connections:
         """Archive a connection (its instances are taken down by the instances service)."""
         record = await self.visible(req.ctx, req.id)
         async with self._pool.acquire() as conn, conn.transaction():
-            changed = await store.set_state(conn, record.workspace_id, record.id, "archived")
+            changed = await connections.set_state(conn, record.workspace_id, record.id, "archived")
             if changed is not None:
                 await emit_change(conn, c.CONNECTION_ARCHIVED, changed)
         return connection_reply(changed or record)
@@ -107,7 +108,7 @@ class Connections:
         record = await self.visible(req.ctx, req.id)
         outcome = await self.check(record)
         async with self._pool.acquire() as conn:
-            latest = await store.select_connection(conn, record.workspace_id, record.id)
+            latest = await connections.select_connection(conn, record.workspace_id, record.id)
         assert latest is not None
         return c.ConnectionTestResult(
             ok=outcome.ok,
@@ -136,7 +137,7 @@ class Connections:
     async def disconnect(self, record: ConnectionRecord, reason: str) -> None:
         """Mark a connection disconnected (once) and say so."""
         async with self._pool.acquire() as conn, conn.transaction():
-            changed = await store.set_state(
+            changed = await connections.set_state(
                 conn, record.workspace_id, record.id, "disconnected", reason
             )
             if changed is not None:
@@ -149,7 +150,7 @@ class Connections:
 
 async def integration_of(conn: Conn, workspace_id: UUID, key: str) -> IntegrationRecord:
     """Return a workspace's integration, or 404 naming its key."""
-    integration = await store.select_integration(conn, workspace_id, key)
+    integration = await integrations.select_integration(conn, workspace_id, key)
     if integration is None:
         raise NotFound(f"integration {key} not found")
     return integration

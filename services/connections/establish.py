@@ -9,12 +9,13 @@ from uuid import UUID, uuid4
 from libs.common.bus import Bus
 from libs.common.contracts import connections as c
 from libs.common.errors import InvalidInput, NotFound
-from services.connections import store
 from services.connections.customers import ensure_customer
 from services.connections.outbound import Outbound
 from services.connections.probe import run_test
 from services.connections.refresh import emit_change
-from services.connections.store import ConnectionRecord, IntegrationRecord, NewConnection
+from services.connections.store import connections
+from services.connections.store.connections import ConnectionRecord, NewConnection
+from services.connections.store.integrations import IntegrationRecord
 from services.connections.vault import Schedule, schedule, seal
 
 
@@ -89,10 +90,12 @@ class Connector:
             f"{integration.name} ({account_name})" if account_name else integration.name
         )
         async with self._pool.acquire() as conn, conn.transaction():
-            await store.lock_customer_integration(conn, workspace_id, customer_id, integration.key)
+            await connections.lock_customer_integration(
+                conn, workspace_id, customer_id, integration.key
+            )
             target: ConnectionRecord | None = None
             if connection_id is not None:
-                target = await store.select_connection(
+                target = await connections.select_connection(
                     conn, workspace_id, connection_id, for_update=True
                 )
                 if (
@@ -103,7 +106,7 @@ class Connector:
                 ):
                     raise NotFound("the connection to reconnect was not found")
             elif not allow_multiple:
-                target = await store.find_live_connection(
+                target = await connections.find_live_connection(
                     conn, workspace_id, customer_id, integration.key
                 )
             new_id = target.id if target else uuid4()
@@ -120,9 +123,9 @@ class Connector:
                 check_due_at=plan.check_due_at,
             )
             if target is not None:
-                record = await store.replace_credentials(conn, new)
+                record = await connections.replace_credentials(conn, new)
                 await emit_change(conn, c.CONNECTION_RECONNECTED, record)
                 return record, False
-            record = await store.insert_connection(conn, new)
+            record = await connections.insert_connection(conn, new)
             await emit_change(conn, c.CONNECTION_CREATED, record)
             return record, True

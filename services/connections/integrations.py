@@ -13,9 +13,9 @@ from pydantic import TypeAdapter, ValidationError
 from libs.common.contracts import connections as c
 from libs.common.crypto import Keyring
 from libs.common.errors import InvalidInput, NotFound, invalid_from_validation
-from services.connections import store
 from services.connections.secrets import seal_client_secret
-from services.connections.store import IntegrationFields, IntegrationRecord
+from services.connections.store import integrations
+from services.connections.store.integrations import IntegrationFields, IntegrationRecord
 
 TEMPLATES_FILE = Path(__file__).parent / "templates.json"
 _AUTH: TypeAdapter[c.AuthSpec] = TypeAdapter(c.AuthSpec)
@@ -56,14 +56,14 @@ class Integrations:
         """List integrations (admins and customers; never secrets)."""
         workspace_id = req.ctx.workspace()
         async with self._pool.acquire() as conn:
-            rows = await store.list_integrations(conn, workspace_id)
+            rows = await integrations.list_integrations(conn, workspace_id)
         return c.IntegrationPage(items=[integration_reply(r) for r in rows])
 
     async def get(self, req: c.IntegrationGetRequest) -> c.Integration:
         """Read one integration."""
         workspace_id = req.ctx.workspace()
         async with self._pool.acquire() as conn:
-            record = await store.select_integration(conn, workspace_id, req.key)
+            record = await integrations.select_integration(conn, workspace_id, req.key)
         if record is None:
             raise NotFound(f"integration {req.key} not found")
         return integration_reply(record)
@@ -100,7 +100,7 @@ class Integrations:
             client_secret_sealed=self._seal(workspace_id, req.key, req.client_secret),
         )
         async with self._pool.acquire() as conn:
-            record = await store.insert_integration(conn, workspace_id, integration)
+            record = await integrations.insert_integration(conn, workspace_id, integration)
         return integration_reply(record)
 
     async def patch(self, req: c.IntegrationPatchRequest) -> c.Integration:
@@ -109,7 +109,9 @@ class Integrations:
         async with self._pool.acquire() as conn, conn.transaction():
             # Locked: the row is written back whole, so nothing may change it in between
             # (another patch, or a master-key re-seal of the client secret).
-            record = await store.select_integration(conn, workspace_id, req.key, for_update=True)
+            record = await integrations.select_integration(
+                conn, workspace_id, req.key, for_update=True
+            )
             if record is None:
                 raise NotFound(f"integration {req.key} not found")
             given = req.model_fields_set
@@ -129,14 +131,14 @@ class Integrations:
                     ),
                 }
             )
-            updated = await store.update_integration(conn, changed)
+            updated = await integrations.update_integration(conn, changed)
         return integration_reply(updated)
 
     async def delete(self, req: c.IntegrationDeleteRequest) -> c.Deleted:
         """Delete an integration no live connection uses."""
         workspace_id = req.ctx.admin_workspace()
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await store.delete_integration(conn, workspace_id, req.key):
+            if not await integrations.delete_integration(conn, workspace_id, req.key):
                 raise NotFound(f"integration {req.key} not found")
         return c.Deleted(deleted=True)
 

@@ -14,11 +14,11 @@ import asyncpg
 
 from libs.common.contracts import connections as c
 from libs.common.errors import InvalidInput, Timeout, Unavailable
-from services.connections import store
 from services.connections.connections import Connections
 from services.connections.probe import Answer, call_api
 from services.connections.refresh import Refresher
 from services.connections.settings import ConnectionsOptions
+from services.connections.store import integrations
 from services.connections.vault import unseal
 
 HOP_BY_HOP = frozenset(
@@ -83,7 +83,7 @@ class Proxy:
         """Call the app; renew once on 401, wait out a short 429 once, pass the answer back."""
         record = await self._connections.visible(req.ctx, req.id)
         async with self._pool.acquire() as conn:
-            integration = await store.select_integration(
+            integration = await integrations.select_integration(
                 conn, record.workspace_id, record.integration_key
             )
         if integration is None or integration.api is None:

@@ -34,10 +34,12 @@ from libs.common.db import Conn
 from libs.common.errors import Conflict, NotFound, Unavailable
 from libs.common.outbox import emit
 from libs.common.singleflight import SingleFlight
-from services.connections import oauth, store
+from services.connections import oauth
 from services.connections.outbound import Outbound
 from services.connections.secrets import client_credentials
-from services.connections.store import ConnectionRecord, IntegrationRecord
+from services.connections.store import connections, integrations
+from services.connections.store.connections import ConnectionRecord
+from services.connections.store.integrations import IntegrationRecord
 from services.connections.vault import oauth_values, schedule, seal, unseal
 
 log = structlog.get_logger(__name__)
@@ -80,7 +82,7 @@ class Refresher:
         webhooks) use the last credentials it had.
         """
         async with self._pool.acquire() as conn:
-            record = await store.select_connection(conn, workspace_id, connection_id)
+            record = await connections.select_connection(conn, workspace_id, connection_id)
         if record is None:
             raise NotFound("connection not found")
         now = _now()
@@ -96,7 +98,7 @@ class Refresher:
     ) -> ConnectionRecord:
         """Renew now, unless someone renewed since ``seen_version`` (then use theirs)."""
         async with self._pool.acquire() as conn:
-            record = await store.select_connection(conn, workspace_id, connection_id)
+            record = await connections.select_connection(conn, workspace_id, connection_id)
         if record is None:
             raise NotFound("connection not found")
         if record.version != seen_version:
@@ -115,7 +117,7 @@ class Refresher:
         self, workspace_id: UUID, connection_id: UUID, seen_version: int | None
     ) -> ConnectionRecord:
         async with self._pool.acquire() as conn, conn.transaction():
-            record = await store.select_connection(
+            record = await connections.select_connection(
                 conn, workspace_id, connection_id, for_update=True
             )
             if record is None:
@@ -130,7 +132,7 @@ class Refresher:
 
     async def renew_locked(self, conn: Conn, record: ConnectionRecord) -> ConnectionRecord:
         """Renew a row this transaction has locked; record failures on it."""
-        integration = await store.select_integration(
+        integration = await integrations.select_integration(
             conn, record.workspace_id, record.integration_key
         )
         if integration is None or not isinstance(
@@ -154,7 +156,7 @@ class Refresher:
         )
         new_values = oauth_values(answer, values)
         sealed = seal(self._keyring, record.workspace_id, record.id, new_values)
-        updated = await store.store_refresh(
+        updated = await connections.store_refresh(
             conn, record, sealed, plan.expires_at, plan.refresh_due_at, plan.check_due_at
         )
         if updated is None:  # cannot happen under the row lock; refuse to lose an update
@@ -186,7 +188,7 @@ class Refresher:
     ) -> ConnectionRecord:
         """Record a failed renewal: invalid_grant disconnects; others back off, then 'error'."""
         if exc.kind == "invalid_grant":
-            changed = await store.set_state(
+            changed = await connections.set_state(
                 conn, record.workspace_id, record.id, "disconnected", exc.message
             )
             if changed is not None:
@@ -205,7 +207,7 @@ class Refresher:
         state: c.ConnectionState = (
             "error" if attempts >= self._options.refresh_max_failures else "connected"
         )
-        updated = await store.record_failure(
+        updated = await connections.record_failure(
             conn,
             record,
             state=state,

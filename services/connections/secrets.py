@@ -8,7 +8,7 @@ from uuid import UUID
 from libs.common.contracts import connections as c
 from libs.common.crypto import Keyring, associated_data
 from libs.common.errors import InvalidInput
-from services.connections.store import IntegrationRecord
+from services.connections.store.integrations import IntegrationRecord
 
 PURPOSE = "integration-client-secret"
 

@@ -17,7 +17,7 @@ from libs.common.crypto import Keyring, associated_data
 from libs.common.errors import InvalidInput
 from services.connections.oauth import TokenAnswer
 from services.connections.settings import ConnectionsOptions
-from services.connections.store import ConnectionRecord
+from services.connections.store.connections import ConnectionRecord
 
 PURPOSE = "connection-credentials"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -23,11 +23,11 @@ import asyncpg
 import structlog
 
 from libs.common.runtime import uninterrupted
-from services.connections import store
 from services.connections.connections import Connections
 from services.connections.refresh import Refresher
 from services.connections.settings import ConnectionsOptions
-from services.connections.store import ConnectionRecord
+from services.connections.store import connections as connection_store
+from services.connections.store.connections import ConnectionRecord
 
 log = structlog.get_logger(__name__)
 
@@ -40,10 +40,10 @@ DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 async def renew_one_due(pool: asyncpg.Pool[Any], refresher: Refresher) -> bool:
     """Claim one due connection and renew it, committing the result; False when none is due."""
     async with pool.acquire() as conn, conn.transaction():
-        claimed = await store.claim_due(conn, "refresh")
+        claimed = await connection_store.claim_due(conn, "refresh")
         if claimed is None:
             return False
-        record = await store.select_connection(conn, *claimed, for_update=True)
+        record = await connection_store.select_connection(conn, *claimed, for_update=True)
         if record is not None:
             await refresher.renew_locked(conn, record)
     return True
@@ -76,12 +76,12 @@ async def _claim_check(
     """
     async with pool.acquire() as conn:
         async with conn.transaction():
-            claimed = await store.claim_due(conn, "check")
+            claimed = await connection_store.claim_due(conn, "check")
             if claimed is None:
                 return None
             next_check = datetime.now(UTC) + timedelta(seconds=options.check_interval)
-            await store.set_check_due(conn, *claimed, next_check)
-        record = await store.select_connection(conn, *claimed)
+            await connection_store.set_check_due(conn, *claimed, next_check)
+        record = await connection_store.select_connection(conn, *claimed)
     return record if record is not None and record.state == "connected" else None
 
 

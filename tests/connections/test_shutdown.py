@@ -13,7 +13,7 @@ from libs.common.db import Conn
 from services.connections.outbound import Outbound
 from services.connections.refresh import Refresher
 from services.connections.settings import ConnectionsOptions
-from services.connections.store import ConnectionRecord
+from services.connections.store.connections import ConnectionRecord
 from services.connections.worker import refresh_worker
 from tests.conftest import Stack, eventually
 from tests.connections.conftest import Fake
