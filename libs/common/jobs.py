@@ -7,10 +7,16 @@ service's ``jobs`` table (a common migration, so every schema has one). What a j
   job and the domain write that needs it commit together, or neither does. A ``NOTIFY``
   (delivered only on commit) wakes idle workers; a poll finds the job anyway.
 * **At least once to its handler.** A worker claims a job (``FOR UPDATE SKIP LOCKED``, so
-  replicas never claim the same row) with a lease of ``lease`` seconds. A job whose
-  worker died (kill -9, a lost host) is claimed again once its lease ends. Handlers must
-  therefore be idempotent: ``job.id`` is stable across attempts and is the idempotency
-  key to give an app; ``job.attempts`` says which attempt this is (1-based).
+  replicas never claim the same row) with a lease of ``lease`` seconds. Handlers must be
+  idempotent: ``job.id`` is stable across attempts and is the idempotency key to give an
+  app; ``job.attempts`` says which attempt this is (1-based).
+* **Leases are renewed while the handler runs.** Every ``lease / 3`` seconds the worker
+  extends the lease of the job it runs (a heartbeat), so a handler may take longer than
+  ``lease``. A job is claimed again only when its worker stopped heartbeating for a whole
+  lease: it died (kill -9, a lost host), hung with its event loop blocked, or lost the
+  database. A handler that merely awaits forever holds its job forever, so handlers bound
+  their calls with timeouts. A worker whose lease was lost all the same (logged as
+  ``job_lease_lost``) lets its handler finish, but its outcome is not recorded.
 * **Attempts are capped.** Every claim counts an attempt: failures, crashes and leases
   that ran out alike. A job claimed beyond ``max_attempts`` (its worker died every time)
   fails without running again, since running it could kill this worker too.
@@ -27,7 +33,9 @@ service's ``jobs`` table (a common migration, so every schema has one). What a j
   and serves first the one that has waited longest since its partition's last turn.
   Jobs without a partition key have no limit.
 * **Deduplicated on request.** A job with a ``dedupe_key`` is enqueued once per queue: a
-  second :func:`enqueue` with the same key returns the first job (finished or not).
+  second :func:`enqueue` with the same key returns the first job (finished or not) for as
+  long as the first job is kept, i.e. within the retention below; after that the key is
+  free again.
 * **Cancellable.** :func:`cancel` cancels pending jobs; a running job is never interrupted
   (its outcome is still recorded).
 * **Outcomes commit with domain rows.** ``on_start(conn, job)`` runs in the claim's
@@ -37,9 +45,17 @@ service's ``jobs`` table (a common migration, so every schema has one). What a j
   that outcome, so a last attempt fails its domain row too); an ``on_finish`` that raises
   after a handler ran leaves the outcome unrecorded (the job is taken again when its
   lease ends).
-* **Graceful stop.** A worker cancelled mid-job lets the handler finish within
-  ``stop_grace`` seconds before giving up on it (its lease then ends and another worker
-  takes it over).
+* **Graceful stop.** A worker cancelled mid-job lets the handler finish (heartbeating)
+  within ``stop_grace`` seconds before giving up on it (its lease then ends and another
+  worker takes it over).
+* **Finished jobs are kept for ``retention``** (default 7 days), then deleted. The sweep
+  (a task of :meth:`JobEngine.tasks`) deletes a queue's succeeded, failed and cancelled
+  jobs that finished longer ago, in batches of ``sweep_batch`` rows, each its own short
+  transaction. Every replica may sweep at once: a batch skips the rows another holds
+  (``FOR UPDATE SKIP LOCKED``). Pending and running jobs are never deleted, however old.
+
+The table's side (the job models and every query) is :mod:`libs.common.job_store`; this
+module re-exports what callers use, so ``from libs.common import jobs`` is the one import.
 
 Claims are system work across workspaces, so they are the only queries not filtered by
 ``workspace_id``; every function that reads or changes a job on a caller's behalf takes
@@ -52,77 +68,54 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
-from uuid import UUID, uuid4
+from typing import Any
+from uuid import uuid4
 
 import asyncpg
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 
 from libs.common.backoff import backoff_delay
 from libs.common.db import Conn
-from libs.common.rows import many, maybe, one
+from libs.common.job_store import (
+    Job,
+    JobSpec,
+    JobStatus,
+    Outcome,
+    QueueOptions,
+    cancel,
+    claim,
+    enqueue,
+    extend_lease,
+    finish,
+    get_job,
+    purge,
+)
+
+__all__ = [
+    "GAVE_UP",
+    "Job",
+    "JobEngine",
+    "JobFailure",
+    "JobSpec",
+    "JobStatus",
+    "Outcome",
+    "QueueOptions",
+    "cancel",
+    "claim",
+    "enqueue",
+    "extend_lease",
+    "finish",
+    "get_job",
+    "purge",
+    "worker_name",
+]
 
 log = structlog.get_logger(__name__)
 
-JobStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
 GAVE_UP = "gave up: the job never finished"
 """The error of a job claimed beyond its ``max_attempts`` (its worker died every time)."""
-
-
-class JobSpec(BaseModel):
-    """What to enqueue: the work (queue, kind, payload) and how it may run."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    queue: str
-    kind: str
-    payload: dict[str, Any] = Field(default_factory=dict)
-    workspace_id: UUID | None = None
-    partition_key: str | None = None
-    max_attempts: int = Field(default=5, ge=1)
-    not_before: datetime | None = None
-    """When the job may start first; None means now."""
-    dedupe_key: str | None = None
-    id: UUID = Field(default_factory=uuid4)
-
-
-class Job(BaseModel):
-    """A job row."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: UUID
-    seq: int
-    workspace_id: UUID | None
-    queue: str
-    kind: str
-    payload: dict[str, Any]
-    partition_key: str | None
-    status: JobStatus
-    attempts: int
-    max_attempts: int
-    not_before: datetime
-    lease_owner: str | None
-    lease_until: datetime | None
-    last_error: str | None
-    dedupe_key: str | None
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
-
-
-class Outcome(BaseModel):
-    """What one attempt came to: done, failed for good, or waiting for a retry."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    status: Literal["succeeded", "failed", "pending"]
-    error: str | None = None
-    retry_at: datetime | None = None
 
 
 class JobFailure(Exception):
@@ -140,182 +133,6 @@ class JobFailure(Exception):
 Handler = Callable[[Job], Awaitable[None]]
 OnStart = Callable[[Conn, Job], Awaitable[None]]
 OnFinish = Callable[[Conn, Job, Outcome], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class QueueOptions:
-    """How a queue's workers claim and retry (seconds unless said otherwise)."""
-
-    lease: float = 30.0
-    partition_limit: int = 1
-    backoff_base: float = 1.0
-    backoff_cap: float = 300.0
-    poll_interval: float = 1.0
-    stop_grace: float = 10.0
-    candidates: int = 16
-    """Partition heads one claim considers before giving up for this round."""
-
-
-_COLUMNS = """
-id, seq, workspace_id, queue, kind, payload, partition_key, status, attempts, max_attempts,
-not_before, lease_owner, lease_until, last_error, dedupe_key, created_at, updated_at, finished_at
-"""
-_READY = """
-((status = 'pending' AND not_before <= now()) OR (status = 'running' AND lease_until < now()))
-"""
-
-INSERT_JOB_SQL = f"""
-INSERT INTO jobs (id, workspace_id, queue, kind, payload, partition_key, max_attempts,
-    not_before, dedupe_key)
-VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), $9)
-ON CONFLICT (queue, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
-RETURNING {_COLUMNS}
-"""
-SELECT_DEDUPED_SQL = f"SELECT {_COLUMNS} FROM jobs WHERE queue = $1 AND dedupe_key = $2"
-NOTIFY_SQL = "SELECT pg_notify('tether_jobs_' || current_schema(), $1)"
-SELECT_JOB_SQL = f"""
-SELECT {_COLUMNS} FROM jobs WHERE workspace_id IS NOT DISTINCT FROM $1 AND id = $2
-"""
-CANCEL_SQL = f"""
-UPDATE jobs SET status = 'cancelled', updated_at = now(), finished_at = now()
-WHERE workspace_id IS NOT DISTINCT FROM $1 AND id = ANY($2::uuid[]) AND status = 'pending'
-RETURNING {_COLUMNS}
-"""
-
-# The claim, in three steps.
-#
-# 1. Candidates: the head (first by not_before, seq) of every partition with a ready job
-#    and room under its limit. Heads, not the oldest ready jobs: a deep partition offers
-#    one candidate, like every other partition. And heads in the order their partitions
-#    were last served, not in the order they were enqueued: a head counts as arrived at
-#    its not_before or at its partition's latest finished job, whichever is later. A
-#    partition that just had a turn goes behind the ones waiting since before that, so
-#    a deep queue never holds up another partition's job for more than a round. A job
-#    without a partition key is a partition of its own. The cost: each claim reads every
-#    ready job of the queue (DISTINCT ON). Fine for thousands; a ``job_partitions`` table
-#    (one row per partition, locked SKIP LOCKED) is the step beyond that.
-SELECT_CANDIDATES_SQL = f"""
-SELECT id, partition_key FROM (
-    SELECT DISTINCT ON (coalesce('p:' || partition_key, 'j:' || id::text))
-        id, partition_key, not_before, seq
-    FROM jobs
-    WHERE queue = $1 AND {_READY}
-    ORDER BY coalesce('p:' || partition_key, 'j:' || id::text), not_before, seq
-) heads
-WHERE partition_key IS NULL OR (
-    SELECT count(*) FROM jobs r
-    WHERE r.queue = $1 AND r.partition_key = heads.partition_key
-      AND r.status = 'running' AND r.lease_until >= now()) < $2
-ORDER BY greatest(not_before, (
-    SELECT max(f.finished_at) FROM jobs f
-    WHERE f.queue = $1 AND f.partition_key = heads.partition_key)), seq
-LIMIT $3
-"""
-# 2. The limit is a count of a partition's running jobs, and two replicas counting at once
-#    would both see room for one more. Row locks cannot prevent that (the rows that would
-#    make the count too high do not exist yet), so claimers of one partition serialise on
-#    a transaction-scoped advisory lock keyed by the partition. It is *tried*, never
-#    waited for: a partition another worker is claiming from right now is skipped this
-#    round. Held until commit, it is released only once the new running row is visible,
-#    so the next holder's count includes it. (A hash collision only serialises two
-#    partitions' claims; it never lets a limit be exceeded.)
-LOCK_PARTITION_SQL = """
-SELECT pg_try_advisory_xact_lock(
-    hashtextextended('tether.jobs:' || current_schema() || ':' || $1 || ':' || $2, 0))
-"""
-COUNT_RUNNING_SQL = """
-SELECT count(*) FROM jobs
-WHERE queue = $1 AND partition_key = $2 AND status = 'running' AND lease_until >= now()
-"""
-SELECT_HEAD_SQL = f"""
-SELECT id FROM jobs WHERE queue = $1 AND partition_key = $2 AND {_READY}
-ORDER BY not_before, seq LIMIT 1
-"""
-# 3. Lease the chosen job, unless another transaction holds it (SKIP LOCKED) or it stopped
-#    being ready meanwhile. Within a partition only the head is ever leased: should the
-#    head be locked, the partition waits for the next round rather than run out of order.
-LEASE_SQL = f"""
-UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, lease_owner = $2,
-    lease_until = now() + make_interval(secs => $3), updated_at = now()
-FROM (SELECT id FROM jobs WHERE id = $1 AND {_READY} FOR UPDATE SKIP LOCKED) chosen
-WHERE j.id = chosen.id
-RETURNING {", ".join(f"j.{c.strip()}" for c in _COLUMNS.split(","))}
-"""
-# An outcome counts only while this worker still holds the job (its lease may have run
-# out and another worker taken it over).
-FINISH_SQL = f"""
-UPDATE jobs SET status = $3, last_error = $4, not_before = coalesce($5, not_before),
-    lease_owner = NULL, lease_until = NULL, updated_at = now(),
-    finished_at = CASE WHEN $3 IN ('succeeded', 'failed') THEN now() END
-WHERE id = $1 AND lease_owner = $2 AND status = 'running'
-RETURNING {_COLUMNS}
-"""
-
-
-async def enqueue(conn: Conn, spec: JobSpec) -> Job:
-    """Insert a job in the caller's transaction; return it (or the job its dedupe key named)."""
-    job = maybe(
-        Job,
-        await conn.fetchrow(
-            INSERT_JOB_SQL,
-            spec.id,
-            spec.workspace_id,
-            spec.queue,
-            spec.kind,
-            spec.payload,
-            spec.partition_key,
-            spec.max_attempts,
-            spec.not_before,
-            spec.dedupe_key,
-        ),
-    )
-    if job is None:  # only a dedupe key conflicts: the first job stands
-        return one(Job, await conn.fetchrow(SELECT_DEDUPED_SQL, spec.queue, spec.dedupe_key))
-    await conn.execute(NOTIFY_SQL, spec.queue)
-    return job
-
-
-async def get_job(conn: Conn, workspace_id: UUID | None, job_id: UUID) -> Job | None:
-    """Return one job of the workspace (None for system jobs), or None."""
-    return maybe(Job, await conn.fetchrow(SELECT_JOB_SQL, workspace_id, job_id))
-
-
-async def cancel(conn: Conn, workspace_id: UUID | None, job_ids: list[UUID]) -> list[Job]:
-    """Cancel the pending ones of ``job_ids``; return them (running jobs run on)."""
-    return many(Job, await conn.fetch(CANCEL_SQL, workspace_id, job_ids))
-
-
-async def claim(conn: Conn, queue: str, owner: str, options: QueueOptions) -> Job | None:
-    """Lease the next job of ``queue`` that may start (run inside a transaction)."""
-    candidates = await conn.fetch(
-        SELECT_CANDIDATES_SQL, queue, options.partition_limit, options.candidates
-    )
-    for candidate in candidates:
-        job_id: UUID = candidate["id"]
-        partition: str | None = candidate["partition_key"]
-        if partition is not None:
-            if not await conn.fetchval(LOCK_PARTITION_SQL, queue, partition):
-                continue  # another worker is claiming from this partition right now
-            if await conn.fetchval(COUNT_RUNNING_SQL, queue, partition) >= options.partition_limit:
-                continue
-            head = await conn.fetchval(SELECT_HEAD_SQL, queue, partition)
-            if head is None:
-                continue
-            job_id = head
-        job = maybe(Job, await conn.fetchrow(LEASE_SQL, job_id, owner, options.lease))
-        if job is not None:
-            return job
-    return None
-
-
-async def finish(conn: Conn, job: Job, owner: str, outcome: Outcome) -> Job | None:
-    """Record ``outcome`` if ``owner`` still holds the job; return the job as it is now."""
-    return maybe(
-        Job,
-        await conn.fetchrow(
-            FINISH_SQL, job.id, owner, outcome.status, outcome.error, outcome.retry_at
-        ),
-    )
 
 
 def worker_name() -> str:
@@ -347,8 +164,11 @@ class JobEngine:
         self._wake = asyncio.Event()
 
     def tasks(self, workers: int) -> dict[str, Callable[[], Awaitable[None]]]:
-        """Return ``workers`` workers and a listener, named, for ``background_tasks``."""
-        named: dict[str, Callable[[], Awaitable[None]]] = {f"jobs-{self.queue}-listen": self.listen}
+        """Return ``workers`` workers, a listener and a sweep, named, for ``background_tasks``."""
+        named: dict[str, Callable[[], Awaitable[None]]] = {
+            f"jobs-{self.queue}-listen": self.listen,
+            f"jobs-{self.queue}-sweep": self.sweep,
+        }
         for n in range(workers):
             named[f"jobs-{self.queue}-{n}"] = self.work
         return named
@@ -433,7 +253,8 @@ class JobEngine:
             handler = self._handlers.get(job.kind)
             if handler is None:
                 raise JobFailure(f"no handler for {job.kind!r}")
-            await handler(job)
+            async with self._heartbeat(job):
+                await handler(job)
         except JobFailure as exc:
             failure = exc
         except Exception:
@@ -460,6 +281,51 @@ class JobEngine:
             # Nothing was recorded: the job stays leased, and is taken again when the
             # lease ends (counting an attempt).
             log.exception("job_outcome_unrecorded", queue=self.queue, job_id=str(job.id))
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, job: Job) -> AsyncIterator[None]:
+        """Keep ``job`` leased for the block (see :meth:`heartbeat`)."""
+        beating = asyncio.create_task(self.heartbeat(job))
+        try:
+            yield
+        finally:
+            beating.cancel()
+            await asyncio.wait([beating])  # never raises, and leaves our own cancel alone
+
+    async def heartbeat(self, job: Job) -> None:
+        """Extend ``job``'s lease every ``lease / 3`` seconds until cancelled or lost."""
+        while True:
+            await asyncio.sleep(self.options.lease / 3)
+            try:
+                async with self._pool.acquire(timeout=self.options.lease / 3) as conn:
+                    held = await extend_lease(conn, job, self.owner, self.options.lease)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # Try again at the next beat; should the database stay out of reach for the
+                # rest of the lease, another worker takes the job over.
+                log.warning(
+                    "job_heartbeat_failed", queue=self.queue, job_id=str(job.id), error=str(exc)
+                )
+                continue
+            if not held:
+                # Another worker took the job over (the lease ran out between two beats).
+                log.warning("job_lease_lost", queue=self.queue, job_id=str(job.id))
+                return
+
+    async def sweep(self) -> None:
+        """Delete finished jobs past their retention, a batch at a time (until cancelled)."""
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    deleted = await purge(
+                        conn, self.queue, self.options.retention, self.options.sweep_batch
+                    )
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("jobs_sweep_failed", queue=self.queue, error=str(exc))
+                deleted = 0
+            if deleted:
+                log.info("jobs_purged", queue=self.queue, count=deleted)
+            if deleted < self.options.sweep_batch:  # caught up: wait for the next sweep
+                await asyncio.sleep(self.options.sweep_interval)
 
     def outcome(self, job: Job, failure: JobFailure | None) -> Outcome:
         """Decide what an attempt that ended with ``failure`` (None: success) comes to."""

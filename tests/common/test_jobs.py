@@ -8,7 +8,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -30,6 +30,7 @@ from libs.common.jobs import (
     claim,
     enqueue,
     get_job,
+    purge,
 )
 from tests.conftest import ROOT, Infra, eventually
 
@@ -177,6 +178,111 @@ async def test_jobs_expired_lease_is_reclaimed_and_counted(pool: Pool, queue: st
     given_up = await fetch(pool, doomed.id)
     assert (given_up.attempts, given_up.last_error) == (2, "gave up: the job never finished")
     assert ran == [2]  # the job beyond its cap never ran again
+
+
+async def test_jobs_heartbeat_keeps_a_long_job_leased(pool: Pool, queue: str) -> None:
+    """A handler running 3 times its lease runs once; a worker that died is still taken over."""
+    ran: list[tuple[UUID, int]] = []
+    options = QueueOptions(lease=1.0, poll_interval=0.05, stop_grace=1)
+    orphan = await put(pool, JobSpec(queue=queue, kind="k"))
+    async with pool.acquire() as conn, conn.transaction():
+        claimed = await claim(conn, queue, "dead", options)  # …and never heartbeats
+    assert claimed is not None
+    assert claimed.id == orphan.id
+    long = await put(pool, JobSpec(queue=queue, kind="k"))
+
+    async def handler(job: Job) -> None:
+        ran.append((job.id, job.attempts))
+        if job.id == long.id:
+            await asyncio.sleep(3 * options.lease)
+
+    replicas = [JobEngine(pool, queue, {"k": handler}, options) for _ in range(2)]
+    async with running(*replicas, workers=2):
+        await eventually(status_is(pool, orphan.id, "succeeded"))
+        await eventually(status_is(pool, long.id, "succeeded"), timeout=10)
+    assert (await fetch(pool, long.id)).attempts == 1
+    assert (await fetch(pool, orphan.id)).attempts == 2
+    assert sorted(ran) == sorted([(long.id, 1), (orphan.id, 2)])
+
+
+async def test_jobs_lost_lease_is_logged_and_not_recorded(pool: Pool, queue: str) -> None:
+    """A heartbeat that finds the job taken over says so; the outcome is not written."""
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def handler(_: Job) -> None:
+        started.set()
+        await release.wait()
+
+    job = await put(pool, JobSpec(queue=queue, kind="k"))
+    options = QueueOptions(lease=0.6, poll_interval=0.05, stop_grace=1)
+    with capture_logs() as logs:
+        async with running(JobEngine(pool, queue, {"k": handler}, options)):
+            await asyncio.wait_for(started.wait(), 5)
+            async with pool.acquire() as conn:  # another worker took the job over
+                await conn.execute("UPDATE jobs SET lease_owner = 'thief' WHERE id = $1", job.id)
+            await eventually(lambda: _logged(logs, "job_lease_lost"))
+            release.set()
+            await eventually(lambda: _logged(logs, "job_finished"))
+    taken = await fetch(pool, job.id)
+    assert (taken.status, taken.lease_owner) == ("running", "thief")
+
+
+async def _logged(logs: Sequence[MutableMapping[str, Any]], event: str) -> bool:
+    return any(e["event"] == event for e in logs)
+
+
+async def test_jobs_finished_jobs_are_deleted_after_retention(pool: Pool, queue: str) -> None:
+    """Old finished jobs go (freeing their dedupe keys); recent and unfinished ones stay."""
+    old = datetime.now(UTC) - timedelta(days=2)
+    rows: dict[str, Job] = {}
+    for name, status, finished_at in (
+        ("old_succeeded", "succeeded", old),
+        ("old_failed", "failed", old),
+        ("old_cancelled", "cancelled", old),
+        ("recent_succeeded", "succeeded", datetime.now(UTC)),
+        ("old_pending", "pending", None),
+        ("old_running", "running", None),
+    ):
+        job = await put(pool, JobSpec(queue=queue, kind="k", dedupe_key=name))
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE jobs SET status = $2, finished_at = $3, created_at = $4 WHERE id = $1",
+                job.id,
+                status,
+                finished_at,
+                old,
+            )
+        rows[name] = job
+    elsewhere = await put(pool, JobSpec(queue=f"{queue}_b", kind="k"))
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE jobs SET status = 'succeeded', finished_at = $2 WHERE id = $1",
+            elsewhere.id,
+            old,
+        )
+    options = QueueOptions(retention=24 * 3600, sweep_batch=2, sweep_interval=60)
+    engine = JobEngine(pool, queue, {}, options)
+    assert f"jobs-{queue}-sweep" in engine.tasks(workers=0)  # offered to every replica
+    sweep = asyncio.create_task(engine.sweep())
+    kept = {"recent_succeeded", "old_pending", "old_running"}
+    try:
+
+        async def swept() -> bool:  # in two batches
+            async with pool.acquire() as conn:
+                left = {name for name, job in rows.items() if await get_job(conn, None, job.id)}
+            return left == kept
+
+        await eventually(swept)
+    finally:
+        sweep.cancel()
+        await asyncio.gather(sweep, return_exceptions=True)
+    async with pool.acquire() as conn:
+        assert await get_job(conn, None, elsewhere.id) is not None  # another queue's own sweep
+        assert await purge(conn, queue, options.retention, 10) == 0
+    again = await put(pool, JobSpec(queue=queue, kind="k", dedupe_key="old_succeeded"))
+    assert again.id != rows["old_succeeded"].id  # the key is free once its job is gone
+    same = await put(pool, JobSpec(queue=queue, kind="k", dedupe_key="recent_succeeded"))
+    assert same.id == rows["recent_succeeded"].id  # …and holds within the retention
 
 
 async def test_jobs_not_before_is_respected(pool: Pool, queue: str) -> None:
