@@ -7,10 +7,11 @@ import asyncpg
 from libs.common.contracts import instances as c
 from libs.common.crypto import Keyring
 from libs.common.errors import InvalidInput, NotFound
+from libs.common.rows import reply
 from services.instances import elements
 from services.instances.settings import InstancesOptions
 from services.instances.store import definitions
-from services.instances.store.definitions import AppEventTypeRecord, AppEventTypeSpec
+from services.instances.store.definitions import AppEventTypeSpec
 
 # The request fields that make up the stored spec (everything but key, name, secret).
 SPEC_FIELDS = frozenset(AppEventTypeSpec.model_fields)
@@ -31,10 +32,6 @@ def _check(req: c.AppEventTypeCreateRequest | c.AppEventTypePatchRequest) -> Non
         )
 
 
-def _public(record: AppEventTypeRecord) -> c.AppEventType:
-    return c.AppEventType.model_validate(record, from_attributes=True)
-
-
 class AppEventTypes:
     """App-event type handlers, one per operation."""
 
@@ -50,7 +47,7 @@ class AppEventTypes:
         workspace_id = req.ctx.admin_workspace()
         async with self._pool.acquire() as conn:
             rows = await definitions.list_app_event_types(conn, workspace_id, req.integration_key)
-        return c.AppEventTypePage(items=[_public(r) for r in rows])
+        return c.AppEventTypePage(items=[reply(c.AppEventType, r) for r in rows])
 
     async def create(self, req: c.AppEventTypeCreateRequest) -> c.AppEventType:
         """Define an app-event type."""
@@ -70,12 +67,15 @@ class AppEventTypes:
                 spec=spec,
                 secret=secret,
             )
-        return _public(record)
+        return reply(c.AppEventType, record)
 
     async def get(self, req: c.AppEventTypeGetRequest) -> c.AppEventType:
         """Read one app-event type."""
         select = definitions.select_app_event_type
-        return _public(await elements.find(self._pool, req.ctx, req.key, select, "app-event type"))
+        return reply(
+            c.AppEventType,
+            await elements.find(self._pool, req.ctx, req.key, select, "app-event type"),
+        )
 
     async def patch(self, req: c.AppEventTypePatchRequest) -> c.AppEventType:
         """Change an app-event type; the next deployment applies it.
@@ -108,7 +108,7 @@ class AppEventTypes:
                 ),
                 secret=secret,
             )
-        return _public(updated)
+        return reply(c.AppEventType, updated)
 
     async def delete(self, req: c.AppEventTypeDeleteRequest) -> c.Deleted:
         """Delete an app-event type; deploying removes its subscriptions."""

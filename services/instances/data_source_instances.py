@@ -10,15 +10,12 @@ from libs.common.bus import Bus
 from libs.common.contracts import instances as c
 from libs.common.contracts.base import Context
 from libs.common.errors import Conflict, NotFound
+from libs.common.rows import reply
 from services.instances.deployments import visible_connection
 from services.instances.lifecycle import StepFailure
 from services.instances.steps import StepRunner
 from services.instances.store import data_source_instances
 from services.instances.store.data_source_instances import DataSourceInstanceRecord
-
-
-def _public(record: DataSourceInstanceRecord) -> c.DataSourceInstance:
-    return c.DataSourceInstance.model_validate(record, from_attributes=True)
 
 
 class DataSourceInstances:
@@ -37,7 +34,7 @@ class DataSourceInstances:
             rows = await data_source_instances.list_data_source_instances(
                 conn, workspace_id, req.connection_id, customer_id
             )
-        return c.DataSourceInstancePage(items=[_public(r) for r in rows])
+        return c.DataSourceInstancePage(items=[reply(c.DataSourceInstance, r) for r in rows])
 
     async def refresh_schema(self, req: c.RefreshSchemaRequest) -> c.DataSourceInstance:
         """Fetch a data-source instance's field schema (and state) again, now."""
@@ -53,7 +50,7 @@ class DataSourceInstances:
             )
         if fresh is None:  # the connection's instances went away meanwhile
             raise NotFound("data-source instance not found")
-        return _public(fresh)
+        return reply(c.DataSourceInstance, fresh)
 
     async def _visible(self, ctx: Context, instance_id: UUID) -> DataSourceInstanceRecord:
         workspace_id = ctx.workspace()

@@ -6,10 +6,11 @@ import asyncpg
 
 from libs.common.contracts import instances as c
 from libs.common.errors import NotFound
+from libs.common.rows import reply
 from services.instances import elements
 from services.instances.settings import InstancesOptions
 from services.instances.store import definitions
-from services.instances.store.definitions import DataSourceRecord, DataSourceSpec
+from services.instances.store.definitions import DataSourceSpec
 
 
 def _check(req: c.DataSourceCreateRequest | c.DataSourcePatchRequest) -> None:
@@ -19,10 +20,6 @@ def _check(req: c.DataSourceCreateRequest | c.DataSourcePatchRequest) -> None:
             "initialState.statePath": req.initial_state.state_path if req.initial_state else None,
         }
     )
-
-
-def _public(record: DataSourceRecord) -> c.DataSource:
-    return c.DataSource.model_validate(record, from_attributes=True)
 
 
 class DataSources:
@@ -37,7 +34,7 @@ class DataSources:
         workspace_id = req.ctx.admin_workspace()
         async with self._pool.acquire() as conn:
             rows = await definitions.list_data_sources(conn, workspace_id, req.integration_key)
-        return c.DataSourcePage(items=[_public(r) for r in rows])
+        return c.DataSourcePage(items=[reply(c.DataSource, r) for r in rows])
 
     async def create(self, req: c.DataSourceCreateRequest) -> c.DataSource:
         """Define a data source."""
@@ -48,12 +45,14 @@ class DataSources:
             record = await definitions.insert_data_source(
                 conn, workspace_id, req.integration_key, req.key, name=req.name, spec=spec
             )
-        return _public(record)
+        return reply(c.DataSource, record)
 
     async def get(self, req: c.DataSourceGetRequest) -> c.DataSource:
         """Read one data source."""
         select = definitions.select_data_source
-        return _public(await elements.find(self._pool, req.ctx, req.key, select, "data source"))
+        return reply(
+            c.DataSource, await elements.find(self._pool, req.ctx, req.key, select, "data source")
+        )
 
     async def patch(self, req: c.DataSourcePatchRequest) -> c.DataSource:
         """Change a data source; the next deployment applies it (``null`` removes a part)."""
@@ -73,7 +72,7 @@ class DataSources:
             updated = await definitions.update_data_source(
                 conn, record, name=req.name or record.name, spec=spec
             )
-        return _public(updated)
+        return reply(c.DataSource, updated)
 
     async def delete(self, req: c.DataSourceDeleteRequest) -> c.Deleted:
         """Delete a data source."""
