@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import random
 
+# Jitter draws from the operating system, not from ``random``'s shared global state: that
+# state is the application's (and a test's, which may seed or watch it), not ours to move.
+_SYSTEM = random.SystemRandom()
+
 
 def backoff_delay(attempt: int, *, base: float, cap: float, jitter: bool = True) -> float:
     """Return the seconds to wait after failed attempt number ``attempt`` (1-based)."""
@@ -19,7 +23,12 @@ def backoff_delay(attempt: int, *, base: float, cap: float, jitter: bool = True)
 
 def spread(delay: float) -> float:
     """Return ``delay`` with equal jitter: uniformly between half and one and a half of it."""
-    return float(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not security
+    return float(delay * (0.5 + _SYSTEM.random()))
+
+
+def jitter(low: float, high: float) -> float:
+    """Return a pause drawn uniformly between ``low`` and ``high`` seconds."""
+    return _SYSTEM.uniform(low, high)
 
 
 def scheduled_delay(attempt: int, schedule: tuple[float, ...] | list[float]) -> float:

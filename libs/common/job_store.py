@@ -127,17 +127,42 @@ RETURNING {_COLUMNS}
 #    its not_before or at its partition's latest finished job, whichever is later. A
 #    partition that just had a turn goes behind the ones waiting since before that, so
 #    a deep queue never holds up another partition's job for more than a round. A job
-#    without a partition key is a partition of its own. The cost: each claim reads every
-#    ready job of the queue (DISTINCT ON). Fine for thousands; a ``job_partitions`` table
-#    (one row per partition, locked SKIP LOCKED) is the step beyond that.
-SELECT_CANDIDATES_SQL = f"""
-SELECT id, partition_key FROM (
-    SELECT DISTINCT ON (coalesce('p:' || partition_key, 'j:' || id::text))
-        id, partition_key, not_before, seq
-    FROM jobs
-    WHERE queue = $1 AND {_READY}
-    ORDER BY coalesce('p:' || partition_key, 'j:' || id::text), not_before, seq
-) heads
+#    without a partition key is a partition of its own; a job whose lease ran out is a
+#    candidate too (step 2 takes its partition's head, which it may be).
+#
+#    The partitions are found by a skip scan (a recursive walk of the pending-partition
+#    index, one probe per distinct partition), and each head by one more probe: a claim
+#    costs in proportion to the partitions with pending work, never to the jobs queued in
+#    them, so 10,000 jobs behind one connection cost other connections' claims nothing.
+#    (Hundreds of thousands of distinct partitions would call for a partitions table.)
+SELECT_CANDIDATES_SQL = """
+WITH RECURSIVE parts(pk) AS (
+    (SELECT partition_key FROM jobs
+     WHERE queue = $1 AND status = 'pending' AND partition_key IS NOT NULL
+     ORDER BY partition_key LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.partition_key FROM jobs j
+            WHERE j.queue = $1 AND j.status = 'pending' AND j.partition_key IS NOT NULL
+              AND j.partition_key > parts.pk
+            ORDER BY j.partition_key LIMIT 1)
+    FROM parts WHERE parts.pk IS NOT NULL
+), heads AS (
+    SELECT h.id, parts.pk AS partition_key, h.not_before, h.seq
+    FROM parts CROSS JOIN LATERAL (
+        SELECT id, not_before, seq FROM jobs
+        WHERE queue = $1 AND status = 'pending' AND partition_key = parts.pk
+        ORDER BY not_before, seq LIMIT 1) h
+    WHERE h.not_before <= now()
+    UNION ALL
+    (SELECT id, NULL, not_before, seq FROM jobs
+     WHERE queue = $1 AND status = 'pending' AND partition_key IS NULL AND not_before <= now()
+     ORDER BY not_before, seq LIMIT $3)
+    UNION ALL
+    (SELECT id, partition_key, not_before, seq FROM jobs
+     WHERE queue = $1 AND status = 'running' AND lease_until < now()
+     ORDER BY lease_until LIMIT $3)
+)
+SELECT id, partition_key FROM heads
 WHERE partition_key IS NULL OR (
     SELECT count(*) FROM jobs r
     WHERE r.queue = $1 AND r.partition_key = heads.partition_key
@@ -159,13 +184,14 @@ LOCK_PARTITION_SQL = """
 SELECT pg_try_advisory_xact_lock(
     hashtextextended('tether.jobs:' || current_schema() || ':' || $1 || ':' || $2, 0))
 """
-COUNT_RUNNING_SQL = """
-SELECT count(*) FROM jobs
-WHERE queue = $1 AND partition_key = $2 AND status = 'running' AND lease_until >= now()
-"""
-SELECT_HEAD_SQL = f"""
-SELECT id FROM jobs WHERE queue = $1 AND partition_key = $2 AND {_READY}
-ORDER BY not_before, seq LIMIT 1
+# Once the lock is held (a statement of its own: only a snapshot taken after it sees the
+# previous holder's lease), one statement reads the partition's running count and head.
+ROOM_AND_HEAD_SQL = f"""
+SELECT (SELECT count(*) FROM jobs
+        WHERE queue = $1 AND partition_key = $2 AND status = 'running'
+          AND lease_until >= now()) AS running,
+       (SELECT id FROM jobs WHERE queue = $1 AND partition_key = $2 AND {_READY}
+        ORDER BY not_before, seq LIMIT 1) AS head
 """
 # 3. Lease the chosen job, unless another transaction holds it (SKIP LOCKED) or it stopped
 #    being ready meanwhile. Within a partition only the head is ever leased: should the
@@ -246,27 +272,43 @@ async def cancel(conn: Conn, workspace_id: UUID | None, job_ids: list[UUID]) -> 
     return many(Job, await conn.fetch(CANCEL_SQL, workspace_id, job_ids))
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """What one claim came to: a leased job, or none and whether a partition was busy."""
+
+    job: Job | None
+    busy: bool = False
+    """A partition with a ready job was skipped because another worker was claiming from
+    it at that moment: try again at once rather than idle for a poll interval."""
+
+
 async def claim(conn: Conn, queue: str, owner: str, options: QueueOptions) -> Job | None:
     """Lease the next job of ``queue`` that may start (run inside a transaction)."""
+    return (await claim_next(conn, queue, owner, options)).job
+
+
+async def claim_next(conn: Conn, queue: str, owner: str, options: QueueOptions) -> Claimed:
+    """Lease the next job of ``queue`` that may start, saying whether a partition was busy."""
     candidates = await conn.fetch(
         SELECT_CANDIDATES_SQL, queue, options.partition_limit, options.candidates
     )
+    busy = False
     for candidate in candidates:
         job_id: UUID = candidate["id"]
         partition: str | None = candidate["partition_key"]
         if partition is not None:
             if not await conn.fetchval(LOCK_PARTITION_SQL, queue, partition):
-                continue  # another worker is claiming from this partition right now
-            if await conn.fetchval(COUNT_RUNNING_SQL, queue, partition) >= options.partition_limit:
+                busy = True  # another worker is claiming from this partition right now
                 continue
-            head = await conn.fetchval(SELECT_HEAD_SQL, queue, partition)
-            if head is None:
+            room = await conn.fetchrow(ROOM_AND_HEAD_SQL, queue, partition)
+            if room is None or room["running"] >= options.partition_limit or not room["head"]:
                 continue
-            job_id = head
+            job_id = room["head"]
         job = maybe(Job, await conn.fetchrow(LEASE_SQL, job_id, owner, options.lease))
         if job is not None:
-            return job
-    return None
+            return Claimed(job)
+        busy = True  # the row was locked by another claim (SKIP LOCKED)
+    return Claimed(None, busy)
 
 
 async def finish(conn: Conn, job: Job, owner: str, outcome: Outcome) -> Job | None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -313,11 +315,23 @@ async def serve_until_signalled(
         await stop.wait()
         log.info("process_stopping")
     finally:
-        # With NATS or PostgreSQL already gone, draining can wait forever: bound it.
-        try:
-            await asyncio.wait_for(runner.cleanup(), timeout=stop_deadline)
-        except TimeoutError:
+        # With NATS or PostgreSQL already gone, draining can wait forever: bound it. Not
+        # wait_for: it waits for the cancelled cleanup to finish, which a task that outlives
+        # its cancel (a drain retrying a dead server) never does. Past the deadline the
+        # process exits as kill -9 would leave it, which every piece of background work
+        # survives by design (leases, the outbox, durable consumers).
+        cleanup = asyncio.ensure_future(runner.cleanup())
+        done, _ = await asyncio.wait({cleanup}, timeout=stop_deadline)
+        if not done:
             log.warning("shutdown_timed_out", seconds=stop_deadline)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_SHUTDOWN_TIMED_OUT)
+        cleanup.result()
+
+
+EXIT_SHUTDOWN_TIMED_OUT = 75
+"""The exit status of a process whose shutdown overran its deadline (EX_TEMPFAIL)."""
 
 
 def run(main: Coroutine[Any, Any, None], *, use_uvloop: bool = True) -> None:
