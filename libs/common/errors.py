@@ -15,6 +15,7 @@
     ├── UnsupportedMedia  415  unsupported_media_type  a body that is not JSON
     ├── RateLimited       429  rate_limited       slow down (details may carry retryAfter)
     ├── Internal          500  internal           a bug; the message is opaque on the wire
+    ├── BadGateway        502  bad_gateway        an external app failed (5xx, unreachable)
     ├── Unavailable       503  unavailable        a dependency does not answer (no responders)
     └── Timeout           504  timeout            a dependency answered too late
 
@@ -138,6 +139,13 @@ class Internal(TetherError):
     default_code = "internal"
 
 
+class BadGateway(TetherError):
+    """An external app we called for the caller failed (answered 5xx, or could not be reached)."""
+
+    status = 502
+    default_code = "bad_gateway"
+
+
 class Unavailable(TetherError):
     """A dependency is not there to answer."""
 
@@ -167,6 +175,7 @@ _BY_STATUS: dict[int, type[TetherError]] = {
         UnsupportedMedia,
         RateLimited,
         Internal,
+        BadGateway,
         Unavailable,
         Timeout,
     )

@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 
 from libs.common.contracts import flows as c
+from libs.common.customization import parameter_problems
 from libs.common.errors import InvalidInput
 from services.flows.validation import (
     check_scope,
     find_cycle,
     fits,
-    parameter_problems,
     problems,
     require_valid,
 )
