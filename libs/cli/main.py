@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from libs.cli import dead_letters, keys, ops
+from libs.cli import dead_letters, keys, ops, runs
 from libs.cli.state import read_state
 from libs.common.config import SERVICES, LogSettings, StackSettings
 from libs.common.contracts import identity
@@ -261,6 +261,7 @@ def parser() -> argparse.ArgumentParser:
     dead.add_argument("--json", action="store_true", help="print JSON for scripts")
     dead.set_defaults(fn=cmd_dead_letters)
     _keys_parser(sub)
+    runs.add_parsers(sub)
     return p
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from libs.common.logging import configure_logging
-from libs.common.runtime import ServiceSettings, run_service
+from libs.common.runtime import run_service
 from services.flows.app import NAME, create_app
+from services.flows.settings import FlowsSettings
 
 if __name__ == "__main__":
-    settings = ServiceSettings.from_env()
-    configure_logging(NAME, settings.log)
-    run_service(create_app(settings), settings)
+    settings = FlowsSettings.from_env()
+    configure_logging(NAME, settings.service.log)
+    run_service(create_app(settings), settings.service)

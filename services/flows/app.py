@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,27 @@ from aiohttp import web
 
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import flows as c
-from libs.common.runtime import BUS, POOL, ServiceSettings, service_app, system_endpoints
+from libs.common.jobs import JobEngine, QueueOptions
+from libs.common.runtime import (
+    BUS,
+    POOL,
+    Work,
+    background_tasks,
+    service_app,
+    system_endpoints,
+)
+from libs.common.ssrf import UrlPolicy, guarded_session
 from services.flows.flow_instances import FlowInstances
+from services.flows.flow_runs import FlowRuns
 from services.flows.flows import Flows
-from services.flows.keys import FLOW_INSTANCES, FLOWS
+from services.flows.keys import ENGINE, FLOW_INSTANCES, FLOW_RUNS, FLOWS, SETTINGS
+from services.flows.nodes import REGISTRY
+from services.flows.nodes.base import NodeServices
+from services.flows.runs import retention
+from services.flows.runs.runner import Runner
+from services.flows.runs.start import QUEUE, RUN_JOB
+from services.flows.settings import FlowsOptions, FlowsSettings
+from services.flows.triggers import workers as triggers
 
 NAME = "flows"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,7 +43,7 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     Subject ``tether.flows.<resource>.<op>`` is answered by ``<op>`` of the handlers in
     ``services/flows/<resource>.py``.
     """
-    flows, flow_instances = app[FLOWS], app[FLOW_INSTANCES]
+    flows, flow_instances, flow_runs = app[FLOWS], app[FLOW_INSTANCES], app[FLOW_RUNS]
     return [
         *system_endpoints(NAME, app),
         endpoint(c.FLOWS_LIST, flows.list),
@@ -43,22 +61,92 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
         endpoint(c.FLOW_INSTANCES_UPGRADE, flow_instances.upgrade),
         endpoint(c.FLOW_INSTANCES_RESET, flow_instances.reset),
         endpoint(c.FLOW_INSTANCES_ENSURE, flow_instances.ensure),
+        endpoint(c.FLOW_RUNS_START, flow_runs.start),
+        endpoint(c.FLOW_RUNS_LIST, flow_runs.list),
+        endpoint(c.FLOW_RUNS_GET, flow_runs.get),
+        endpoint(c.FLOW_RUNS_NODE, flow_runs.node),
+        endpoint(c.FLOW_RUNS_STOP, flow_runs.stop),
+        endpoint(c.FLOW_RUNS_RERUN, flow_runs.rerun),
     ]
 
 
+def queue_options(options: FlowsOptions) -> QueueOptions:
+    """Return how the runs' job queue is claimed: one partition per connection."""
+    return QueueOptions(
+        partition_limit=options.runs_per_connection,
+        lease=options.run_lease,
+        poll_interval=options.run_poll_interval,
+        backoff_base=1.0,
+        backoff_cap=60.0,
+    )
+
+
 async def domain_context(app: web.Application) -> AsyncIterator[None]:
-    """Build the handlers once the pool and the bus exist."""
-    app[FLOWS] = Flows(app[POOL], app[BUS])
-    app[FLOW_INSTANCES] = FlowInstances(app[POOL], app[BUS])
-    yield
+    """Build the handlers and the runs' engine once the pool and the bus exist.
+
+    Nodes reach the outside through one SSRF-guarded HTTP session, open for the app's
+    lifetime (closed after the workers stop: this context closes after theirs).
+    """
+    pool, bus, options = app[POOL], app[BUS], app[SETTINGS].options
+    app[FLOWS] = Flows(pool, bus)
+    app[FLOW_INSTANCES] = FlowInstances(pool, bus)
+    app[FLOW_RUNS] = FlowRuns(pool, options)
+    policy = UrlPolicy(allow_private=options.allow_private_urls)
+    async with guarded_session(policy) as http:
+        services = NodeServices(
+            bus=bus, http=http, url_policy=policy, request_timeout=options.node_request_timeout
+        )
+        runner = Runner(pool, bus, options, services, REGISTRY)
+        app[ENGINE] = JobEngine(
+            pool,
+            QUEUE,
+            {RUN_JOB: runner.handle},
+            queue_options(options),
+            on_start=runner.on_start,
+            on_finish=runner.on_finish,
+        )
+        yield
 
 
-def create_app(settings: ServiceSettings) -> web.Application:
+def run_tasks(app: web.Application) -> dict[str, Work]:
+    """Return the runs' background work: the job workers and the retention sweep."""
+    options = app[SETTINGS].options
+    tasks = app[ENGINE].tasks(options.run_workers)
+    tasks["run-retention"] = partial(retention.sweep, app[POOL], options)
+    return tasks
+
+
+def trigger_tasks(app: web.Application) -> dict[str, Work]:
+    """Return the triggers' background work: event consumers and the scheduler.
+
+    The one place ``services/flows/triggers`` plugs its tasks in.
+    """
+    settings = app[SETTINGS]
+    return triggers.tasks(
+        app[POOL], app[BUS], settings.service.runtime, settings.options, settings.triggers
+    )
+
+
+WORKERS = (run_tasks, trigger_tasks)
+"""Every group of background tasks a flows replica runs (each: app → named tasks)."""
+
+
+def workers(app: web.Application) -> dict[str, Work]:
+    """Return every background task of :data:`WORKERS`, by name."""
+    tasks: dict[str, Work] = {}
+    for group in WORKERS:
+        tasks.update(group(app))
+    return tasks
+
+
+def create_app(settings: FlowsSettings) -> web.Application:
     """Build the flows application."""
-    return service_app(
+    app = service_app(
         name=NAME,
-        settings=settings,
+        settings=settings.service,
         migrations=MIGRATIONS,
         endpoints=endpoints,
-        workers=[domain_context],
+        workers=[domain_context, background_tasks(workers)],
     )
+    app[SETTINGS] = settings
+    return app

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from libs.common.bus import Bus
-from libs.common.cache import TtlCache
 from libs.common.contracts import connections
 from libs.common.contracts import flows as c
 from libs.common.contracts.base import Context, EventType
+from libs.common.customization import Effective, parameter_problems, require_upgradable
 from libs.common.db import Conn
 from libs.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from libs.common.outbox import emit
@@ -20,7 +19,18 @@ from libs.common.paging import keyset_page, uuid_after
 from services.flows import store
 from services.flows.customization import apply, conflicts, customer_customization
 from services.flows.store import FlowRecord, InstanceRecord
-from services.flows.validation import fits, parameter_problems, require_valid
+from services.flows.validation import fits, require_valid
+
+
+async def effective(conn: Conn, record: InstanceRecord) -> tuple[c.FlowDefinition, dict[str, Any]]:
+    """Return what an instance runs: its base revision with its customisation, and its values.
+
+    Runs snapshot this when they start (``services/flows/runs/start.py``).
+    """
+    base = await store.select_existing_revision(
+        conn, record.workspace_id, record.flow_id, record.base_revision
+    )
+    return apply(base.definition, record.customization)
 
 
 class FlowInstances:
@@ -29,37 +39,31 @@ class FlowInstances:
     def __init__(self, pool: asyncpg.Pool[Any], bus: Bus) -> None:
         self._pool = pool
         self._bus = bus
-        # Revisions never change once written: keep the hot ones in memory.
-        self._revisions: TtlCache[tuple[UUID, int], c.FlowDefinition] = TtlCache(20_000, 3600)
-        self._effective: TtlCache[
-            tuple[UUID, int, str], tuple[c.FlowDefinition, dict[str, Any]]
-        ] = TtlCache(20_000, 3600)
+        # Revisions never change once written: keep the hot ones (and their effective flows).
+        self._revisions: Effective[tuple[UUID, int], c.FlowDefinition] = Effective(apply)
 
     async def _definition(
         self, conn: Conn, workspace_id: UUID, flow_id: UUID, revision: int
     ) -> c.FlowDefinition:
-        cached = self._revisions.get((flow_id, revision))
-        if cached is None:
-            found = await store.select_existing_revision(conn, workspace_id, flow_id, revision)
-            cached = found.definition
-            self._revisions.put((flow_id, revision), cached)
-        return cached
+        return await self._revisions.revision(
+            (flow_id, revision), lambda: self._read_revision(conn, workspace_id, flow_id, revision)
+        )
+
+    @staticmethod
+    async def _read_revision(
+        conn: Conn, workspace_id: UUID, flow_id: UUID, revision: int
+    ) -> c.FlowDefinition:
+        found = await store.select_existing_revision(conn, workspace_id, flow_id, revision)
+        return found.definition
 
     async def _view(self, conn: Conn, record: InstanceRecord, flow: FlowRecord) -> c.FlowInstance:
-        # Many instances share a customisation (most share none): compute each effective flow once.
-        key = (
-            record.flow_id,
-            record.base_revision,
-            json.dumps(record.customization, sort_keys=True),
-        )
-        found = self._effective.get(key)
-        if found is None:
-            base = await self._definition(
+        effective, values = await self._revisions.effective(
+            (record.flow_id, record.base_revision),
+            record.customization,
+            lambda: self._read_revision(
                 conn, record.workspace_id, record.flow_id, record.base_revision
-            )
-            found = apply(base, record.customization)
-            self._effective.put(key, found)
-        effective, values = found
+            ),
+        )
         return c.FlowInstance(
             **record.model_dump(exclude={"workspace_id", "archived_at"}),
             latest_revision=flow.revision,
@@ -211,22 +215,11 @@ class FlowInstances:
                 conn, record.workspace_id, record.flow_id, record.base_revision
             )
             new = await self._definition(conn, record.workspace_id, record.flow_id, flow.revision)
-            found = conflicts(old, new, record.customization)
-            if not found:
-                try:
-                    self._check(new, record.customization)
-                except InvalidInput as exc:
-                    found = [
-                        {"path": d.get("field", ""), "reason": d.get("message", "")}
-                        for d in exc.details or []
-                    ]
-            if found:
-                raise Conflict(
-                    f"the customisation conflicts with revision {flow.revision}"
-                    f" at {found[0]['path']}",
-                    code="upgrade_conflict",
-                    details=found,
-                )
+            require_upgradable(
+                flow.revision,
+                conflicts(old, new, record.customization),
+                lambda: self._check(new, record.customization),
+            )
             updated = await store.update_instance(
                 conn, record, record.customization, record.enabled, flow.revision
             )

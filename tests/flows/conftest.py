@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.flows.runs_stack import RUN_OPTIONS, RunsEnv, runs_env, runs_stack
 from tests.instances.conftest import crm, fake_app
 
-__all__ = ["crm", "fake_app", "flow_body"]
+__all__ = ["RUN_OPTIONS", "RunsEnv", "crm", "fake_app", "flow_body", "runs_env", "runs_stack"]
 
 
 def flow_body(key: str, level: str = "universal", **overrides: Any) -> dict[str, Any]:

@@ -30,24 +30,35 @@ DEAD_LETTERS_LIST = dead_letters_operation("flows")
 Level = Literal["universal", "app", "customer"]
 
 
+JmesPath = Annotated[str, Field(min_length=1, max_length=4096)]
+"""A JMESPath expression (checked when the flow is saved)."""
+
+
 class ApiTrigger(Contract):
-    """Run when the workspace's app calls the flow."""
+    """Run when the workspace's app calls ``POST /flow-instances/{id}/run``."""
 
     type: Literal["api"] = "api"
+    input_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema (2020-12) the run's input must match"
+    )
 
 
 class AppEventTrigger(Contract):
-    """Run when the app pushes an event of this app-event type."""
+    """Run when the app pushes an event of this app-event type on the instance's connection."""
 
     type: Literal["app-event"] = "app-event"
     app_event_type_key: Key
+    filter: JmesPath | None = Field(
+        default=None, description="Run only when this JMESPath over the event is truthy"
+    )
 
 
 class ScheduleTrigger(Contract):
-    """Run on a cron schedule."""
+    """Run on a cron schedule (in ``timezone``); missed ticks run once on recovery."""
 
     type: Literal["schedule"] = "schedule"
     cron: str = Field(min_length=1, max_length=120)
+    timezone: str = Field(default="UTC", min_length=1, max_length=64, description="IANA name")
 
 
 class DataRecordTrigger(Contract):
@@ -55,6 +66,9 @@ class DataRecordTrigger(Contract):
 
     type: Literal["data-record-created", "data-record-updated", "data-record-deleted"]
     data_source_key: Key
+    filter: JmesPath | None = Field(
+        default=None, description="Run only when this JMESPath over the event is truthy"
+    )
 
 
 Trigger = Annotated[
@@ -68,13 +82,27 @@ class Link(Contract):
     to: str = Field(min_length=1)
 
 
+class RetryPolicy(Contract):
+    """How often a node is tried and how long it waits between tries (doubling, jittered)."""
+
+    attempts: int = Field(default=3, ge=1, le=10, description="Tries in all, the first included")
+    backoff: float = Field(default=1.0, ge=0, le=600, description="Seconds before the 2nd try")
+
+
 class Node(Contract):
-    """One step of a flow; ``config`` is checked against its type's model."""
+    """One step of a flow; ``config`` is checked against its type's model.
+
+    Without ``retry`` a node is tried 3 times on transient errors (timeouts, 5xx, 429) and
+    once on any other; ``onError: continue`` lets the run go on past a node that failed
+    (its output is then ``null`` and its error is in the run's ``errors``).
+    """
 
     type: str = Field(min_length=1)
     name: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     links: list[Link] = Field(default_factory=list)
+    retry: RetryPolicy | None = None
+    on_error: Literal["stop", "continue"] = "stop"
 
 
 class FlowDefinition(Contract):
@@ -325,6 +353,148 @@ class EnsureInstancesReply(Reply):
     total: int
 
 
+# --- flow runs --------------------------------------------------------------------------
+
+RunState = Literal["queued", "running", "completed", "failed", "stopped"]
+NodeState = Literal["running", "waiting", "completed", "failed", "skipped"]
+TriggerType = Literal[
+    "api",
+    "app-event",
+    "schedule",
+    "data-record-created",
+    "data-record-updated",
+    "data-record-deleted",
+    "rerun",
+]
+
+
+class RunTrigger(Contract):
+    """What started a run."""
+
+    type: TriggerType
+    event_id: UUID | None = None
+    tick: datetime | None = None
+    rerun_of: UUID | None = None
+    from_node: str | None = None
+
+
+class RunError(Contract):
+    """Why a node (or a run) failed: a stable code, a sentence, and details."""
+
+    code: str
+    message: str
+    node: str | None = None
+    data: Any = None
+
+
+class NodeSummary(Contract):
+    """A node of a run at a glance."""
+
+    state: NodeState
+    runs: int
+    errors: list[RunError] = Field(default_factory=list)
+
+
+class FlowRun(Reply):
+    """One execution of a flow instance."""
+
+    id: UUID
+    flow_instance_id: UUID
+    flow_id: UUID
+    revision: int
+    connection_id: UUID
+    customer_id: str
+    state: RunState
+    trigger: RunTrigger
+    input: Any
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    errors: list[RunError]
+    nodes: dict[str, NodeSummary]
+
+
+class FlowRunPage(Reply):
+    """A page of runs, newest first."""
+
+    items: list[FlowRun]
+    cursor: str | None
+
+
+class NodeExecution(Contract):
+    """One execution of a node (for-each items have one each, ``item`` says which)."""
+
+    item: str | None
+    state: NodeState
+    attempts: int
+    input: Any
+    output: Any
+    output_size: int | None = Field(description="Bytes of the output as JSON")
+    output_dropped: bool = Field(description="The output was too large, or past its retention")
+    reused: bool = Field(description="Copied from the original run by a rerun")
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_ms: float | None
+    logs: list[dict[str, Any]]
+    error: RunError | None
+
+
+class NodeExecutionPage(Reply):
+    """Every execution of one node of a run."""
+
+    key: str
+    type: str
+    items: list[NodeExecution]
+
+
+class FlowRunStartRequest(Request):
+    """Run a flow instance with this input (``Idempotency-Key`` returns the first run)."""
+
+    id: UUID = Field(description="The flow instance")
+    input: Any = None
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"
+    )
+
+
+class FlowRunRef(Request):
+    """A request about one run."""
+
+    id: UUID
+
+
+class FlowRunGetRequest(FlowRunRef):
+    """Read a run."""
+
+
+class FlowRunNodeRequest(FlowRunRef):
+    """Read every execution of one node of a run."""
+
+    key: str = Field(min_length=1, max_length=200)
+
+
+class FlowRunStopRequest(FlowRunRef):
+    """Stop a run before its next node (a delay ends at once)."""
+
+
+class FlowRunRerunRequest(FlowRunRef):
+    """Run again with the same revision and input; ``fromNode`` reuses earlier outputs."""
+
+    from_node: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class FlowRunListRequest(PageRequest):
+    """List runs, newest first (a customer sees their own)."""
+
+    flow_instance_id: UUID | None = None
+    flow_id: UUID | None = None
+    connection_id: UUID | None = None
+    customer_id: str | None = Field(default=None, max_length=256)
+    state: RunState | None = None
+    from_: datetime | None = Field(default=None, alias="from")
+    to: datetime | None = None
+
+
 FLOWS_LIST = Operation("tether.flows.flows.list", FlowListRequest, FlowPage, "List flows")
 FLOWS_CREATE = Operation("tether.flows.flows.create", FlowCreateRequest, Flow, "Create a flow")
 FLOWS_GET = Operation("tether.flows.flows.get", FlowGetRequest, Flow, "Read a flow")
@@ -367,6 +537,21 @@ FLOW_INSTANCES_ENSURE = Operation(
     "Create a connection's autoDeploy flow instances (deployment step)",
 )
 
+FLOW_RUNS_START = Operation(
+    "tether.flows.flow_runs.start", FlowRunStartRequest, FlowRun, "Run a flow instance"
+)
+FLOW_RUNS_LIST = Operation(
+    "tether.flows.flow_runs.list", FlowRunListRequest, FlowRunPage, "List runs"
+)
+FLOW_RUNS_GET = Operation("tether.flows.flow_runs.get", FlowRunGetRequest, FlowRun, "Read a run")
+FLOW_RUNS_NODE = Operation(
+    "tether.flows.flow_runs.node", FlowRunNodeRequest, NodeExecutionPage, "Read a node's executions"
+)
+FLOW_RUNS_STOP = Operation("tether.flows.flow_runs.stop", FlowRunStopRequest, FlowRun, "Stop a run")
+FLOW_RUNS_RERUN = Operation(
+    "tether.flows.flow_runs.rerun", FlowRunRerunRequest, FlowRun, "Run again (from a node)"
+)
+
 # --- events -----------------------------------------------------------------------------
 
 
@@ -386,12 +571,30 @@ class FlowInstanceEvent(Event):
     customer_id: str
 
 
+class FlowRunEvent(Event):
+    """A run was queued, started or ended (``error`` says why a failed run failed)."""
+
+    flow_run_id: UUID
+    flow_instance_id: UUID
+    flow_id: UUID
+    connection_id: UUID
+    customer_id: str
+    state: RunState
+    trigger_type: TriggerType
+    error: RunError | None = None
+
+
 FLOW_CREATED = EventType("tether.evt.flows.flow.created", FlowEvent)
 FLOW_UPDATED = EventType("tether.evt.flows.flow.updated", FlowEvent)
 FLOW_ARCHIVED = EventType("tether.evt.flows.flow.archived", FlowEvent)
 FLOW_INSTANCE_CREATED = EventType("tether.evt.flows.flow_instance.created", FlowInstanceEvent)
 FLOW_INSTANCE_UPDATED = EventType("tether.evt.flows.flow_instance.updated", FlowInstanceEvent)
 FLOW_INSTANCE_ARCHIVED = EventType("tether.evt.flows.flow_instance.archived", FlowInstanceEvent)
+FLOW_RUN_QUEUED = EventType("tether.evt.flows.flow_run.queued", FlowRunEvent)
+FLOW_RUN_STARTED = EventType("tether.evt.flows.flow_run.started", FlowRunEvent)
+FLOW_RUN_COMPLETED = EventType("tether.evt.flows.flow_run.completed", FlowRunEvent)
+FLOW_RUN_FAILED = EventType("tether.evt.flows.flow_run.failed", FlowRunEvent)
+FLOW_RUN_STOPPED = EventType("tether.evt.flows.flow_run.stopped", FlowRunEvent)
 
 OPERATIONS = (
     PING,
@@ -411,6 +614,12 @@ OPERATIONS = (
     FLOW_INSTANCES_UPGRADE,
     FLOW_INSTANCES_RESET,
     FLOW_INSTANCES_ENSURE,
+    FLOW_RUNS_START,
+    FLOW_RUNS_LIST,
+    FLOW_RUNS_GET,
+    FLOW_RUNS_NODE,
+    FLOW_RUNS_STOP,
+    FLOW_RUNS_RERUN,
 )
 EVENTS = (
     FLOW_CREATED,
@@ -419,4 +628,9 @@ EVENTS = (
     FLOW_INSTANCE_CREATED,
     FLOW_INSTANCE_UPDATED,
     FLOW_INSTANCE_ARCHIVED,
+    FLOW_RUN_QUEUED,
+    FLOW_RUN_STARTED,
+    FLOW_RUN_COMPLETED,
+    FLOW_RUN_FAILED,
+    FLOW_RUN_STOPPED,
 )

@@ -1,0 +1,1 @@
+"""Flow runs: starting them, executing them durably, steering them, keeping their logs."""
