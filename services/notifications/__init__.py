@@ -1,0 +1,1 @@
+"""The notifications service: signed, durable webhooks to the workspace's backend."""

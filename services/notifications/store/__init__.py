@@ -1,0 +1,1 @@
+"""Notifications' SQL: endpoints, deliveries and attempts (every query by workspace)."""
