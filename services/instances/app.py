@@ -21,28 +21,50 @@ from libs.common.runtime import (
     service_app,
     system_endpoints,
 )
-from services.instances import lifecycle
+from services.instances import lifecycle, sync_pass
+from services.instances.action_instances import ActionInstances
+from services.instances.action_runner import ActionRunner
+from services.instances.action_runs import ActionRuns
+from services.instances.action_runs import sweep as sweep_action_runs
+from services.instances.actions import Actions
 from services.instances.app_event_types import AppEventTypes
 from services.instances.appclient import AppClient
+from services.instances.collection_calls import AppCaller
 from services.instances.consumers import DURABLE, EVENTS, on_connection_event
 from services.instances.data_source_instances import DataSourceInstances
 from services.instances.data_sources import DataSources
 from services.instances.deployments import Deployments
+from services.instances.field_mapping_instances import FieldMappingInstances
+from services.instances.field_mappings import FieldMappings
 from services.instances.keys import (
+    ACTION_INSTANCES,
+    ACTION_RUNS,
+    ACTIONS,
     APP_EVENT_TYPES,
     DATA_SOURCE_INSTANCES,
     DATA_SOURCES,
     DEPLOYMENTS,
     ENGINE,
+    FIELD_MAPPING_INSTANCES,
+    FIELD_MAPPINGS,
     KEYRING,
+    RECORDS,
     SETTINGS,
     SUBSCRIPTIONS,
+    SYNC_ENGINE,
+    SYNCED_RECORDS,
+    SYNCS,
     WEBHOOKS,
 )
+from services.instances.records import Records
 from services.instances.sealed import SEALED
 from services.instances.settings import InstancesSettings
 from services.instances.steps import StepRunner
+from services.instances.store.syncs import QUEUE as SYNC_QUEUE
 from services.instances.subscriptions import Subscriptions
+from services.instances.sync_schedule import run_schedule
+from services.instances.synced_records import SyncedRecords
+from services.instances.syncs import Syncs
 from services.instances.webhooks import Webhooks
 
 NAME = "instances"
@@ -72,8 +94,53 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
         endpoint(c.DEPLOYMENTS_START, deployments.start),
         endpoint(c.SUBSCRIPTIONS_LIST, subscriptions.list),
         endpoint(c.DATA_SOURCE_INSTANCES_LIST, instances.list),
+        endpoint(c.DATA_SOURCE_INSTANCES_GET, instances.get),
         endpoint(c.DATA_SOURCE_INSTANCES_REFRESH, instances.refresh_schema),
         endpoint(c.WEBHOOKS_RECEIVE, app[WEBHOOKS].receive),
+        endpoint(c.ACTIONS_LIST, app[ACTIONS].list),
+        endpoint(c.ACTIONS_CREATE, app[ACTIONS].create),
+        endpoint(c.ACTIONS_GET, app[ACTIONS].get),
+        endpoint(c.ACTIONS_PATCH, app[ACTIONS].patch),
+        endpoint(c.ACTIONS_DELETE, app[ACTIONS].delete),
+        endpoint(c.ACTIONS_REVISIONS, app[ACTIONS].revisions),
+        endpoint(c.ACTIONS_REVISION, app[ACTIONS].revision),
+        endpoint(c.ACTION_RUNS_START, app[ACTION_RUNS].start),
+        endpoint(c.ACTION_INSTANCES_LIST, app[ACTION_INSTANCES].list),
+        endpoint(c.ACTION_INSTANCES_CREATE, app[ACTION_INSTANCES].create),
+        endpoint(c.ACTION_INSTANCES_GET, app[ACTION_INSTANCES].get),
+        endpoint(c.ACTION_INSTANCES_PATCH, app[ACTION_INSTANCES].patch),
+        endpoint(c.ACTION_INSTANCES_UPGRADE, app[ACTION_INSTANCES].upgrade),
+        endpoint(c.ACTION_INSTANCES_RESET, app[ACTION_INSTANCES].reset),
+        endpoint(c.ACTION_INSTANCES_RUN, app[ACTION_INSTANCES].run),
+        endpoint(c.ACTION_INSTANCES_RUN_ON_CONNECTION, app[ACTION_INSTANCES].run_on_connection),
+        endpoint(c.ACTION_RUNS_LIST, app[ACTION_RUNS].list),
+        endpoint(c.ACTION_RUNS_GET, app[ACTION_RUNS].get),
+        endpoint(c.FIELD_MAPPINGS_LIST, app[FIELD_MAPPINGS].list),
+        endpoint(c.FIELD_MAPPINGS_CREATE, app[FIELD_MAPPINGS].create),
+        endpoint(c.FIELD_MAPPINGS_GET, app[FIELD_MAPPINGS].get),
+        endpoint(c.FIELD_MAPPINGS_PATCH, app[FIELD_MAPPINGS].patch),
+        endpoint(c.FIELD_MAPPINGS_DELETE, app[FIELD_MAPPINGS].delete),
+        endpoint(c.FIELD_MAPPINGS_REVISIONS, app[FIELD_MAPPINGS].revisions),
+        endpoint(c.FIELD_MAPPINGS_REVISION, app[FIELD_MAPPINGS].revision),
+        endpoint(c.FIELD_MAPPING_INSTANCES_LIST, app[FIELD_MAPPING_INSTANCES].list),
+        endpoint(c.FIELD_MAPPING_INSTANCES_GET, app[FIELD_MAPPING_INSTANCES].get),
+        endpoint(c.FIELD_MAPPING_INSTANCES_PATCH, app[FIELD_MAPPING_INSTANCES].patch),
+        endpoint(c.FIELD_MAPPING_INSTANCES_UPGRADE, app[FIELD_MAPPING_INSTANCES].upgrade),
+        endpoint(c.FIELD_MAPPING_INSTANCES_RESET, app[FIELD_MAPPING_INSTANCES].reset),
+        endpoint(c.FIELD_MAPPING_INSTANCES_RUN, app[FIELD_MAPPING_INSTANCES].run),
+        endpoint(
+            c.FIELD_MAPPING_INSTANCES_RUN_ON_CONNECTION,
+            app[FIELD_MAPPING_INSTANCES].run_on_connection,
+        ),
+        endpoint(c.RECORDS_LIST, app[RECORDS].list),
+        endpoint(c.RECORDS_GET, app[RECORDS].get),
+        endpoint(c.RECORDS_CREATE, app[RECORDS].create),
+        endpoint(c.RECORDS_UPDATE, app[RECORDS].update),
+        endpoint(c.RECORDS_DELETE, app[RECORDS].delete),
+        endpoint(c.SYNCS_START, app[SYNCS].start),
+        endpoint(c.SYNCS_CONFIRM, app[SYNCS].confirm),
+        endpoint(c.SYNCS_DISCARD, app[SYNCS].discard),
+        endpoint(c.SYNCED_RECORDS_LIST, app[SYNCED_RECORDS].list),
     ]
 
 
@@ -89,6 +156,13 @@ async def domain_context(app: web.Application) -> AsyncIterator[None]:
     app[SUBSCRIPTIONS] = Subscriptions(pool, runner)
     app[DATA_SOURCE_INSTANCES] = DataSourceInstances(pool, app[BUS], runner)
     app[WEBHOOKS] = Webhooks(pool, keyring)
+    # Actions run on request (no queue): the runner calls the app through the proxy.
+    action_runner = ActionRunner(pool, app[BUS], options)
+    app[ACTIONS] = Actions(pool, app[BUS])
+    app[ACTION_INSTANCES] = ActionInstances(pool, app[BUS], action_runner)
+    app[ACTION_RUNS] = ActionRuns(pool, app[BUS], action_runner, app[ACTION_INSTANCES].definitions)
+    app[FIELD_MAPPINGS] = FieldMappings(pool, app[BUS])
+    app[FIELD_MAPPING_INSTANCES] = FieldMappingInstances(pool, app[BUS])
     # Deployment steps are jobs of queue ``deployments`` (see lifecycle.py).
     app[ENGINE] = JobEngine(
         pool,
@@ -97,6 +171,18 @@ async def domain_context(app: web.Application) -> AsyncIterator[None]:
         lifecycle.queue_options(options),
         on_start=lifecycle.on_start,
         on_finish=lifecycle.record,
+    )
+    # Records and syncs: passes are jobs of queue ``syncs``, one at a time per instance.
+    caller = AppCaller(app[BUS], options.app_call_timeout)
+    app[RECORDS] = Records(pool, caller)
+    app[SYNCS] = Syncs(pool, options)
+    app[SYNCED_RECORDS] = SyncedRecords(pool)
+    app[SYNC_ENGINE] = JobEngine(
+        pool,
+        SYNC_QUEUE,
+        {sync_pass.SYNC_JOB: sync_pass.SyncRunner(pool, caller).handle},
+        options.sync_queue(),
+        on_finish=sync_pass.on_finish,
     )
     yield
 
@@ -114,7 +200,10 @@ def workers(app: web.Application) -> dict[str, Work]:
         backoff=runtime.event_backoff,
     )
     tasks: dict[str, Work] = {"connection-events": consumer.run}
+    tasks["action-run-retention"] = partial(sweep_action_runs, app[POOL], options)
     tasks.update(app[ENGINE].tasks(options.deploy_workers))
+    tasks.update(app[SYNC_ENGINE].tasks(options.sync_workers))
+    tasks["sync-schedule"] = partial(run_schedule, app[POOL], options)
     return tasks
 
 

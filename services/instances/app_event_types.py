@@ -23,6 +23,8 @@ def _check(req: c.AppEventTypeCreateRequest | c.AppEventTypePatchRequest) -> Non
             "subscribe.idPath": req.subscribe.id_path if req.subscribe else None,
             "eventsPath": req.events_path,
             "lookup.itemsPath": req.lookup.items_path if req.lookup else None,
+            "recordEvent.idPath": req.record_event.id_path if req.record_event else None,
+            "recordEvent.recordPath": req.record_event.record_path if req.record_event else None,
         }
     )
     static = req.signature is not None and req.signature.secret == "static"

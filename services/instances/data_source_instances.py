@@ -11,6 +11,7 @@ from libs.common.contracts import instances as c
 from libs.common.contracts.base import Context
 from libs.common.errors import Conflict, NotFound
 from libs.common.rows import reply
+from services.instances import sync_views
 from services.instances.deployments import visible_connection
 from services.instances.lifecycle import StepFailure
 from services.instances.steps import StepRunner
@@ -34,7 +35,14 @@ class DataSourceInstances:
             rows = await data_source_instances.list_data_source_instances(
                 conn, workspace_id, req.connection_id, customer_id
             )
-        return c.DataSourceInstancePage(items=[reply(c.DataSourceInstance, r) for r in rows])
+        return c.DataSourceInstancePage(
+            items=[reply(c.DataSourceInstance, r, sync_state=None, last_pass=None) for r in rows]
+        )
+
+    async def get(self, req: c.DataSourceInstanceGetRequest) -> c.DataSourceInstance:
+        """Read one data-source instance with its sync state and last pass (``sync_views``)."""
+        async with self._pool.acquire() as conn:
+            return await sync_views.instance_view(conn, req.ctx, req.id)
 
     async def refresh_schema(self, req: c.RefreshSchemaRequest) -> c.DataSourceInstance:
         """Fetch a data-source instance's field schema (and state) again, now."""
@@ -50,7 +58,7 @@ class DataSourceInstances:
             )
         if fresh is None:  # the connection's instances went away meanwhile
             raise NotFound("data-source instance not found")
-        return reply(c.DataSourceInstance, fresh)
+        return reply(c.DataSourceInstance, fresh, sync_state=None, last_pass=None)
 
     async def _visible(self, ctx: Context, instance_id: UUID) -> DataSourceInstanceRecord:
         workspace_id = ctx.workspace()

@@ -8,6 +8,7 @@ from libs.common.contracts import instances as c
 from libs.common.errors import NotFound
 from libs.common.rows import reply
 from services.instances import elements
+from services.instances.collection import check_collection
 from services.instances.settings import InstancesOptions
 from services.instances.store import definitions
 from services.instances.store.definitions import DataSourceSpec
@@ -20,6 +21,8 @@ def _check(req: c.DataSourceCreateRequest | c.DataSourcePatchRequest) -> None:
             "initialState.statePath": req.initial_state.state_path if req.initial_state else None,
         }
     )
+    if isinstance(req, c.DataSourceCreateRequest):  # a patch is checked once merged
+        check_collection(req.collection, req.sync)
 
 
 class DataSources:
@@ -40,7 +43,12 @@ class DataSources:
         """Define a data source."""
         workspace_id = req.ctx.admin_workspace()
         _check(req)
-        spec = DataSourceSpec(fields=req.fields, initial_state=req.initial_state)
+        spec = DataSourceSpec(
+            fields=req.fields,
+            initial_state=req.initial_state,
+            collection=req.collection,
+            sync=req.sync,
+        )
         async with self._pool.acquire() as conn:
             record = await definitions.insert_data_source(
                 conn, workspace_id, req.integration_key, req.key, name=req.name, spec=spec
@@ -68,7 +76,10 @@ class DataSources:
                 initial_state=req.initial_state
                 if "initial_state" in given
                 else record.initial_state,
+                collection=req.collection if "collection" in given else record.collection,
+                sync=req.sync if "sync" in given else record.sync,
             )
+            check_collection(spec.collection, spec.sync)
             updated = await definitions.update_data_source(
                 conn, record, name=req.name or record.name, spec=spec
             )

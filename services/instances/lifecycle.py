@@ -2,8 +2,10 @@
 
 1. **Plan** (:func:`plan`): the steps that bring one connection in line with the
    definitions — subscribe to every app-event type, unsubscribe from what is no longer
-   defined, fetch every data source, ensure the flow instances (or, tearing down,
-   unsubscribe from everything and archive the flow instances).
+   defined, fetch every data source, create the instances of the autoDeploy actions and
+   field mappings whose level fits the connection (one step each), ensure the flow instances (or, tearing
+   down, unsubscribe from everything and archive the flow instances; data-source, action
+   and field-mapping instances are archived when the teardown starts).
 2. **Start** (:func:`start`), in the caller's transaction: cancel the connection's
    unfinished deployments (superseded by the new one) and their steps' pending jobs,
    insert the deployment and its steps, and enqueue one job per step. An empty plan is
@@ -37,7 +39,14 @@ from libs.common.db import Conn
 from libs.common.jobs import Job, JobFailure, JobSpec, QueueOptions
 from libs.common.outbox import emit
 from services.instances.settings import InstancesOptions
-from services.instances.store import data_source_instances, definitions, deployments, subscriptions
+from services.instances.store import (
+    actions,
+    data_source_instances,
+    definitions,
+    deployments,
+    field_mappings,
+    subscriptions,
+)
 from services.instances.store.connections import KnownConnection
 from services.instances.store.deployments import (
     DeploymentRecord,
@@ -73,7 +82,7 @@ def queue_options(options: InstancesOptions) -> QueueOptions:
 
 
 async def plan(conn: Conn, known: KnownConnection, *, teardown: bool = False) -> list[PlannedStep]:
-    """Return the steps: subscribe / unsubscribe / data_source, then flows."""
+    """Return the steps: subscribe / unsubscribe / data_source / action, then flows."""
     live = await subscriptions.live_subscription_keys(conn, known.workspace_id, known.id)
     if teardown:
         return [PlannedStep("unsubscribe", key) for key in sorted(live)] + [
@@ -95,6 +104,18 @@ async def plan(conn: Conn, known: KnownConnection, *, teardown: bool = False) ->
         [PlannedStep("subscribe", key) for key in types]
         + [PlannedStep("unsubscribe", key) for key in sorted(live - set(types))]
         + [PlannedStep("data_source", key) for key in sources]
+        + [
+            PlannedStep("action", key)
+            for key in await actions.auto_deploy_keys(
+                conn, known.workspace_id, known.integration_key, known.customer_id
+            )
+        ]
+        + [
+            PlannedStep("field_mapping", key)
+            for key in await field_mappings.auto_deploy_keys(
+                conn, known.workspace_id, known.integration_key, known.customer_id
+            )
+        ]
         + [PlannedStep("flows", "ensure")]
     )
 
@@ -122,6 +143,8 @@ async def start(
         await data_source_instances.archive_data_source_instances(
             conn, known.workspace_id, known.id
         )
+        await actions.archive_instances(conn, known.workspace_id, known.id)
+        await field_mappings.archive_instances(conn, known.workspace_id, known.id)
     step_ids = [uuid4() for _ in steps]
     record = await deployments.insert_deployment(
         conn,

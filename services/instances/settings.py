@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pydantic import Field
 
 from libs.common.config import ServiceOptions
+from libs.common.jobs import QueueOptions
 from libs.common.runtime import SealedServiceSettings
 
 
@@ -23,6 +24,40 @@ class InstancesOptions(ServiceOptions):
     app_call_timeout: float = Field(
         default=30.0, gt=0, description="Seconds a call to an app may take"
     )
+    # Action runs: how long one may wait, and what their log keeps for how long.
+    action_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds a run may wait for the app (then 504)"
+    )
+    action_output_limit: int = Field(
+        default=1024 * 1024, ge=0, description="Bytes of a run's output kept in the run log"
+    )
+    action_run_retention_days: int = Field(
+        default=30, ge=0, description="Days a run's input and output are kept"
+    )
+    action_run_retention_interval: float = Field(
+        default=3600.0, gt=0, description="Seconds between action-run retention sweeps"
+    )
+    # Syncs: how passes are run (jobs of queue ``syncs``) and scheduled.
+    sync_workers: int = Field(default=2, ge=0, description="Passes run at once per replica")
+    sync_lease: float = Field(default=30.0, gt=0, description="Seconds a worker holds a pass")
+    sync_max_attempts: int = Field(default=5, ge=1)
+    sync_backoff_base: float = Field(default=1.0, gt=0)
+    sync_backoff_cap: float = Field(default=60.0, gt=0)
+    sync_poll_interval: float = Field(default=1.0, gt=0)
+    sync_schedule_interval: float = Field(
+        default=10.0, gt=0, description="Seconds between looks for due scheduled syncs"
+    )
+    sync_schedule_batch: int = Field(default=500, ge=1)
+
+    def sync_queue(self) -> QueueOptions:
+        """Return the ``syncs`` queue's options: one pass at a time per instance."""
+        return QueueOptions(
+            lease=self.sync_lease,
+            partition_limit=1,
+            backoff_base=self.sync_backoff_base,
+            backoff_cap=self.sync_backoff_cap,
+            poll_interval=self.sync_poll_interval,
+        )
 
 
 @dataclass(frozen=True)

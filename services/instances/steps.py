@@ -25,6 +25,7 @@ import structlog
 from libs.common.contracts import instances as c
 from libs.common.crypto import Keyring, associated_data
 from libs.common.jobs import Job
+from services.instances import action_instances, field_mapping_deploy
 from services.instances.appclient import AppClient
 from services.instances.lifecycle import ACTIVE, NO_LONGER_ACTIVE, StepFailure
 from services.instances.store import connections, definitions, deployments, subscriptions
@@ -140,6 +141,10 @@ class StepRunner:
             await self.unsubscribe(known, step.element_key)
         elif step.kind == "data_source":
             await self.data_source(known, step.element_key)
+        elif step.kind == "action":
+            await action_instances.ensure(self._pool, known, step.element_key)
+        elif step.kind == "field_mapping":
+            await field_mapping_deploy.ensure(self._pool, known, step.element_key)
         else:
             await self._app.ensure_flows(known, archive=step.element_key == "archive")
 
@@ -340,5 +345,6 @@ class StepRunner:
             last_error=error,
             revision=definition.revision,
         )
-        async with self._pool.acquire() as conn:
-            await upsert_data_source_instance(conn, values)
+        async with self._pool.acquire() as conn, conn.transaction():
+            saved = await upsert_data_source_instance(conn, values)
+            await field_mapping_deploy.follow(conn, saved)  # the field mappings built on it

@@ -22,6 +22,7 @@ from services.instances.steps import SECRET_PURPOSE, token_digest
 from services.instances.store import definitions, subscriptions
 from services.instances.store.definitions import AppEventTypeRecord
 from services.instances.store.subscriptions import SubscriptionRecord
+from services.instances.sync_webhooks import record_change
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +87,7 @@ class Webhooks:
                         payload=event,
                     ),
                 )
+                await record_change(conn, sub, definition, event)
         return c.WebhookAccepted(accepted=len(events))
 
     def _verify(

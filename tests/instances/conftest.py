@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import Stack, WorkspaceHandle, bearer, eventually
+from tests.conftest import AdminCalls, Stack, WorkspaceHandle, bearer, eventually
 from tests.fakes.webhook_app import FakeWebhookApp
 
 TERMINAL = {"succeeded", "failed", "partial", "cancelled"}
@@ -54,7 +54,7 @@ DATA_SOURCE = {
 
 
 @dataclass
-class Crm:
+class Crm(AdminCalls):
     """A workspace with the ``crm`` integration at the fake app, and its element definitions."""
 
     ws: WorkspaceHandle
@@ -62,26 +62,9 @@ class Crm:
     http: aiohttp.ClientSession
     admin: dict[str, str]
 
-    async def request(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, Any]:
-        """Call the gateway (as the admin unless ``headers`` say otherwise)."""
-        async with self.http.request(
-            method, self.ws.url(path), json=body, headers=headers or self.admin
-        ) as resp:
-            return resp.status, await resp.json()
-
     async def connect(self, customer_id: str) -> str:
         """Create a connection for ``customer_id`` (admin import of the app's API key)."""
-        body = {
-            "customerId": customer_id,
-            "integrationKey": "crm",
-            "credentials": {"apiKey": self.app.api_key},
-            "allowMultiple": True,
-        }
-        status, created = await self.request("POST", "/connections", body)
-        assert status == 201, created
-        return str(created["id"])
+        return await self.connection(customer_id, "crm", {"apiKey": self.app.api_key})
 
     async def deployments(self, connection_id: str) -> list[dict[str, Any]]:
         """Return a connection's deployments, newest first."""

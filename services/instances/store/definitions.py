@@ -25,6 +25,7 @@ class AppEventTypeSpec(Contract):
     signature: c.SignatureSpec | None = None
     events_path: str = "@"
     delivery_id_header: str | None = None
+    record_event: c.RecordEventSpec | None = None
 
 
 class DataSourceSpec(Contract):
@@ -32,6 +33,8 @@ class DataSourceSpec(Contract):
 
     fields: c.FieldsSpec | None = None
     initial_state: c.InitialStateSpec | None = None
+    collection: c.CollectionSpec | None = None
+    sync: c.SyncSpec | None = None
 
 
 def spec_json(spec: Contract) -> object:
@@ -83,6 +86,11 @@ class AppEventTypeRecord(Row):
         return self.spec.delivery_id_header
 
     @property
+    def record_event(self) -> c.RecordEventSpec | None:
+        """Return how an event becomes a record change (None: it does not)."""
+        return self.spec.record_event
+
+    @property
     def static_secret_set(self) -> bool:
         """Tell whether a static signing secret is stored."""
         return self.static_secret_sealed is not None
@@ -109,6 +117,16 @@ class DataSourceRecord(Row):
     def initial_state(self) -> c.InitialStateSpec | None:
         """Return how to fetch the initial state."""
         return self.spec.initial_state
+
+    @property
+    def collection(self) -> c.CollectionSpec | None:
+        """Return how to call the app for records (None: no record access)."""
+        return self.spec.collection
+
+    @property
+    def sync(self) -> c.SyncSpec | None:
+        """Return how often and how to sync the records (None: never)."""
+        return self.spec.sync
 
 
 ElementTable = Literal["app_event_types", "data_sources"]
