@@ -137,6 +137,37 @@ def build_service(
                 ),
             )
         )
+    if name == "notifications":
+        from services.notifications.app import create_app as notifications_app
+        from services.notifications.settings import NotificationsOptions, NotificationsSettings
+
+        return notifications_app(
+            NotificationsSettings(
+                service=settings,
+                crypto=CryptoSettings(master_keys=infra.master_keys),
+                options=NotificationsOptions(
+                    allow_private_urls=True,
+                    delivery_workers=8,
+                    endpoint_concurrency=4,
+                    delivery_schedule=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+                    delivery_poll_interval=0.1,
+                    delivery_timeout=3.0,
+                    delivery_lease=10.0,
+                ),
+            )
+        )
+    if name == "flows":
+        from services.flows.app import create_app as flows_app
+        from services.flows.settings import FlowsOptions, FlowsSettings
+
+        return flows_app(
+            FlowsSettings(
+                service=settings,
+                options=FlowsOptions(
+                    allow_private_urls=True, run_lease=5.0, run_poll_interval=0.1, run_workers=8
+                ),
+            )
+        )
     if name == "identity":
         from services.identity.app import create_app as identity_app
         from services.identity.settings import IdentitySettings
@@ -241,6 +272,37 @@ class WorkspaceHandle:
 
 
 WorkspaceFactory = Callable[[], Awaitable[WorkspaceHandle]]
+
+
+class AdminCalls:
+    """Call the gateway for one workspace as its admin (a base of the tests' env dataclasses)."""
+
+    ws: WorkspaceHandle
+    http: aiohttp.ClientSession
+    admin: dict[str, str]
+
+    async def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        """Call the gateway (as the admin unless ``headers`` say otherwise)."""
+        async with self.http.request(
+            method, self.ws.url(path), json=body, headers=headers or self.admin
+        ) as resp:
+            return resp.status, await resp.json()
+
+    async def connection(
+        self, customer_id: str, integration_key: str, credentials: dict[str, Any]
+    ) -> str:
+        """Create a connection of ``customer_id`` by importing ``credentials``; return its id."""
+        body = {
+            "customerId": customer_id,
+            "integrationKey": integration_key,
+            "credentials": credentials,
+            "allowMultiple": True,
+        }
+        status, created = await self.request("POST", "/connections", body)
+        assert status == 201, created
+        return str(created["id"])
 
 
 @pytest.fixture

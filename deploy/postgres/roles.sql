@@ -5,7 +5,7 @@ DO $$
 DECLARE
     svc text;
 BEGIN
-    FOREACH svc IN ARRAY ARRAY['identity', 'connections', 'instances', 'flows'] LOOP
+    FOREACH svc IN ARRAY ARRAY['identity', 'connections', 'instances', 'flows', 'notifications'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tether_' || svc) THEN
             EXECUTE format('CREATE ROLE %I LOGIN', 'tether_' || svc);
         END IF;

@@ -105,5 +105,5 @@ class StackSettings(BaseSettings):
     master_keys: SecretStr | None = None
 
 
-SERVICES: tuple[str, ...] = ("identity", "connections", "instances", "flows")
+SERVICES: tuple[str, ...] = ("identity", "connections", "instances", "flows", "notifications")
 """The back-end services, in start order; the gateway starts after them."""

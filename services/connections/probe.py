@@ -9,18 +9,10 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from libs.common.answers import Answer
 from libs.common.contracts import connections as c
 from libs.common.errors import InvalidInput
 from services.connections.vault import inject
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An app's answer, buffered."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
 
 
 def target_url(api: c.ApiSpec, path: str) -> URL:

@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 import asyncpg
 
+from libs.common.answers import Answer, retry_after
 from libs.common.contracts import connections as c
 from libs.common.errors import InvalidInput, Timeout, Unavailable
 from services.connections.connections import Connections
-from services.connections.probe import Answer, call_api
+from services.connections.probe import call_api
 from services.connections.refresh import Refresher
 from services.connections.settings import ConnectionsOptions
 from services.connections.store import integrations
@@ -45,21 +44,6 @@ def safe_headers(headers: dict[str, str] | list[tuple[str, str]]) -> list[tuple[
     """Drop hop-by-hop headers and any credential of ours (cookies, Authorization)."""
     items = headers.items() if isinstance(headers, dict) else headers
     return [(k, v) for k, v in items if k.lower() not in HOP_BY_HOP]
-
-
-def retry_after(answer: Answer) -> float | None:
-    """Return the seconds a 429 asks us to wait (delta or HTTP date), if it says."""
-    value = next((v for k, v in answer.headers if k.lower() == "retry-after"), None)
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 class Proxy:
@@ -132,7 +116,7 @@ class Proxy:
                         renewed, "the app refused fresh credentials (401)"
                     )
         if answer.status == 429:
-            wait = retry_after(answer)
+            wait = retry_after(answer.header("retry-after"))
             if wait is not None and wait <= self._options.proxy_max_retry_after:
                 await asyncio.sleep(wait)  # the app asked for exactly this pause
                 # Read the credentials again: the renewal above, or one elsewhere during the

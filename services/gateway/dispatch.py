@@ -102,6 +102,9 @@ async def _call(
     if_match = request.headers.get("If-Match")
     if if_match and "revision" in route.op.request.model_fields and "revision" not in fields:
         fields["revision"] = if_match.removeprefix("W/").strip('"')  # optimistic locking by header
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if idempotency_key is not None and "idempotency_key" in route.op.request.model_fields:
+        fields.setdefault("idempotencyKey", idempotency_key)  # the same run for the same key
     fields = {**fields, **request.match_info}
     inputs.check(fields)
     try:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from libs.common.contracts import connections, flows, identity, instances
+from libs.common.contracts import connections, flows, identity, instances, notifications
 from libs.common.contracts.base import Operation
 
 
@@ -224,6 +224,20 @@ ROUTES: tuple[Route, ...] = (
         Auth.ANY,
         "instances",
     ),
+    *_resource(
+        "/data-source-instances",
+        "records",
+        ("GET", "/{id}", instances.DATA_SOURCE_INSTANCES_GET, Auth.ANY),
+        ("GET", "/{id}/records", instances.RECORDS_LIST, Auth.ANY),
+        ("POST", "/{id}/records", instances.RECORDS_CREATE, Auth.ANY, 201),
+        ("GET", "/{id}/records/{recordId}", instances.RECORDS_GET, Auth.ANY),
+        ("PATCH", "/{id}/records/{recordId}", instances.RECORDS_UPDATE, Auth.ANY),
+        ("DELETE", "/{id}/records/{recordId}", instances.RECORDS_DELETE, Auth.ANY),
+        ("POST", "/{id}/sync", instances.SYNCS_START, Auth.ANY, 202),
+        ("POST", "/{id}/sync/confirm", instances.SYNCS_CONFIRM, Auth.ADMIN),
+        ("POST", "/{id}/sync/discard", instances.SYNCS_DISCARD, Auth.ADMIN),
+        ("GET", "/{id}/synced-records", instances.SYNCED_RECORDS_LIST, Auth.ANY),
+    ),
     Route(
         "POST",
         "/webhooks/{token}",
@@ -232,6 +246,56 @@ ROUTES: tuple[Route, ...] = (
         "webhooks",
         status=202,
         kind="webhook",
+    ),
+    *_resource(
+        "/actions",
+        "actions",
+        ("GET", "", instances.ACTIONS_LIST, Auth.ADMIN),
+        ("POST", "", instances.ACTIONS_CREATE, Auth.ADMIN, 201),
+        ("GET", "/{key}", instances.ACTIONS_GET, Auth.ADMIN),
+        ("PATCH", "/{key}", instances.ACTIONS_PATCH, Auth.ADMIN),
+        ("DELETE", "/{key}", instances.ACTIONS_DELETE, Auth.ADMIN),
+        ("GET", "/{key}/revisions", instances.ACTIONS_REVISIONS, Auth.ADMIN),
+        ("GET", "/{key}/revisions/{n}", instances.ACTIONS_REVISION, Auth.ADMIN),
+        ("POST", "/{key}/run", instances.ACTION_RUNS_START, Auth.ANY),
+    ),
+    *_resource(
+        "/action-instances",
+        "action-instances",
+        ("GET", "", instances.ACTION_INSTANCES_LIST, Auth.ANY),
+        ("POST", "", instances.ACTION_INSTANCES_CREATE, Auth.ADMIN, 201),
+        ("GET", "/{id}", instances.ACTION_INSTANCES_GET, Auth.ANY),
+        ("PATCH", "/{id}", instances.ACTION_INSTANCES_PATCH, Auth.ANY),
+        ("POST", "/{id}/upgrade", instances.ACTION_INSTANCES_UPGRADE, Auth.ADMIN),
+        ("POST", "/{id}/reset", instances.ACTION_INSTANCES_RESET, Auth.ADMIN),
+        ("POST", "/{id}/run", instances.ACTION_INSTANCES_RUN, Auth.ANY),
+    ),
+    *_resource(
+        "/action-runs",
+        "action-runs",
+        ("GET", "", instances.ACTION_RUNS_LIST, Auth.ANY),
+        ("GET", "/{id}", instances.ACTION_RUNS_GET, Auth.ANY),
+    ),
+    *_resource(
+        "/field-mappings",
+        "field-mappings",
+        ("GET", "", instances.FIELD_MAPPINGS_LIST, Auth.ADMIN),
+        ("POST", "", instances.FIELD_MAPPINGS_CREATE, Auth.ADMIN, 201),
+        ("GET", "/{key}", instances.FIELD_MAPPINGS_GET, Auth.ADMIN),
+        ("PATCH", "/{key}", instances.FIELD_MAPPINGS_PATCH, Auth.ADMIN),
+        ("DELETE", "/{key}", instances.FIELD_MAPPINGS_DELETE, Auth.ADMIN),
+        ("GET", "/{key}/revisions", instances.FIELD_MAPPINGS_REVISIONS, Auth.ADMIN),
+        ("GET", "/{key}/revisions/{n}", instances.FIELD_MAPPINGS_REVISION, Auth.ADMIN),
+    ),
+    *_resource(
+        "/field-mapping-instances",
+        "field-mapping-instances",
+        ("GET", "", instances.FIELD_MAPPING_INSTANCES_LIST, Auth.ANY),
+        ("GET", "/{id}", instances.FIELD_MAPPING_INSTANCES_GET, Auth.ANY),
+        ("PATCH", "/{id}", instances.FIELD_MAPPING_INSTANCES_PATCH, Auth.ANY),
+        ("POST", "/{id}/upgrade", instances.FIELD_MAPPING_INSTANCES_UPGRADE, Auth.ADMIN),
+        ("POST", "/{id}/reset", instances.FIELD_MAPPING_INSTANCES_RESET, Auth.ADMIN),
+        ("POST", "/{id}/run", instances.FIELD_MAPPING_INSTANCES_RUN, Auth.ANY),
     ),
     *_resource(
         "/flows",
@@ -254,5 +318,37 @@ ROUTES: tuple[Route, ...] = (
         ("PATCH", "/{id}", flows.FLOW_INSTANCES_PATCH, Auth.ANY),
         ("POST", "/{id}/upgrade", flows.FLOW_INSTANCES_UPGRADE, Auth.ADMIN),
         ("POST", "/{id}/reset", flows.FLOW_INSTANCES_RESET, Auth.ADMIN),
+        ("POST", "/{id}/run", flows.FLOW_RUNS_START, Auth.ANY, 202),
+    ),
+    *_resource(
+        "/flow-runs",
+        "flow-runs",
+        ("GET", "", flows.FLOW_RUNS_LIST, Auth.ANY),
+        ("GET", "/{id}", flows.FLOW_RUNS_GET, Auth.ANY),
+        ("GET", "/{id}/nodes/{key}", flows.FLOW_RUNS_NODE, Auth.ANY),
+        ("POST", "/{id}/stop", flows.FLOW_RUNS_STOP, Auth.ANY),
+        ("POST", "/{id}/rerun", flows.FLOW_RUNS_RERUN, Auth.ANY, 202),
+    ),
+    *_resource(
+        "/webhook-endpoints",
+        "notifications",
+        ("GET", "", notifications.ENDPOINTS_LIST, Auth.ADMIN),
+        ("POST", "", notifications.ENDPOINTS_CREATE, Auth.ADMIN, 201),
+        ("GET", "/{id}", notifications.ENDPOINTS_GET, Auth.ADMIN),
+        ("PATCH", "/{id}", notifications.ENDPOINTS_PATCH, Auth.ADMIN),
+        ("DELETE", "/{id}", notifications.ENDPOINTS_DELETE, Auth.ADMIN),
+        ("POST", "/{id}/rotate-secret", notifications.ENDPOINTS_ROTATE_SECRET, Auth.ADMIN),
+        ("POST", "/{id}/test", notifications.ENDPOINTS_TEST, Auth.ADMIN),
+        ("GET", "/{endpointId}/deliveries", notifications.DELIVERIES_LIST, Auth.ADMIN),
+        ("POST", "/{endpointId}/replay", notifications.DELIVERIES_REPLAY, Auth.ADMIN, 202),
+    ),
+    *_resource(
+        "/webhook-deliveries",
+        "notifications",
+        ("GET", "/{id}", notifications.DELIVERIES_GET, Auth.ADMIN),
+        ("POST", "/{id}/redeliver", notifications.DELIVERIES_REDELIVER, Auth.ADMIN, 202),
+    ),
+    Route(
+        "GET", "/webhook-event-types", notifications.EVENT_TYPES_LIST, Auth.ADMIN, "notifications"
     ),
 )

@@ -20,6 +20,27 @@ from tests.contract.calls import calls, consumes
 from tests.fakes.webhook_app import FakeWebhookApp
 from tests.instances.conftest import DATA_SOURCE, app_event_type
 
+NOTIFIED = (
+    connections.CONNECTION_CREATED,
+    connections.CONNECTION_RECONNECTED,
+    connections.CONNECTION_DISCONNECTED,
+    connections.CONNECTION_ARCHIVED,
+    instances.DEPLOYMENT_COMPLETED,
+    instances.DEPLOYMENT_FAILED,
+    instances.ACTION_RUN_FAILED,
+    instances.DATA_RECORD_CREATED,
+    instances.DATA_RECORD_UPDATED,
+    instances.DATA_RECORD_DELETED,
+    flows.FLOW_RUN_QUEUED,
+    flows.FLOW_RUN_STARTED,
+    flows.FLOW_RUN_COMPLETED,
+    flows.FLOW_RUN_FAILED,
+    flows.FLOW_RUN_STOPPED,
+    identity.CUSTOMER_CREATED,
+    identity.CUSTOMER_UPDATED,
+    identity.CUSTOMER_ARCHIVED,
+)
+
 # (consumer, subject) → the reply or event fields the consumer reads.
 EXPECTATIONS: dict[tuple[str, str], list[str]] = {
     ("instances", connections.CONNECTIONS_GET.subject): [
@@ -30,12 +51,48 @@ EXPECTATIONS: dict[tuple[str, str], list[str]] = {
     ],
     ("instances", connections.PROXY_REQUEST.subject): ["status", "headers", "body"],
     ("instances", flows.FLOW_INSTANCES_ENSURE.subject): [],
+    ("instances", connections.INTEGRATIONS_GET.subject): [],
+    ("instances", identity.CUSTOMERS_GET.subject): ["id", "name", "fields"],
+    ("flows", instances.ACTION_INSTANCES_RUN_ON_CONNECTION.subject): [
+        "output",
+        "actionRunId",
+        "replayed",
+    ],
     ("flows", connections.CONNECTIONS_GET.subject): ["id", "customerId", "integrationKey"],
     ("flows", connections.INTEGRATIONS_GET.subject): [],
     ("flows", identity.CUSTOMERS_GET.subject): [],
     ("connections", identity.CUSTOMERS_ENSURE.subject): [],
     ("flows", instances.APP_EVENT_TYPES_GET.subject): ["integrationKey"],
     ("flows", instances.DATA_SOURCES_GET.subject): ["integrationKey"],
+    ("flows", connections.PROXY_REQUEST.subject): ["status", "headers", "body"],
+    ("flows", instances.RECORDS_LIST.subject): ["items", "cursor"],
+    ("flows", instances.RECORDS_GET.subject): ["id", "data", "updatedAt"],
+    ("flows", instances.RECORDS_CREATE.subject): ["id", "data", "updatedAt"],
+    ("flows", instances.RECORDS_UPDATE.subject): ["id", "data", "updatedAt"],
+    ("flows", instances.RECORDS_DELETE.subject): ["id", "deleted"],
+    ("flows", instances.FIELD_MAPPING_INSTANCES_RUN_ON_CONNECTION.subject): ["output"],
+    ("flows", instances.APP_EVENT_RECEIVED.subject): [
+        "eventId",
+        "workspaceId",
+        "connectionId",
+        "appEventTypeKey",
+        "payload",
+    ],
+    **{
+        ("flows", kind.subject): [
+            "eventId",
+            "workspaceId",
+            "connectionId",
+            "dataSourceKey",
+            "recordId",
+            "record",
+        ]
+        for kind in (
+            instances.DATA_RECORD_CREATED,
+            instances.DATA_RECORD_UPDATED,
+            instances.DATA_RECORD_DELETED,
+        )
+    },
     ("gateway", identity.TOKEN_VERIFY.subject): [
         "workspaceId",
         "principal",
@@ -44,6 +101,11 @@ EXPECTATIONS: dict[tuple[str, str], list[str]] = {
         "cacheUntil",
     ],
     ("gateway", identity.WORKSPACE_UPDATED.subject): ["workspaceId"],
+    # notifications forwards every field; it reads the envelope to match and date the event.
+    **{
+        ("notifications", kind.subject): ["eventId", "workspaceId", "occurredAt"]
+        for kind in NOTIFIED
+    },
     ("gateway", identity.CUSTOMER_ARCHIVED.subject): ["workspaceId", "customerId"],
     **{
         ("instances", kind.subject): [
@@ -66,7 +128,7 @@ EXPECTATIONS: dict[tuple[str, str], list[str]] = {
 def test_every_cross_service_call_has_expectations() -> None:
     wanted = {
         (svc, subject)
-        for svc in ("identity", "connections", "instances", "flows")
+        for svc in ("identity", "connections", "instances", "flows", "notifications")
         for subject in calls(svc) | consumes(svc)
     }
     wanted |= {("gateway", s) for s in consumes("gateway")} | {
@@ -110,6 +172,20 @@ async def test_providers_answer_what_consumers_read(
                 "credentials": {"apiKey": "contract-key"},
             },
         )
+        await api(
+            "POST",
+            "/actions",
+            {
+                "key": "fields",
+                "level": "app",
+                "integrationKey": "crm",
+                "name": "Fields",
+                "request": {"path": "/fields"},
+            },
+        )
+        await api(
+            "POST", "/action-instances", {"actionKey": "fields", "connectionId": connection["id"]}
+        )
         system = Context(workspace_id=workspace.id, principal="system").model_dump(
             mode="json", by_alias=True
         )
@@ -134,6 +210,15 @@ async def test_providers_answer_what_consumers_read(
             (identity.CUSTOMERS_ENSURE.subject, {"id": "cust", "ctx": system}),
             (instances.APP_EVENT_TYPES_GET.subject, {"key": "contact-created", "ctx": admin_ctx}),
             (instances.DATA_SOURCES_GET.subject, {"key": "contacts", "ctx": admin_ctx}),
+            (
+                instances.ACTION_INSTANCES_RUN_ON_CONNECTION.subject,
+                {
+                    "actionKey": "fields",
+                    "connectionId": connection["id"],
+                    "idempotencyKey": "contract-run",
+                    "ctx": system,
+                },
+            ),
             (
                 identity.TOKEN_VERIFY.subject,
                 {"token": await workspace.customer_token("cust"), "ctx": {}},

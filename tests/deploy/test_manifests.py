@@ -20,6 +20,7 @@ from libs.common.config import (
 from services.connections.settings import ConnectionsOptions
 from services.identity.settings import IdentityOptions
 from services.instances.settings import InstancesOptions
+from services.notifications.settings import NotificationsOptions
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -29,6 +30,7 @@ SETTINGS: dict[str, list[type[BaseSettings]]] = {
     "connections": [*BASE, DatabaseSettings, CryptoSettings, ConnectionsOptions],
     "instances": [*BASE, DatabaseSettings, CryptoSettings, InstancesOptions],
     "flows": [*BASE, DatabaseSettings],
+    "notifications": [*BASE, DatabaseSettings, CryptoSettings, NotificationsOptions],
     "gateway": [*BASE, GatewaySettings],
 }
 

@@ -4,18 +4,53 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from libs.common.infra import free_port
-from tests.conftest import ROOT
+from tests.conftest import ROOT, eventually
 
 Running = tuple[subprocess.Popen[bytes], dict[str, Any], dict[str, str]]
+
+
+@dataclass
+class Proc:
+    """A restartable child process, its output appended to ``log``."""
+
+    args: list[str]
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the process (again)."""
+        with self.log.open("ab") as sink:
+            self.proc = subprocess.Popen(
+                self.args, env=self.env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT
+            )
+
+    def kill(self) -> None:
+        """SIGKILL the process and reap it."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        """Terminate the process if it runs (SIGKILL after 15 s)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def tether(
@@ -31,6 +66,18 @@ def tether(
         timeout=timeout,
         check=False,
     )
+
+
+async def kill_9(service: str, env: dict[str, str], timeout: float = 30) -> None:
+    """SIGKILL ``service``'s process under `tether up`; return once a new one runs."""
+    victim = json.loads(tether("status", "--json", env=env).stdout)["processes"][service]["pid"]
+    os.kill(victim, signal.SIGKILL)
+
+    async def restarted() -> bool:
+        now = json.loads(tether("status", "--json", env=env).stdout)["processes"][service]
+        return bool(now["pid"] != victim and now["state"] == "running")
+
+    await eventually(restarted, timeout=timeout)
 
 
 def alive(pid: int) -> bool:

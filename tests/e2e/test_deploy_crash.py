@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import eventually
-from tests.e2e.stack import tether, tether_up
+from tests.e2e.stack import kill_9, tether, tether_up
 from tests.fakes.webhook_app import FakeWebhookApp
 from tests.instances.conftest import app_event_type
 
@@ -55,18 +53,7 @@ async def test_deploy_survives_kill_9_during_subscribe(tmp_path: Path) -> None:
                 )
                 await asyncio.wait_for(app.subscribe_received.wait(), 30)  # the app holds the call
                 assert len(app.subscriptions) == 1  # …having created the subscription already
-                victim = json.loads(tether("status", "--json", env=env).stdout)["processes"][
-                    "instances"
-                ]["pid"]
-                os.kill(victim, signal.SIGKILL)
-
-                async def restarted() -> bool:
-                    now = json.loads(tether("status", "--json", env=env).stdout)["processes"][
-                        "instances"
-                    ]
-                    return bool(now["pid"] != victim and now["state"] == "running")
-
-                await eventually(restarted, timeout=30)
+                await kill_9("instances", env)
 
                 async def finished() -> bool:
                     async with http.get(

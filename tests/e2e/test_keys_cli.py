@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from libs.common.contracts.keys import SEALED_SERVICES
 from tests.conftest import ROOT
 from tests.e2e.stack import tether, tether_up
 
@@ -104,7 +105,7 @@ async def test_keys_rotate_rolls_the_local_stack_while_it_serves(tmp_path: Path)
             assert (home / "master.keys").read_text().split(":")[0] == "k2"
             assert (home / "master.keys").stat().st_mode & 0o777 == 0o600
             statuses = json.loads(tether("keys", "status", "--json", env=env).stdout)
-            assert {s["service"] for s in statuses} == {"identity", "connections", "instances"}
+            assert {s["service"] for s in statuses} == set(SEALED_SERVICES)
             for s in statuses:
                 assert (s["activeKid"], s["kids"]) == ("k2", ["k2"]), s
                 for column in s["columns"]:

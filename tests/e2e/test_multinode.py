@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,41 +28,12 @@ from libs.common.config import SERVICES
 from libs.common.crypto import generate_master_key
 from libs.common.infra import EmbeddedPostgres, free_port, nats_server_binary
 from tests.conftest import ROOT, eventually
+from tests.e2e.stack import Proc
 from tests.fakes.oauth_provider import FakeProvider
 from tests.fakes.webhook_app import FakeWebhookApp
 from tests.instances.conftest import app_event_type
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Proc:
-    """A restartable child process."""
-
-    args: list[str]
-    env: dict[str, str]
-    log: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as sink:
-            self.proc = subprocess.Popen(
-                self.args, env=self.env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT
-            )
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.common.contracts import connections, flows, identity, instances
+from libs.common.contracts import connections, flows, identity, instances, notifications
 from libs.common.contracts.base import EventType, Operation
 
 SERVICE_CONTRACTS = {
@@ -12,6 +12,7 @@ SERVICE_CONTRACTS = {
     "connections": connections,
     "instances": instances,
     "flows": flows,
+    "notifications": notifications,
 }
 
 ALL_OPERATIONS: tuple[Operation[Any, Any], ...] = tuple(

@@ -8,6 +8,9 @@ from uuid import UUID
 
 from pydantic import Field
 
+from libs.common.contracts.actions import *  # noqa: F403 (re-exported: actions are served here)
+from libs.common.contracts.actions import ACTION_RUN_FAILED
+from libs.common.contracts.actions import OPERATIONS as ACTION_OPERATIONS
 from libs.common.contracts.base import (
     AppPath,
     Contract,
@@ -20,7 +23,18 @@ from libs.common.contracts.base import (
     Request,
     ping_operation,
 )
+from libs.common.contracts.data_records import *  # noqa: F403 (re-exported: one import for callers)
+from libs.common.contracts.data_records import (
+    DATA_RECORD_OPERATIONS,
+    CollectionSpec,
+    RecordEventSpec,
+    SyncPass,
+    SyncSpec,
+    SyncState,
+)
 from libs.common.contracts.dead_letters import dead_letters_operation
+from libs.common.contracts.field_mappings import *  # noqa: F403 (re-exported: served here too)
+from libs.common.contracts.field_mappings import OPERATIONS as FIELD_MAPPING_OPERATIONS
 from libs.common.contracts.keys import keys_operations
 
 PING = ping_operation("instances")
@@ -87,6 +101,7 @@ class AppEventType(Reply):
     static_secret_set: bool
     events_path: str
     delivery_id_header: str | None
+    record_event: RecordEventSpec | None = None
     revision: int
     created_at: datetime
     updated_at: datetime
@@ -106,6 +121,7 @@ class AppEventTypeWrite(ElementRef):
     signature: SignatureSpec | None = None
     static_secret: str | None = Field(default=None, max_length=1024)
     delivery_id_header: str | None = None
+    record_event: RecordEventSpec | None = None
 
 
 class AppEventTypeCreateRequest(AppEventTypeWrite):
@@ -168,6 +184,8 @@ class DataSource(Reply):
     name: str
     fields: FieldsSpec | None
     initial_state: InitialStateSpec | None
+    collection: CollectionSpec | None = None
+    sync: SyncSpec | None = None
     revision: int
     created_at: datetime
     updated_at: datetime
@@ -178,6 +196,8 @@ class DataSourceWrite(ElementRef):
 
     fields: FieldsSpec | None = None
     initial_state: InitialStateSpec | None = None
+    collection: CollectionSpec | None = None
+    sync: SyncSpec | None = None
 
 
 class DataSourceCreateRequest(DataSourceWrite):
@@ -222,7 +242,7 @@ class Deleted(Reply):
 # --- deployments ------------------------------------------------------------------------
 
 StepStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
-StepKind = Literal["subscribe", "unsubscribe", "data_source", "flows"]
+StepKind = Literal["subscribe", "unsubscribe", "data_source", "action", "field_mapping", "flows"]
 DeploymentStatus = Literal["pending", "running", "succeeded", "failed", "partial", "cancelled"]
 
 
@@ -342,6 +362,14 @@ class DataSourceInstance(Reply):
     state: Any
     last_error: str | None
     updated_at: datetime
+    sync_state: SyncState | None = Field(default=None, description="With a sync spec")
+    last_pass: SyncPass | None = None
+
+
+class DataSourceInstanceGetRequest(Request):
+    """Read one data-source instance with its sync state."""
+
+    id: UUID
 
 
 class DataSourceInstanceListRequest(Request):
@@ -469,6 +497,12 @@ DATA_SOURCE_INSTANCES_LIST = Operation(
     DataSourceInstancePage,
     "List data-source instances",
 )
+DATA_SOURCE_INSTANCES_GET = Operation(
+    "tether.instances.data_source_instances.get",
+    DataSourceInstanceGetRequest,
+    DataSourceInstance,
+    "Read a data-source instance",
+)
 DATA_SOURCE_INSTANCES_REFRESH = Operation(
     "tether.instances.data_source_instances.refresh_schema",
     RefreshSchemaRequest,
@@ -505,9 +539,24 @@ class AppEventReceived(Event):
     payload: Any
 
 
+class DataRecordEvent(Event):
+    """A synced record of a data source was created, updated or deleted in the app."""
+
+    customer_id: str
+    connection_id: UUID
+    integration_key: str
+    data_source_key: str
+    data_source_instance_id: UUID
+    record_id: str
+    record: Any = Field(default=None, description="The record as the app gave it (null: deleted)")
+
+
 DEPLOYMENT_COMPLETED = EventType("tether.evt.instances.deployment.completed", DeploymentEvent)
 DEPLOYMENT_FAILED = EventType("tether.evt.instances.deployment.failed", DeploymentEvent)
 APP_EVENT_RECEIVED = EventType("tether.evt.instances.app_event.received", AppEventReceived)
+DATA_RECORD_CREATED = EventType("tether.evt.instances.data_record.created", DataRecordEvent)
+DATA_RECORD_UPDATED = EventType("tether.evt.instances.data_record.updated", DataRecordEvent)
+DATA_RECORD_DELETED = EventType("tether.evt.instances.data_record.deleted", DataRecordEvent)
 
 OPERATIONS = (
     PING,
@@ -531,7 +580,19 @@ OPERATIONS = (
     DEPLOYMENTS_START,
     SUBSCRIPTIONS_LIST,
     DATA_SOURCE_INSTANCES_LIST,
+    DATA_SOURCE_INSTANCES_GET,
     DATA_SOURCE_INSTANCES_REFRESH,
     WEBHOOKS_RECEIVE,
+    *DATA_RECORD_OPERATIONS,
+    *ACTION_OPERATIONS,
+    *FIELD_MAPPING_OPERATIONS,
 )
-EVENTS = (DEPLOYMENT_COMPLETED, DEPLOYMENT_FAILED, APP_EVENT_RECEIVED)
+EVENTS = (
+    ACTION_RUN_FAILED,
+    DEPLOYMENT_COMPLETED,
+    DEPLOYMENT_FAILED,
+    APP_EVENT_RECEIVED,
+    DATA_RECORD_CREATED,
+    DATA_RECORD_UPDATED,
+    DATA_RECORD_DELETED,
+)

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from libs.common.contracts.base import Contract, Operation, Reply, Request
 
-SEALED_SERVICES: tuple[str, ...] = ("identity", "connections", "instances")
+SEALED_SERVICES: tuple[str, ...] = ("identity", "connections", "instances", "notifications")
 """The services that keep values sealed under the master keys."""
 
 
