@@ -157,9 +157,13 @@ async def throughput(
     b: Bench, instances: list[str], n: int, conc: int
 ) -> tuple[float, float, float]:
     """Start ``n`` runs over ``instances`` and wait for all of them; return their figures."""
+    began = time.monotonic()
     ids = await b.start(instances, n, conc)
+    accepted = n / (time.monotonic() - began)
     await b.ended(ids)
-    return await b.figures(ids)
+    rate, p50, p99 = await b.figures(ids)
+    print(f"    ({n} POST /run accepted at {accepted:.0f}/s; executed at {rate:.0f} runs/s)")
+    return rate, p50, p99
 
 
 async def webhook_latency(
@@ -234,7 +238,7 @@ async def run(
         deep, others = conns[0], conns[1:]
         inst = {c: await b.instance(transform, c) for c in conns}
         await b.instance(hooked, conns[1])
-        delay_inst = await b.instance(delayed, conns[2])
+        delay_insts = [await b.instance(delayed, c) for c in others]
 
         # (a) throughput over 100 connections, and the client's ceiling on a bare handler.
         ceiling = await load(
@@ -270,7 +274,7 @@ async def run(
 
         # (d) 1,000 runs waiting in a 30 s delay.
         before = sum(rss_mb(p) for p in flows_pids)
-        waiting = await b.start([delay_inst], int(1000 * scale), 32)
+        waiting = await b.start(delay_insts, int(1000 * scale), 32)
         await b.waiting(len(waiting))
         held = sum(rss_mb(p) for p in flows_pids)
         rate_d, _, _ = await throughput(b, [inst[c] for c in others], int(1000 * scale), 32)

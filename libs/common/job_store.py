@@ -100,15 +100,21 @@ _READY = """
 ((status = 'pending' AND not_before <= now()) OR (status = 'running' AND lease_until < now()))
 """
 
+# The job and the workers' wake-up (NOTIFY, sent on commit) in one round trip; nothing
+# is sent when a dedupe key named an existing job (no row, so no notify).
 INSERT_JOB_SQL = f"""
-INSERT INTO jobs (id, workspace_id, queue, kind, payload, partition_key, max_attempts,
-    not_before, dedupe_key)
-VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), $9)
-ON CONFLICT (queue, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
-RETURNING {_COLUMNS}
+WITH job AS (
+    INSERT INTO jobs (id, workspace_id, queue, kind, payload, partition_key, max_attempts,
+        not_before, dedupe_key)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), $9)
+    ON CONFLICT (queue, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
+    RETURNING {_COLUMNS}
+), woken AS (
+    SELECT pg_notify('tether_jobs_' || current_schema(), $3) FROM job
+)
+SELECT job.* FROM job, woken
 """
 SELECT_DEDUPED_SQL = f"SELECT {_COLUMNS} FROM jobs WHERE queue = $1 AND dedupe_key = $2"
-NOTIFY_SQL = "SELECT pg_notify('tether_jobs_' || current_schema(), $1)"
 SELECT_JOB_SQL = f"""
 SELECT {_COLUMNS} FROM jobs WHERE workspace_id IS NOT DISTINCT FROM $1 AND id = $2
 """
@@ -253,7 +259,6 @@ async def enqueue(conn: Conn, spec: JobSpec) -> Job:
             ),
         )
         if job is not None:
-            await conn.execute(NOTIFY_SQL, spec.queue)
             return job
         # Only a dedupe key conflicts: the first job stands, unless the retention sweep
         # deleted it in between (its key is free again, so insert once more).

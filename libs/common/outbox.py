@@ -67,6 +67,13 @@ INSERT_OUTBOX_SQL = """
 INSERT INTO outbox (id, workspace_id, subject, payload) VALUES ($1, $2, $3, $4)
 """
 NOTIFY_SQL = "SELECT pg_notify('tether_outbox_' || current_schema(), '')"
+# One event: the row and the relay's wake-up in one round trip (NOTIFY is sent on commit).
+EMIT_SQL = """
+WITH queued AS (
+    INSERT INTO outbox (id, workspace_id, subject, payload) VALUES ($1, $2, $3, $4)
+    RETURNING 1)
+SELECT pg_notify('tether_outbox_' || current_schema(), '') FROM queued
+"""
 CLAIM_PENDING_SQL = """
 SELECT id, subject, payload::text AS payload
 FROM outbox WHERE sent_at IS NULL
@@ -87,13 +94,27 @@ async def emit(conn: Conn, event_type: EventType[Any], event: Event) -> None:
     if not isinstance(event, event_type.model):
         raise TypeError(f"{event_type.subject} carries {event_type.model.__name__}")
     await conn.execute(
-        INSERT_OUTBOX_SQL,
+        EMIT_SQL,
         event.event_id,
         event.workspace_id,
         event_type.subject,
         event.model_dump(mode="json"),
     )
-    await conn.execute(NOTIFY_SQL)
+
+
+async def emit_many(conn: Conn, events: Sequence[tuple[EventType[Any], Event]]) -> int:
+    """Queue many events in the caller's transaction (one pipelined insert, one NOTIFY)."""
+    rows = []
+    for event_type, event in events:
+        if not isinstance(event, event_type.model):
+            raise TypeError(f"{event_type.subject} carries {event_type.model.__name__}")
+        rows.append(
+            (event.event_id, event.workspace_id, event_type.subject, event.model_dump(mode="json"))
+        )
+    if rows:
+        await conn.executemany(INSERT_OUTBOX_SQL, rows)
+        await conn.execute(NOTIFY_SQL)
+    return len(rows)
 
 
 async def ensure_stream(js: JetStreamContext, *, replicas: int = 1, patience: float = 60.0) -> None:

@@ -2,7 +2,7 @@
 
 A sync page's events commit with the page's rows (the caller's transaction), exactly as
 :func:`libs.common.outbox.emit` would write them one by one; a page of a thousand changes
-is one pipelined ``executemany`` and one ``NOTIFY`` instead of two thousand round trips.
+is one pipelined insert and one ``NOTIFY`` (:func:`libs.common.outbox.emit_many`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Literal
 from libs.common.contracts import instances as c
 from libs.common.contracts.base import EventType
 from libs.common.db import Conn
-from libs.common.outbox import INSERT_OUTBOX_SQL, NOTIFY_SQL
+from libs.common.outbox import emit_many
 from services.instances.store.data_source_instances import DataSourceInstanceRecord
 
 Kind = Literal["created", "updated", "deleted"]
@@ -47,18 +47,10 @@ async def emit_records(
     changes: Iterable[tuple[Kind, str, Any]],
 ) -> int:
     """Queue one event per ``(kind, record id, record)`` in the caller's transaction; count them."""
-    rows = []
-    for kind, record_id, record in changes:
-        event = record_event(instance, integration_key, record_id, record)
-        rows.append(
-            (
-                event.event_id,
-                event.workspace_id,
-                EVENT_OF[kind].subject,
-                event.model_dump(mode="json"),
-            )
-        )
-    if rows:
-        await conn.executemany(INSERT_OUTBOX_SQL, rows)
-        await conn.execute(NOTIFY_SQL)
-    return len(rows)
+    return await emit_many(
+        conn,
+        [
+            (EVENT_OF[kind], record_event(instance, integration_key, record_id, record))
+            for kind, record_id, record in changes
+        ],
+    )
