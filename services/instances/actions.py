@@ -27,10 +27,22 @@ from libs.common.bus import Bus
 from libs.common.contracts import actions as c
 from libs.common.contracts import connections, identity
 from libs.common.contracts.base import Context
-from libs.common.errors import Conflict, InvalidInput, NotFound
-from libs.common.paging import decode_cursor, keyset_page
+from libs.common.errors import InvalidInput, NotFound
+from services.instances.revisioned import Revisioned, Store
 from services.instances.store import actions as store
 from services.instances.store.actions import ActionRecord
+
+STORE = Store(
+    noun="action",
+    definition=c.ActionDefinition,
+    select=store.select_action,
+    update=store.update_action,
+    delete=store.delete_action,
+    select_page=store.list_actions,
+    select_revisions=store.select_revisions,
+    select_revision=store.select_revision,
+)
+"""Where actions' definitions and revisions are kept (``revisioned``'s steps use it)."""
 
 Problems = list[dict[str, str]]
 
@@ -129,6 +141,7 @@ class Actions:
 
     def __init__(self, pool: asyncpg.Pool[asyncpg.Record], bus: Bus) -> None:
         self._pool = pool
+        self._revisioned = Revisioned(pool, STORE)
         self._bus = bus
 
     async def _reference_problems(
@@ -184,74 +197,36 @@ class Actions:
             record = await store.insert_action(conn, workspace_id, req, definition)
         return reply(record)
 
-    async def _find(self, ctx: Context, key: str) -> ActionRecord:
-        workspace_id = ctx.admin_workspace()
-        async with self._pool.acquire() as conn:
-            record = await store.select_action(conn, workspace_id, key)
-        if record is None:
-            raise NotFound(f"action {key} not found")
-        return record
-
     async def get(self, req: c.ActionGetRequest) -> c.Action:
         """Read an action at its newest revision."""
-        return reply(await self._find(req.ctx, req.key))
+        return reply(await self._revisioned.find(req.ctx, req.key))
 
     async def patch(self, req: c.ActionPatchRequest) -> c.Action:
         """Change the given parts of an action (the next revision); ``null`` removes a part."""
-        if req.revision is None:
-            raise InvalidInput(
-                "send the revision you edited (If-Match header or revision)",
-                code="revision_required",
-                details=[{"field": "revision"}],
+
+        async def check(current: ActionRecord, definition: c.ActionDefinition) -> None:
+            await self._check(
+                req.ctx, current.level, current.integration_key, current.customer_id, definition
             )
-        current = await self._find(req.ctx, req.key)
-        changed = current.definition.model_dump(by_alias=False) | req.given()
-        definition = c.ActionDefinition.model_validate(changed)
-        await self._check(
-            req.ctx, current.level, current.integration_key, current.customer_id, definition
+
+        return reply(
+            await self._revisioned.patch(req.ctx, req.key, req.revision, req.given(), check)
         )
-        async with self._pool.acquire() as conn:
-            updated = await store.update_action(conn, current, req.revision, definition)
-            if updated is None:
-                latest = await store.select_action(conn, current.workspace_id, current.key)
-                now = latest.revision if latest else None
-                raise Conflict(
-                    f"revision {req.revision} is not the current one ({now}); reload and edit again",
-                    code="revision_conflict",
-                    details={"currentRevision": now},
-                )
-        return reply(updated)
 
     async def delete(self, req: c.ActionDeleteRequest) -> c.ActionDeleted:
         """Delete an action with its revisions and instances (its runs stay in the log)."""
-        workspace_id = req.ctx.admin_workspace()
-        async with self._pool.acquire() as conn, conn.transaction():
-            deleted, instances = await store.delete_action(conn, workspace_id, req.key)
-        if not deleted:
-            raise NotFound(f"action {req.key} not found")
+        instances = await self._revisioned.delete(req.ctx, req.key)
         return c.ActionDeleted(deleted=True, instances=instances)
 
     async def list(self, req: c.ActionListRequest) -> c.ActionPage:
         """List actions by key."""
-        workspace_id = req.ctx.admin_workspace()
-        after = decode_cursor(req.cursor)[0] if req.cursor else None
-        async with self._pool.acquire() as conn:
-            rows = await store.list_actions(conn, workspace_id, req, after, req.limit + 1)
-        page, cursor = keyset_page(rows, req.limit, lambda r: (r.key,))
+        page, cursor = await self._revisioned.page(req.ctx, req)
         return c.ActionPage(items=[reply(r) for r in page], cursor=cursor)
 
     async def revisions(self, req: c.ActionRevisionsRequest) -> c.ActionRevisionPage:
         """List an action's revisions, newest first."""
-        current = await self._find(req.ctx, req.key)
-        async with self._pool.acquire() as conn:
-            items = await store.select_revisions(conn, current.workspace_id, current.key)
-        return c.ActionRevisionPage(items=items)
+        return c.ActionRevisionPage(items=await self._revisioned.revisions(req.ctx, req.key))
 
     async def revision(self, req: c.ActionRevisionGetRequest) -> c.ActionRevision:
         """Read one revision of an action."""
-        current = await self._find(req.ctx, req.key)
-        async with self._pool.acquire() as conn:
-            found = await store.select_revision(conn, current.workspace_id, current.key, req.n)
-        if found is None:
-            raise NotFound(f"revision {req.n} not found")
-        return found
+        return await self._revisioned.revision(req.ctx, req.key, req.n)

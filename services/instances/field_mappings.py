@@ -18,12 +18,24 @@ from libs.common.contracts import field_mappings as c
 from libs.common.contracts import identity
 from libs.common.contracts.actions import Level
 from libs.common.contracts.base import Context
-from libs.common.errors import Conflict, InvalidInput, NotFound
-from libs.common.paging import decode_cursor, keyset_page
+from libs.common.errors import NotFound
 from services.instances import field_mapping_rules as rules
+from services.instances.revisioned import Revisioned, Store
 from services.instances.store import definitions
 from services.instances.store import field_mappings as store
 from services.instances.store.field_mappings import FieldMappingRecord
+
+STORE = Store(
+    noun="field mapping",
+    definition=c.FieldMappingDefinition,
+    select=store.select_mapping,
+    update=store.update_mapping,
+    delete=store.delete_mapping,
+    select_page=store.list_mappings,
+    select_revisions=store.select_revisions,
+    select_revision=store.select_revision,
+)
+"""Where field mappings' definitions and revisions are kept (``revisioned``'s steps use it)."""
 
 
 def reply(record: FieldMappingRecord) -> c.FieldMapping:
@@ -41,6 +53,7 @@ class FieldMappings:
 
     def __init__(self, pool: asyncpg.Pool[asyncpg.Record], bus: Bus) -> None:
         self._pool = pool
+        self._revisioned = Revisioned(pool, STORE)
         self._bus = bus
 
     async def _check(
@@ -97,79 +110,41 @@ class FieldMappings:
             record = await store.insert_mapping(conn, workspace_id, req, definition)
         return reply(record)
 
-    async def _find(self, ctx: Context, key: str) -> FieldMappingRecord:
-        workspace_id = ctx.admin_workspace()
-        async with self._pool.acquire() as conn:
-            record = await store.select_mapping(conn, workspace_id, key)
-        if record is None:
-            raise NotFound(f"field mapping {key} not found")
-        return record
-
     async def get(self, req: c.FieldMappingGetRequest) -> c.FieldMapping:
         """Read a field mapping at its newest revision."""
-        return reply(await self._find(req.ctx, req.key))
+        return reply(await self._revisioned.find(req.ctx, req.key))
 
     async def patch(self, req: c.FieldMappingPatchRequest) -> c.FieldMapping:
         """Change the given parts of a field mapping (the next revision)."""
-        if req.revision is None:
-            raise InvalidInput(
-                "send the revision you edited (If-Match header or revision)",
-                code="revision_required",
-                details=[{"field": "revision"}],
+
+        async def check(current: FieldMappingRecord, definition: c.FieldMappingDefinition) -> None:
+            await self._check(
+                req.ctx,
+                current.level,
+                current.integration_key,
+                current.customer_id,
+                current.data_source_key,
+                definition,
             )
-        current = await self._find(req.ctx, req.key)
-        changed = current.definition.model_dump(by_alias=False) | req.given()
-        definition = c.FieldMappingDefinition.model_validate(changed)
-        await self._check(
-            req.ctx,
-            current.level,
-            current.integration_key,
-            current.customer_id,
-            current.data_source_key,
-            definition,
+
+        return reply(
+            await self._revisioned.patch(req.ctx, req.key, req.revision, req.given(), check)
         )
-        async with self._pool.acquire() as conn:
-            updated = await store.update_mapping(conn, current, req.revision, definition)
-            if updated is None:
-                latest = await store.select_mapping(conn, current.workspace_id, current.key)
-                now = latest.revision if latest else None
-                raise Conflict(
-                    f"revision {req.revision} is not the current one ({now}); reload and edit again",
-                    code="revision_conflict",
-                    details={"currentRevision": now},
-                )
-        return reply(updated)
 
     async def delete(self, req: c.FieldMappingDeleteRequest) -> c.FieldMappingDeleted:
         """Delete a field mapping with its revisions and instances."""
-        workspace_id = req.ctx.admin_workspace()
-        async with self._pool.acquire() as conn, conn.transaction():
-            deleted, instances = await store.delete_mapping(conn, workspace_id, req.key)
-        if not deleted:
-            raise NotFound(f"field mapping {req.key} not found")
+        instances = await self._revisioned.delete(req.ctx, req.key)
         return c.FieldMappingDeleted(deleted=True, instances=instances)
 
     async def list(self, req: c.FieldMappingListRequest) -> c.FieldMappingPage:
         """List field mappings by key."""
-        workspace_id = req.ctx.admin_workspace()
-        after = decode_cursor(req.cursor)[0] if req.cursor else None
-        async with self._pool.acquire() as conn:
-            rows = await store.list_mappings(conn, workspace_id, req, after, req.limit + 1)
-        page, cursor = keyset_page(rows, req.limit, lambda r: (r.key,))
+        page, cursor = await self._revisioned.page(req.ctx, req)
         return c.FieldMappingPage(items=[reply(r) for r in page], cursor=cursor)
 
     async def revisions(self, req: c.FieldMappingRevisionsRequest) -> c.FieldMappingRevisionPage:
         """List a field mapping's revisions, newest first."""
-        current = await self._find(req.ctx, req.key)
-        async with self._pool.acquire() as conn:
-            items = await store.select_revisions(conn, current.workspace_id, current.key)
-        return c.FieldMappingRevisionPage(items=items)
+        return c.FieldMappingRevisionPage(items=await self._revisioned.revisions(req.ctx, req.key))
 
     async def revision(self, req: c.FieldMappingRevisionGetRequest) -> c.FieldMappingRevision:
         """Read one revision of a field mapping."""
-        current = await self._find(req.ctx, req.key)
-        async with self._pool.acquire() as conn:
-            found = await store.select_revision(conn, current.workspace_id, current.key, req.n)
-        if found is None:
-            raise NotFound(f"revision {req.n} not found")
-        return found
+        return await self._revisioned.revision(req.ctx, req.key, req.n)

@@ -13,10 +13,9 @@ from typing import Any
 from pydantic import Field
 
 from libs.common.contracts import instances
-from libs.common.contracts.base import Context, Key
-from libs.common.errors import TetherError
-from services.flows.nodes.base import NodeCall, NodeConfig, NodeError, NodeResult, NodeType
-from services.flows.nodes.run_action import TRANSIENT
+from libs.common.contracts.base import Key
+from services.flows.nodes.base import NodeCall, NodeConfig, NodeResult, NodeType
+from services.flows.nodes.system_call import call_system, system_context
 
 
 class ApplyFieldMappingConfig(NodeConfig):
@@ -55,23 +54,12 @@ class ApplyFieldMapping(NodeType):
             connection_id=call.connection_id,
             direction=config.direction,
             input=config.input,
-            ctx=Context(
-                workspace_id=call.workspace_id,
-                principal="system",
-                request_id=f"run-{call.run_id}",
-            ),
+            ctx=system_context(call),
         )
-        try:
-            result = await call.services.bus.call(
-                instances.FIELD_MAPPING_INSTANCES_RUN_ON_CONNECTION,
-                request,
-                timeout=call.services.request_timeout,
-            )
-        except TetherError as exc:
-            raise NodeError(
-                exc.code,
-                f"field mapping {config.field_mapping_key}: {exc.message}",
-                data=exc.details,
-                transient=isinstance(exc, TRANSIENT),
-            ) from exc
+        result = await call_system(
+            call,
+            instances.FIELD_MAPPING_INSTANCES_RUN_ON_CONNECTION,
+            request,
+            f"field mapping {config.field_mapping_key}",
+        )
         return NodeResult(output=result.output)

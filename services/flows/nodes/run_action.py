@@ -15,12 +15,10 @@ from typing import Any
 from pydantic import Field
 
 from libs.common.contracts import instances
-from libs.common.contracts.base import Context, Key
-from libs.common.errors import BadGateway, RateLimited, TetherError, Timeout, Unavailable
-from services.flows.nodes.base import NodeCall, NodeConfig, NodeError, NodeResult, NodeType
+from libs.common.contracts.base import Key
+from services.flows.nodes.base import NodeCall, NodeConfig, NodeResult, NodeType
+from services.flows.nodes.system_call import call_system, system_context
 
-TRANSIENT: tuple[type[TetherError], ...] = (Timeout, Unavailable, BadGateway, RateLimited)
-"""Failures worth retrying: the app failed or was slow, or a service was away."""
 IN_PROGRESS = "action_run_in_progress"
 """The node's earlier try is still running at the app: try again later."""
 
@@ -63,25 +61,15 @@ class RunAction(NodeType):
             connection_id=call.connection_id,
             input=config.input,
             idempotency_key=call.idempotency_key,
-            ctx=Context(
-                workspace_id=call.workspace_id,
-                principal="system",
-                request_id=f"run-{call.run_id}",
-            ),
+            ctx=system_context(call),
         )
-        try:
-            result = await call.services.bus.call(
-                instances.ACTION_INSTANCES_RUN_ON_CONNECTION,
-                request,
-                timeout=call.services.request_timeout,
-            )
-        except TetherError as exc:
-            raise NodeError(
-                exc.code,
-                f"action {config.action_key}: {exc.message}",
-                data=exc.details,
-                transient=isinstance(exc, TRANSIENT) or exc.code == IN_PROGRESS,
-            ) from exc
+        result = await call_system(
+            call,
+            instances.ACTION_INSTANCES_RUN_ON_CONNECTION,
+            request,
+            f"action {config.action_key}",
+            transient_codes=frozenset({IN_PROGRESS}),
+        )
         call.log(
             "action_ran",
             action_key=config.action_key,
