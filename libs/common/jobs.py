@@ -118,6 +118,9 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
+BUSY_RETRIES = 5
+"""Quick looks a worker takes again at a partition another worker was claiming from."""
+
 GAVE_UP = "gave up: the job never finished"
 """The error of a job claimed beyond its ``max_attempts`` (its worker died every time)."""
 
@@ -199,22 +202,31 @@ class JobEngine:
 
     async def work(self) -> None:
         """Run one worker until cancelled: claim, execute, record; idle when nothing is ready."""
+        busy_streak = 0
         while True:
             claimed = await self.claim_one()
             job = claimed.job
             if job is None:
                 # Idle until woken (a NOTIFY of new work) or the poll. A partition that was
-                # busy (another worker claiming from it) is looked at again sooner, but not
-                # at once: idle workers retrying together would only contend again, and
-                # the worker that just finished a job claims the next one itself.
+                # busy (another worker was claiming from it: claims of one partition take
+                # turns on a lock) is looked at again within milliseconds, a few times,
+                # then after a longer pause, so that workers finishing together refill a
+                # partition's slots at once without spinning on one that stays contended.
                 wait = self.options.poll_interval
-                if claimed.busy:
+                if claimed.busy and busy_streak < BUSY_RETRIES:
+                    busy_streak += 1
+                    wait = min(wait, jitter(0.001, 0.01))
+                elif claimed.busy:
+                    busy_streak = 0
                     wait = min(wait, jitter(0.05, 0.15))
+                else:
+                    busy_streak = 0
                 # Not wait_for: on 3.11 it swallows a cancel that lands as the wake-up does.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait):
                         await self._wake.wait()
                 continue
+            busy_streak = 0
             running = asyncio.ensure_future(self.execute(job))
             try:
                 await asyncio.shield(running)
