@@ -15,16 +15,13 @@ from typing import Any, Literal
 from pydantic import Field
 
 from libs.common.contracts import connections as cc
-from libs.common.contracts.base import AppPath, Context, HeaderName
-from libs.common.errors import RateLimited, TetherError, Timeout, Unavailable
+from libs.common.contracts.base import AppPath, HeaderName
 from services.flows.nodes.answers import Answer, error_of, output_of, text
 from services.flows.nodes.base import NodeCall, NodeConfig, NodeError, NodeResult, NodeType
+from services.flows.nodes.system_call import call_system, system_context
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 Scalar = str | int | float | bool
-
-TRANSIENT: tuple[type[TetherError], ...] = (Timeout, Unavailable, RateLimited)
-"""Errors of the proxy call worth retrying: the service, the app or a renewal was down."""
 
 
 class ApiRequestConfig(NodeConfig):
@@ -83,23 +80,9 @@ class ApiRequest(NodeType):
             query=query,
             headers=headers,
             body=body,
-            ctx=Context(
-                workspace_id=call.workspace_id,
-                principal="system",
-                request_id=f"run-{call.run_id}",
-            ),
+            ctx=system_context(call),
         )
-        try:
-            reply = await call.services.bus.call(
-                cc.PROXY_REQUEST, request, timeout=call.services.request_timeout
-            )
-        except TetherError as exc:
-            raise NodeError(
-                exc.code,
-                f"{what}: {exc.message}",
-                data=exc.details,
-                transient=isinstance(exc, TRANSIENT),
-            ) from exc
+        reply = await call_system(call, cc.PROXY_REQUEST, request, what)
         try:
             answer = Answer(reply.status, list(reply.headers), base64.b64decode(reply.body))
         except binascii.Error as exc:

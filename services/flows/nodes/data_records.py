@@ -19,10 +19,9 @@ from typing import Any
 from pydantic import Field
 
 from libs.common.contracts import instances as ic
-from libs.common.contracts.base import Context, Key, Operation, Reply, Request
-from libs.common.errors import BadGateway, TetherError
-from services.flows.nodes.api_request import TRANSIENT
+from libs.common.contracts.base import Key, Operation, Reply, Request
 from services.flows.nodes.base import NodeCall, NodeConfig, NodeError, NodeResult, NodeType
+from services.flows.nodes.system_call import call_system, system_context
 
 ERRORS = (
     " Errors: `app_rejected` when the app refuses the request (4xx; not retried, `data` "
@@ -71,33 +70,27 @@ class DeleteRecordConfig(RecordsConfig):
 
 
 async def call_records(call: NodeCall, op: Operation[Any, Any], **fields: Any) -> Reply:
-    """Send one record request to instances for the run's connection; map its errors."""
+    """Send one record request to instances for the run's connection; map its errors.
+
+    Beyond :func:`call_system`'s mapping, an app's 429 is retried after its ``Retry-After``.
+    """
     request: Request = op.request.model_validate(
-        {
-            **fields,
-            "connection_id": call.connection_id,
-            "ctx": Context(
-                workspace_id=call.workspace_id,
-                principal="system",
-                request_id=f"run-{call.run_id}",
-            ),
-        }
+        {**fields, "connection_id": call.connection_id, "ctx": system_context(call)}
     )
     try:
-        reply: Reply = await call.services.bus.call(
-            op, request, timeout=call.services.request_timeout
-        )
-    except TetherError as exc:
-        details = exc.details if isinstance(exc.details, dict) else {}
+        reply: Reply = await call_system(call, op, request, None)
+    except NodeError as exc:
+        details = exc.data if isinstance(exc.data, dict) else {}
+        if exc.code != "app_rejected" or details.get("status") != 429:
+            raise
         wait = details.get("retryAfter")
-        limited = exc.code == "app_rejected" and details.get("status") == 429
         raise NodeError(
             exc.code,
             exc.message,
-            data=exc.details,
-            transient=limited or isinstance(exc, (*TRANSIENT, BadGateway)),
+            data=exc.data,
+            transient=True,
             retry_after=float(wait) if isinstance(wait, int | float) else None,
-        ) from exc
+        ) from exc.__cause__
     call.log("data_record_call", operation=op.subject.rsplit(".", 1)[-1])
     return reply
 

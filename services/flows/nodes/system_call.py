@@ -1,7 +1,7 @@
 """Call an instances operation as the system for a run's connection; map its errors.
 
-Nodes that hand their work to the instances service (``run-action``,
-``apply-field-mapping``) send the request as the system for the run's workspace, with the
+Nodes that hand their work to another service (``api-request`` to the connections
+proxy; ``run-action``, ``apply-field-mapping`` and the record nodes to instances) send the request as the system for the run's workspace, with the
 run as its request id, and wait at most the services' request timeout. A failure the
 service answers becomes a ``NodeError`` with the same code, the node's subject in front of
 the message and the details as its data; it is transient (retried) when the app failed or
@@ -31,17 +31,17 @@ async def call_system(
     call: NodeCall,
     op: Operation[ReqT, RepT],
     request: ReqT,
-    what: str,
+    what: str | None,
     *,
     transient_codes: frozenset[str] = frozenset(),
 ) -> RepT:
-    """Send ``request`` to ``op``; a failure raises a ``NodeError`` about ``what``."""
+    """Send ``request`` to ``op``; a failure raises a ``NodeError`` about ``what`` (if given)."""
     try:
         return await call.services.bus.call(op, request, timeout=call.services.request_timeout)
     except TetherError as exc:
         raise NodeError(
             exc.code,
-            f"{what}: {exc.message}",
+            exc.message if what is None else f"{what}: {exc.message}",
             data=exc.details,
             transient=isinstance(exc, TRANSIENT) or exc.code in transient_codes,
         ) from exc
