@@ -65,17 +65,23 @@ class DataEnv(AdminCalls):
         status, body = await self.request("POST", f"/data-source-instances/{instance_id}/sync")
         assert status == 202, body
 
+        seen: list[dict[str, Any]] = []
+
         async def settled() -> bool:
             view = await self.instance(instance_id)
             last = view["lastPass"]
-            return (
+            if (
                 view["syncState"] in ("idle", "held", "failed")
                 and last is not None
                 and datetime.fromisoformat(last["startedAt"]) >= before
-            )
+            ):
+                seen.append(last)
+            return bool(seen)
 
+        # The pass that settled first is the one to report: the instance's first scheduled
+        # pass may start right after it (a new instance's schedule is due at once).
         await eventually(settled, timeout=timeout)
-        return dict((await self.instance(instance_id))["lastPass"])
+        return dict(seen[0])
 
     async def synced(self, instance_id: str, query: str = "") -> list[dict[str, Any]]:
         """Return every stored record (following cursors)."""
