@@ -9,17 +9,17 @@ Authentication, before any route's operation is called (``auth.py``):
 
 1. The gateway looks the bearer token up in its cache of verified tokens (by SHA-256);
    a hit costs no bus hop.
-2. On a miss it calls ``tether.identity.tokens.verify`` (one call per token, shared by
-   concurrent first requests). Identity's ``Tokens.verify`` runs two named steps:
-   ``authenticate`` (signature, algorithm, times, claims; a pure read) and then, for a
-   customer token, ``register_customer``: the customer the token names is created on
-   first sight, and its name and fields are updated when the token's differ. This is the
-   one write on the way in, and it is deliberate: a workspace never creates its
-   customers ahead of time, their first token does (``customer.created`` is emitted
-   then). It is idempotent (``INSERT … ON CONFLICT DO NOTHING``, update only when
-   changed), which is why the gateway may retry the call; an archived customer is
-   refused there (403 ``customer_archived``).
-3. The verified principal is cached until the token expires (or the previous secret's
+2. On a miss it verifies the token itself (signature, algorithm, times, claims: the rules
+   of ``libs/common/token_rules.py``, which identity applies too) with the workspace's
+   verification keys, kept per replica (``tether.identity.tokens.verification_keys``,
+   dropped on ``workspace.updated``; keys that refuse a token are fetched again first).
+3. Only a customer seen for the first time, or whose name or fields in the token changed
+   (a digest of them is kept per customer, dropped on ``customer.updated|archived``),
+   costs a call to ``tether.identity.tokens.verify``: identity creates the customer on
+   first sight (``customer.created``), updates its name and fields when they differ, and
+   refuses an archived one (403 ``customer_archived``). That call is idempotent, which is
+   why the gateway may retry it; concurrent first requests share it.
+4. The verified principal is cached until the token expires (or the previous secret's
    grace ends), and the route's ``Auth`` decides whether that principal may call it.
 """
 

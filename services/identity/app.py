@@ -11,13 +11,21 @@ from aiohttp import web
 from libs.common.bus import Endpoint, endpoint
 from libs.common.cache import TtlCache
 from libs.common.contracts import identity as c
-from libs.common.runtime import BUS, POOL, service_app, subscribe_events, system_endpoints
+from libs.common.runtime import (
+    BUS,
+    POOL,
+    service_app,
+    status_reporter,
+    subscribe_events,
+    system_endpoints,
+)
 from services.identity.console import Console
 from services.identity.customers import Customers
 from services.identity.directory import WorkspaceDirectory
 from services.identity.keys import CUSTOMERS, DIRECTORY, KEYRING, SETTINGS
 from services.identity.sealed import SEALED
 from services.identity.settings import IdentitySettings
+from services.identity.system import System
 from services.identity.tokens import Tokens
 from services.identity.workspace import Workspace
 from services.identity.workspaces import Workspaces
@@ -34,7 +42,13 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     tokens = Tokens(app[DIRECTORY], customers)
     console = Console(app[POOL], app[DIRECTORY])
     return [
-        *system_endpoints(NAME, app, keyring=app[KEYRING], sealed=SEALED),
+        *system_endpoints(
+            NAME,
+            app,
+            status=System(status_reporter(NAME, app)).status,
+            keyring=app[KEYRING],
+            sealed=SEALED,
+        ),
         endpoint(c.WORKSPACE_CREATE, workspaces.create),
         endpoint(c.WORKSPACE_GET, workspace.get),
         endpoint(c.WORKSPACE_FIND, workspaces.find),
@@ -42,6 +56,7 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
         endpoint(c.SECRET_ROTATE, workspace.rotate_secret),
         endpoint(c.TEST_CUSTOMER_TOKEN, workspace.test_customer_token),
         endpoint(c.TOKEN_VERIFY, tokens.verify),
+        endpoint(c.TOKEN_VERIFICATION_KEYS, tokens.verification_keys),
         endpoint(c.TOKEN_MINT, tokens.mint),
         endpoint(c.CUSTOMERS_LIST, customers.list),
         endpoint(c.CUSTOMERS_CREATE, customers.create),

@@ -1,23 +1,30 @@
-"""Answer token operations: verify (for the gateway) and mint (for operators).
+"""Answer token operations: verify and hand out verification keys (services), mint (operators).
 
 Verifying is authentication in two named steps (the gateway's route table describes
 where it sits in a request): :meth:`Tokens.authenticate` checks the token and reads its
 claims, a pure read; :meth:`Tokens.register_customer` then keeps the customer the token
 names in step with it, the one write on the way in (created on first sight, name and
 fields applied when they changed; a known customer with nothing new costs no query).
-The gateway caches a verified token, so both run once per token, not once per request.
+
+The rules are :mod:`libs.common.token_rules`, shared with the gateway: it verifies tokens
+itself with the keys :meth:`Tokens.verification_keys` gives it, and calls
+:meth:`Tokens.verify` only when a customer's claims are new to it (so that
+:meth:`Tokens.register_customer` runs exactly when it may have something to do).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pydantic import SecretStr
+
+from libs.common import token_rules
 from libs.common.contracts import identity as c
-from libs.common.errors import InvalidInput, NotFound, Unauthenticated
+from libs.common.errors import InvalidInput, NotFound
+from libs.common.token_rules import Claims, WorkspaceKeys
 from services.identity import verification
 from services.identity.customers import Customers
 from services.identity.directory import WorkspaceDirectory
-from services.identity.verification import Claims, WorkspaceKeys
 
 
 class Tokens:
@@ -32,24 +39,22 @@ class Tokens:
         keys, claims = await self.authenticate(req.token)
         if not claims.admin:
             await self.register_customer(keys, claims)
-        return c.VerifiedToken(
-            workspace_id=keys.workspace_id,
-            workspace_key=keys.workspace_key,
-            principal="admin" if claims.admin else "customer",
-            customer_id=claims.customer_id,
-            expires_at=claims.expires_at,
-            cache_until=claims.trusted_until,
-        )
+        return token_rules.verified_token(keys, claims)
+
+    async def _keys(self, workspace_key: str) -> WorkspaceKeys | None:
+        """Return the keys of the workspace ``workspace_key`` names, if there is one."""
+        if not token_rules.issuer_can_exist(workspace_key):
+            return None
+        return await self._directory.get(workspace_key)
 
     async def authenticate(self, token: str) -> tuple[WorkspaceKeys, Claims]:
         """Check a token against its workspace's keys; return the keys and what it says."""
-        unverified = verification.peek(token)
-        keys = await self._directory.get(unverified.issuer)
+        unverified = token_rules.peek(token)
+        keys = await self._keys(unverified.issuer)
         if keys is None:
-            raise Unauthenticated(
-                "no workspace has this token's issuer", code="token_unknown_issuer"
-            )
-        return keys, verification.verify(token, unverified.header, keys, datetime.now(UTC))
+            raise token_rules.unknown_issuer()
+        now = datetime.now(UTC)
+        return keys, token_rules.verify(token, unverified.header, keys, now, unverified.payload)
 
     async def register_customer(self, keys: WorkspaceKeys, claims: Claims) -> None:
         """Create the customer a verified token names, or apply its changed name and fields.
@@ -63,6 +68,25 @@ class Tokens:
             claims.customer_id,
             claims.name,
             claims.fields,
+        )
+
+    async def verification_keys(self, req: c.VerificationKeysRequest) -> c.VerificationKeys:
+        """Return the keys that verify a workspace's tokens, secrets included (services only).
+
+        The same keys :meth:`authenticate` uses at this moment: the previous secret only
+        while its grace lasts. 404 when no workspace has the key.
+        """
+        req.ctx.require_system()
+        keys = await self._keys(req.workspace_key)
+        if keys is None:
+            raise NotFound("no workspace has this key", code="workspace_not_found")
+        return c.VerificationKeys(
+            workspace_id=keys.workspace_id,
+            workspace_key=keys.workspace_key,
+            settings=keys.settings,
+            secrets=[SecretStr(secret) for secret in keys.secrets],
+            public_keys=[pk for pk, _ in keys.public_keys],
+            previous_secret_expires_at=keys.previous_secret_expires_at,
         )
 
     async def mint(self, req: c.TokenMintRequest) -> c.MintedToken:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, PlainSerializer, SecretStr
 
 from libs.common.contracts.base import (
     Contract,
@@ -219,6 +219,48 @@ TOKEN_VERIFY = Operation(
 )
 TOKEN_MINT = Operation(
     "tether.identity.tokens.mint", TokenMintRequest, MintedToken, "Mint a dev token"
+)
+
+
+def _reveal(secret: SecretStr) -> str:
+    return secret.get_secret_value()
+
+
+WireSecret = Annotated[SecretStr, PlainSerializer(_reveal, return_type=str, when_used="json")]
+"""A secret that travels in clear in the JSON of a reply, and never shows in a ``repr``."""
+
+
+class VerificationKeysRequest(Request):
+    """Read what verifying a workspace's tokens needs (services only: the reply holds secrets)."""
+
+    workspace_key: str = Field(
+        min_length=1, max_length=TOKEN_MAX_LENGTH, description="The token's iss"
+    )
+
+
+class VerificationKeys(Reply):
+    """A workspace's token verification keys, so that the gateway verifies tokens itself.
+
+    NATS lets only the gateway ask for them (deploy/nats/tether.conf).
+    """
+
+    workspace_id: UUID
+    workspace_key: str
+    settings: WorkspaceSettings
+    secrets: list[WireSecret] = Field(
+        description="The current signing secret, then the previous one while its grace lasts"
+    )
+    public_keys: list[PublicKey] = Field(default_factory=list)
+    previous_secret_expires_at: datetime | None = Field(
+        default=None, description="When the previous secret stops verifying (null: not listed)"
+    )
+
+
+TOKEN_VERIFICATION_KEYS = Operation(
+    "tether.identity.tokens.verification_keys",
+    VerificationKeysRequest,
+    VerificationKeys,
+    "Read a workspace's token verification keys (services only)",
 )
 
 
@@ -442,6 +484,7 @@ OPERATIONS = (
     SECRET_ROTATE,
     TEST_CUSTOMER_TOKEN,
     TOKEN_VERIFY,
+    TOKEN_VERIFICATION_KEYS,
     TOKEN_MINT,
     CUSTOMERS_LIST,
     CUSTOMERS_CREATE,
