@@ -42,6 +42,18 @@ class ConnectionsOptions(ServiceOptions):
     proxy_max_retry_after: float = Field(
         default=5.0, ge=0, description="Longest Retry-After the proxy waits out"
     )
+    credentials_cache_ttl: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "Seconds a replica answers a connection's credentials from memory at most (also "
+            "never past their renewal time); bounds how long a missed change event can serve "
+            "stale credentials. 0 turns the cache off"
+        ),
+    )
+    credentials_cache_size: int = Field(
+        default=10_000, ge=0, description="Connections whose sealed credentials a replica keeps"
+    )
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,11 @@ class InstancesOptions(ServiceOptions):
     action_run_retention_days: int = Field(
         default=30, ge=0, description="Days a run's input and output are kept"
     )
+    webhook_dedupe_days: int = Field(
+        default=30,
+        ge=1,
+        description="Days an inbound delivery id is remembered (longer than any app redelivers)",
+    )
     action_run_retention_interval: float = Field(
         default=3600.0, gt=0, description="Seconds between action-run retention sweeps"
     )
@@ -48,6 +53,36 @@ class InstancesOptions(ServiceOptions):
         default=10.0, gt=0, description="Seconds between looks for due scheduled syncs"
     )
     sync_schedule_batch: int = Field(default=500, ge=1)
+    # Inbound webhooks: accepted into TETHER_INBOUND, handled by a durable consumer.
+    webhook_route_cache_ttl: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "Seconds a replica trusts a webhook URL's subscription and app-event type from "
+            "memory; bounds how long a missed change notice can route to a stale one (0: off)"
+        ),
+    )
+    webhook_route_cache_size: int = Field(
+        default=10_000, ge=0, description="Webhook subscriptions a replica keeps in memory"
+    )
+    inbound_duplicate_window: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "Seconds JetStream recognises a repeated delivery id at once (answered "
+            "duplicate); later repeats are dropped by the consumer (webhook_deliveries)"
+        ),
+    )
+    inbound_max_age: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="Seconds an accepted delivery may wait in TETHER_INBOUND to be handled",
+    )
+    inbound_ack_wait: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds before a delivery a replica took but never settled goes to another",
+    )
 
     def sync_queue(self) -> QueueOptions:
         """Return the ``syncs`` queue's options: one pass at a time per instance."""

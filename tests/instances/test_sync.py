@@ -11,6 +11,7 @@ from libs.common.contracts import instances as c
 from libs.common.db import create_pool
 from services.instances.settings import InstancesOptions
 from services.instances.sync_schedule import schedule_due
+from tests.conftest import eventually
 from tests.fakes.fake_crm import STYLES
 from tests.instances.conftest import Crm, app_event_type
 from tests.instances.test_records import DataEnv, data_env
@@ -235,6 +236,16 @@ async def test_sync_webhook_events_become_record_events(crm: Crm) -> None:
     assert delivered.status == 202, delivered
     pool = await env.ws.stack.pool("instances")
     try:
+
+        async def handled() -> bool:  # the 202 means queued: each delivery is one app event
+            received = await pool.fetchval(
+                "SELECT count(*) FROM outbox WHERE workspace_id = $1 AND subject = $2",
+                env.ws.id,
+                c.APP_EVENT_RECEIVED.subject,
+            )
+            return bool(received == 4)
+
+        await eventually(handled)
         rows = await pool.fetch(
             "SELECT subject, payload FROM outbox WHERE workspace_id = $1"
             " AND subject LIKE 'tether.evt.instances.data_record.%' ORDER BY created_at, id",

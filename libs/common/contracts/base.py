@@ -231,3 +231,6 @@ def ping_operation(service: str) -> Operation[PingRequest, PingReply]:
 
 EVENTS_STREAM = "TETHER_EVENTS"
 EVENTS_SUBJECTS = "tether.evt.>"
+INBOUND_STREAM = "TETHER_INBOUND"
+"""What a service accepted from outside and must still handle (a work queue, not events)."""
+INBOUND_SUBJECTS = "tether.inbound.>"

@@ -539,6 +539,27 @@ class AppEventReceived(Event):
     payload: Any
 
 
+class InboundWebhook(Event):
+    """A verified webhook delivery, accepted (202) and not yet handled: instances' own work.
+
+    Not a public event: it travels on the ``TETHER_INBOUND`` work queue from the replica
+    that accepted it to the one that records it and emits one ``app_event.received`` per
+    item of ``events``. ``event_id`` is derived from the subscription and the app's
+    delivery id when the app sends one, so a retried delivery has the same id.
+    """
+
+    customer_id: str
+    connection_id: UUID
+    integration_key: str
+    app_event_type_key: str
+    subscription_id: UUID
+    delivery_id: str | None
+    events: list[Any]
+    record_event: bool = Field(
+        default=False, description="The app-event type had a recordEvent when it was accepted"
+    )
+
+
 class DataRecordEvent(Event):
     """A synced record of a data source was created, updated or deleted in the app."""
 
@@ -557,6 +578,8 @@ APP_EVENT_RECEIVED = EventType("tether.evt.instances.app_event.received", AppEve
 DATA_RECORD_CREATED = EventType("tether.evt.instances.data_record.created", DataRecordEvent)
 DATA_RECORD_UPDATED = EventType("tether.evt.instances.data_record.updated", DataRecordEvent)
 DATA_RECORD_DELETED = EventType("tether.evt.instances.data_record.deleted", DataRecordEvent)
+INBOUND_WEBHOOK = EventType("tether.inbound.instances.webhook", InboundWebhook)
+"""Instances' inbound work queue (stream ``TETHER_INBOUND``), not one of its ``EVENTS``."""
 
 OPERATIONS = (
     PING,

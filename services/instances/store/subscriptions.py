@@ -45,6 +45,9 @@ INSERT INTO subscriptions (id, workspace_id, connection_id, customer_id, integra
 VALUES ($1, $2, $3, $4, $5, $6, 'subscribing', $7, $8, $9, $10)
 RETURNING {_SUB_COLUMNS}
 """
+SELECT_SUBSCRIPTION_SQL = (
+    f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE workspace_id = $1 AND id = $2"
+)
 SET_SUBSCRIPTION_SQL = f"""
 UPDATE subscriptions SET status = $3, external_id = coalesce($4, external_id), last_error = $5,
     revision = coalesce($6, revision), updated_at = now()
@@ -73,6 +76,14 @@ async def live_subscription(
 ) -> SubscriptionRecord | None:
     """Return the connection's subscription to one app-event type (not unsubscribed)."""
     row = await conn.fetchrow(SELECT_LIVE_SUBSCRIPTION_SQL, workspace_id, connection_id, key)
+    return maybe(SubscriptionRecord, row)
+
+
+async def select_subscription(
+    conn: Conn, workspace_id: UUID, subscription_id: UUID
+) -> SubscriptionRecord | None:
+    """Return one subscription of the workspace, whatever its status."""
+    row = await conn.fetchrow(SELECT_SUBSCRIPTION_SQL, workspace_id, subscription_id)
     return maybe(SubscriptionRecord, row)
 
 
