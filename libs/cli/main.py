@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from libs.cli import dead_letters, keys, ops, runs
+from libs.cli import dead_letters, keys, ops, runs, status
 from libs.cli.state import read_state
 from libs.common.config import SERVICES, LogSettings, StackSettings
 from libs.common.contracts import identity
@@ -42,7 +42,9 @@ def cmd_up(_: argparse.Namespace, settings: StackSettings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: StackSettings) -> int:
-    """Print the running stack's URLs, tokens and processes."""
+    """Print the running stack's URLs, tokens and processes (``--system``: its overview)."""
+    if args.system:
+        return status.cmd_system(args, settings)
     state = read_state(settings.home.resolve())
     if args.json:
         print(state.model_dump_json(indent=2))
@@ -221,9 +223,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "up", help="start everything (embedded PostgreSQL and NATS unless URLs are set)"
     ).set_defaults(fn=cmd_up)
-    status = sub.add_parser("status", help="show the running stack")
-    status.add_argument("--json", action="store_true", help="print JSON for scripts")
-    status.set_defaults(fn=cmd_status)
+    stack_status = sub.add_parser("status", help="show the running stack (--system: its health)")
+    stack_status.add_argument("--json", action="store_true", help="print JSON for scripts")
+    status.add_arguments(stack_status)
+    stack_status.set_defaults(fn=cmd_status)
     sub.add_parser("migrate", help="apply every service's migrations").set_defaults(fn=cmd_migrate)
     sub.add_parser("console", help="print a one-time console sign-in link").set_defaults(
         fn=cmd_console

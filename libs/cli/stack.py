@@ -177,14 +177,20 @@ def start(settings: StackSettings) -> tuple[Stack, StackState]:
         _say(f"· starting {', '.join(SERVICES)}")
         _wait_healthy(services, 60)
         gateway_url = f"http://{settings.gateway_host}:{settings.gateway_port}"
+        metrics_port = free_port()  # the gateway's /metrics, apart from its public port
         gateway = Child(
             "gateway",
             [sys.executable, "-m", "services.gateway"],
-            {**env, "TETHER_GATEWAY_PORT": str(settings.gateway_port)},
+            {
+                **env,
+                "TETHER_GATEWAY_PORT": str(settings.gateway_port),
+                "TETHER_GATEWAY_METRICS_PORT": str(metrics_port),
+            },
             f"{gateway_url}/healthz",
             logs / "gateway.log",
         )
         gateway.start()
+        _say(f"· gateway metrics on http://127.0.0.1:{metrics_port}/metrics")
         stack.children = [*services, gateway]
         _wait_healthy([gateway], 30)
         saved = read_json(home / "workspace.json") or {}

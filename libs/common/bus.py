@@ -24,8 +24,10 @@ from nats.micro import add_service
 from nats.micro.request import ERROR_CODE_HEADER
 from nats.micro.request import Request as MicroRequest
 from nats.micro.service import EndpointConfig, Service
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
+from libs.common import tracing
 from libs.common.contracts.base import Operation, RepT, ReqT
 from libs.common.errors import (
     Internal,
@@ -42,8 +44,13 @@ REQUEST_ID_HEADER = "X-Request-Id"
 log = structlog.get_logger(__name__)
 
 
-async def connect(url: str, name: str) -> NatsClient:
-    """Connect to NATS, reconnecting forever with backoff once connected."""
+async def connect(
+    url: str, name: str, *, on_reconnect: Callable[[], None] | None = None
+) -> NatsClient:
+    """Connect to NATS, reconnecting forever with backoff once connected.
+
+    ``on_reconnect`` is called after every reconnection (the reconnects metric counts them).
+    """
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats_error", error=str(exc))
@@ -51,8 +58,10 @@ async def connect(url: str, name: str) -> NatsClient:
     async def on_disconnect() -> None:
         log.info("nats_disconnected")
 
-    async def on_reconnect() -> None:
+    async def on_reconnected() -> None:
         log.info("nats_reconnected")
+        if on_reconnect is not None:
+            on_reconnect()
 
     try:
         return await nats.connect(
@@ -64,7 +73,7 @@ async def connect(url: str, name: str) -> NatsClient:
             allow_reconnect=True,
             error_cb=on_error,
             disconnected_cb=on_disconnect,
-            reconnected_cb=on_reconnect,
+            reconnected_cb=on_reconnected,
         )
     except (OSError, nats.errors.Error) as exc:
         raise Unavailable(f"cannot reach NATS at {url}") from exc
@@ -90,11 +99,7 @@ class Bus:
         Raises the domain error the service answered with, ``Timeout`` when nobody answered
         in time and ``Unavailable`` when no service listens.
         """
-        data = await self.call_raw(op, request, timeout=timeout)
-        try:
-            return op.reply.model_validate_json(data)
-        except ValidationError as exc:
-            raise Internal(f"the reply on {op.subject} did not match its contract") from exc
+        return self.parse_reply(op, await self.call_raw(op, request, timeout=timeout))
 
     async def call_raw(
         self, op: Operation[ReqT, RepT], request: ReqT, *, timeout: float | None = None
@@ -107,14 +112,29 @@ class Bus:
         """
         if not isinstance(request, op.request):
             raise TypeError(f"{op.subject} takes {op.request.__name__}")
-        headers = {REQUEST_ID_HEADER: request.ctx.request_id} if request.ctx.request_id else None
+        # Unset fields stay unset on the far side: PATCH semantics depend on it.
+        data = request.model_dump_json(exclude_unset=True).encode()
+        return await self.forward(op, data, request_id=request.ctx.request_id, timeout=timeout)
+
+    async def forward(
+        self,
+        op: Operation[ReqT, RepT],
+        data: bytes,
+        *,
+        request_id: str | None,
+        timeout: float | None = None,
+    ) -> bytes:
+        """Send an already-encoded request to ``op`` and return the reply's JSON bytes.
+
+        The gateway's path: it checks the input's shape (depth, sizes) and passes the
+        JSON on; the service validates it against the contract once, on its side, and a
+        bad field comes back as the same 422 either way.
+        """
+        headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
+        tracing.inject(headers)
         try:
             msg = await self.nc.request(
-                op.subject,
-                # Unset fields stay unset on the far side: PATCH semantics depend on it.
-                request.model_dump_json(exclude_unset=True).encode(),
-                timeout=timeout or self.timeout,
-                headers=headers,
+                op.subject, data, timeout=timeout or self.timeout, headers=headers or None
             )
         except nats.errors.NoRespondersError as exc:
             raise Unavailable(f"no {op.service} service is answering") from exc
@@ -122,15 +142,23 @@ class Bus:
             raise Timeout(f"the {op.service} service did not answer in time") from exc
         except nats.errors.ConnectionClosedError as exc:
             raise Unavailable("the message bus connection is closed") from exc
-        status = (msg.headers or {}).get(ERROR_CODE_HEADER)
-        if status:
-            try:
-                body = json.loads(msg.data) if msg.data else None
-            except ValueError:
-                body = None
-            raise from_wire(int(status), body)
-        data: bytes = msg.data
-        return data
+        if msg.headers:
+            status = msg.headers.get(ERROR_CODE_HEADER)
+            if status:
+                try:
+                    body = json.loads(msg.data) if msg.data else None
+                except ValueError:
+                    body = None
+                raise from_wire(int(status), body)
+        reply: bytes = msg.data
+        return reply
+
+    def parse_reply(self, op: Operation[ReqT, RepT], data: bytes) -> RepT:
+        """Validate a reply's JSON against ``op``'s reply contract."""
+        try:
+            return op.reply.model_validate_json(data)
+        except ValidationError as exc:
+            raise Internal(f"the reply on {op.subject} did not match its contract") from exc
 
 
 Handler = Callable[[ReqT], Awaitable[RepT]]
@@ -163,6 +191,10 @@ async def _drain_endpoints(service: Service) -> None:
     service._endpoints = []  # drained: micro's stop must not unsubscribe them again
 
 
+Observe = Callable[[str, int, float], None]
+"""Told of every request served: (operation subject, status, seconds); for metrics."""
+
+
 class ServiceHost:
     """Serve a set of endpoints as one ``nats.micro`` service.
 
@@ -172,8 +204,14 @@ class ServiceHost:
     """
 
     def __init__(
-        self, nc: NatsClient, name: str, version: str, endpoints: Sequence[Endpoint[Any, Any]]
+        self,
+        nc: NatsClient,
+        name: str,
+        version: str,
+        endpoints: Sequence[Endpoint[Any, Any]],
+        observe: Observe | None = None,
     ):
+        self._observe = observe
         self._nc = nc
         self._name = name
         self._version = version
@@ -234,9 +272,20 @@ class ServiceHost:
         return dispatch
 
     async def _handle(self, ep: Endpoint[Any, Any], req: MicroRequest) -> None:
-        started = time.perf_counter()
         headers = req.headers or {}
-        structlog.contextvars.clear_contextvars()
+        if not tracing.enabled():
+            await self._serve(ep, req, headers)
+            return
+        with tracing.span(ep.op.subject, parent=headers, kind=SpanKind.SERVER) as current:
+            tracing.set_status(current, await self._serve(ep, req, headers))
+
+    async def _serve(
+        self, ep: Endpoint[Any, Any], req: MicroRequest, headers: dict[str, str]
+    ) -> int:
+        """Validate, run the handler, answer; return the status answered (for the span)."""
+        started = time.perf_counter()
+        # Each request runs in a task of its own, copied from the subscription's context,
+        # which never holds a request's values: binding is enough, no clearing needed.
         bind_request(service=self._name, request_id=headers.get(REQUEST_ID_HEADER))
         status = 200
         try:
@@ -268,13 +317,17 @@ class ServiceHost:
             log.exception("request_crashed", subject=ep.op.subject)
             await self._respond_error(req, Internal("internal error"))
         finally:
+            seconds = time.perf_counter() - started
+            if self._observe is not None:
+                self._observe(ep.op.subject, status, seconds)
             # The gateway writes the canonical line of an HTTP request; here it is debug.
             log.debug(
                 "request_handled",
                 subject=ep.op.subject,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(seconds * 1000, 2),
             )
+        return status
 
     @staticmethod
     async def _respond_error(req: MicroRequest, exc: TetherError) -> None:

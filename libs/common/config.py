@@ -81,7 +81,8 @@ class RuntimeSettings(BaseSettings):
 class GatewaySettings(BaseSettings):
     """The public HTTP edge."""
 
-    model_config = _ENV
+    # populate_by_name: ``metrics_port`` is read from its own variable (below) yet set by name.
+    model_config = SettingsConfigDict(**_ENV, populate_by_name=True)
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
@@ -89,7 +90,30 @@ class GatewaySettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     token_cache_size: int = Field(default=10_000, ge=0)
     token_cache_ttl: float = Field(default=60.0, ge=0)
+    verification_keys_cache_size: int = Field(
+        default=10_000, ge=0, description="Workspaces whose token verification keys are kept"
+    )
+    verification_keys_ttl: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds a workspace's verification keys are kept (dropped on workspace.updated)",
+    )
+    known_customers_cache_size: int = Field(
+        default=50_000,
+        ge=0,
+        description="Customers whose token claims identity already holds (no call for their tokens)",
+    )
+    known_customers_ttl: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds a customer's claims are known without asking identity (dropped on changes)",
+    )
     public_url: str | None = Field(default=None, description="Base URL the world sees")
+    metrics_port: int | None = Field(
+        default=None,
+        validation_alias="TETHER_GATEWAY_METRICS_PORT",
+        description="Serve /metrics and /healthz on this port (health host), never the public one",
+    )
 
 
 class StackSettings(BaseSettings):

@@ -12,6 +12,7 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
+from libs.common import tracing
 from libs.common.errors import Unavailable
 
 log = structlog.get_logger(__name__)
@@ -104,9 +105,11 @@ async def _connect(dsn: str) -> asyncpg.Connection[Any]:
 
 
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
-    """Decode json/jsonb to Python values and encode Python values as JSON."""
+    """Decode json/jsonb to Python values and encode Python values as JSON; trace SQL."""
     for typ in ("json", "jsonb"):
         await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    if tracing.enabled():  # each statement a span of the request or job it serves
+        conn.add_query_logger(tracing.query_logger)
 
 
 async def _reset_connection(conn: asyncpg.Connection[Any]) -> None:

@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from libs.common import tracing
 from libs.common.db import Conn
 from libs.common.rows import many, maybe
 
@@ -60,6 +61,7 @@ class Job(BaseModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    trace_context: str | None = None  # the traceparent of whoever queued it (tracing on)
 
 
 class Outcome(BaseModel):
@@ -94,7 +96,8 @@ class QueueOptions:
 
 _COLUMNS = """
 id, seq, workspace_id, queue, kind, payload, partition_key, status, attempts, max_attempts,
-not_before, lease_owner, lease_until, last_error, dedupe_key, created_at, updated_at, finished_at
+not_before, lease_owner, lease_until, last_error, dedupe_key, created_at, updated_at, finished_at,
+trace_context
 """
 _READY = """
 ((status = 'pending' AND not_before <= now()) OR (status = 'running' AND lease_until < now()))
@@ -105,8 +108,8 @@ _READY = """
 INSERT_JOB_SQL = f"""
 WITH job AS (
     INSERT INTO jobs (id, workspace_id, queue, kind, payload, partition_key, max_attempts,
-        not_before, dedupe_key)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), $9)
+        not_before, dedupe_key, trace_context)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), $9, $10)
     ON CONFLICT (queue, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
     RETURNING {_COLUMNS}
 ), woken AS (
@@ -256,6 +259,7 @@ async def enqueue(conn: Conn, spec: JobSpec) -> Job:
                 spec.max_attempts,
                 spec.not_before,
                 spec.dedupe_key,
+                tracing.current_traceparent(),
             ),
         )
         if job is not None:

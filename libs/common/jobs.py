@@ -76,6 +76,7 @@ from uuid import uuid4
 import asyncpg
 import structlog
 
+from libs.common import tracing
 from libs.common.backoff import backoff_delay, jitter
 from libs.common.db import Conn
 from libs.common.job_store import (
@@ -94,6 +95,7 @@ from libs.common.job_store import (
     get_job,
     purge,
 )
+from libs.common.metrics import ServiceMetrics
 
 __all__ = [
     "GAVE_UP",
@@ -120,6 +122,13 @@ log = structlog.get_logger(__name__)
 
 BUSY_RETRIES = 5
 """Quick looks a worker takes again at a partition another worker was claiming from."""
+
+OUTCOME_LABELS: Mapping[str, str] = {
+    "succeeded": "succeeded",
+    "pending": "retry",
+    "failed": "failed",
+}
+"""The ``outcome`` label of ``tether_jobs_finished_total`` for each status an attempt leaves."""
 
 GAVE_UP = "gave up: the job never finished"
 """The error of a job claimed beyond its ``max_attempts`` (its worker died every time)."""
@@ -159,7 +168,9 @@ class JobEngine:
         *,
         on_start: OnStart | None = None,
         on_finish: OnFinish | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
+        """Run ``queue``'s jobs; with ``metrics``, count each attempt's end and sample the queue."""
         self._pool = pool
         self.queue = queue
         self._handlers = dict(handlers)
@@ -169,6 +180,9 @@ class JobEngine:
         self.owner = worker_name()
         self._channel = ""
         self._wake = asyncio.Event()
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.watch_queue(queue)
 
     def tasks(self, workers: int) -> dict[str, Callable[[], Awaitable[None]]]:
         """Return ``workers`` workers, a listener and a sweep, named, for ``background_tasks``."""
@@ -254,6 +268,7 @@ class JobEngine:
                     log.exception("job_start_failed", queue=self.queue, job_id=str(job.id))
                     outcome = self.outcome(job, JobFailure("internal error", transient=True))
                     recorded = await finish(conn, job, self.owner, outcome)
+                    self._count(outcome if recorded is not None else None)
                     if recorded is not None and self._on_finish is not None:
                         # The domain hears of this outcome too (a last attempt fails its
                         # step); if the hook fails as well, the job's outcome still stands.
@@ -279,7 +294,12 @@ class JobEngine:
             if handler is None:
                 raise JobFailure(f"no handler for {job.kind!r}")
             async with self._heartbeat(job):
-                await handler(job)
+                with tracing.continued(
+                    f"job {self.queue} {job.kind}",
+                    job.trace_context,
+                    attributes={"tether.job.attempt": job.attempts},
+                ):
+                    await handler(job)
         except JobFailure as exc:
             failure = exc
         except Exception:
@@ -299,13 +319,21 @@ class JobEngine:
                 recorded = await finish(conn, job, self.owner, outcome)
                 if recorded is None:
                     log.warning("job_lease_lost", queue=self.queue, job_id=str(job.id))
+                    self._count(None)
                     return  # our lease ran out and another worker took the job over
                 if self._on_finish is not None:
                     await self._on_finish(conn, recorded, outcome)
+            self._count(outcome)
         except Exception:
             # Nothing was recorded: the job stays leased, and is taken again when the
             # lease ends (counting an attempt).
             log.exception("job_outcome_unrecorded", queue=self.queue, job_id=str(job.id))
+
+    def _count(self, outcome: Outcome | None) -> None:
+        """Count an attempt's end (None: the lease was lost, nothing was recorded)."""
+        if self._metrics is not None:
+            label = "lease_lost" if outcome is None else OUTCOME_LABELS[outcome.status]
+            self._metrics.job_finished(self.queue, label)
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self, job: Job) -> AsyncIterator[None]:

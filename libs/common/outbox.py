@@ -50,32 +50,50 @@ import nats.js.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 from pydantic import ValidationError
 
+from libs.common import tracing
 from libs.common.backoff import scheduled_delay, spread
 from libs.common.bus import Bus
-from libs.common.contracts.base import EVENTS_STREAM, EVENTS_SUBJECTS, Event, EventType
+from libs.common.contracts.base import (
+    EVENTS_STREAM,
+    EVENTS_SUBJECTS,
+    INBOUND_STREAM,
+    INBOUND_SUBJECTS,
+    Event,
+    EventType,
+)
 from libs.common.db import Conn
 from libs.common.dead_letters import Failure, describe, forget_failure, record_failure
+from libs.common.metrics import ServiceMetrics
 
 log = structlog.get_logger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 600.0
 
 INSERT_OUTBOX_SQL = """
-INSERT INTO outbox (id, workspace_id, subject, payload) VALUES ($1, $2, $3, $4)
+INSERT INTO outbox (id, workspace_id, subject, payload, trace_context)
+VALUES ($1, $2, $3, $4, $5)
 """
 NOTIFY_SQL = "SELECT pg_notify('tether_outbox_' || current_schema(), '')"
 # One event: the row and the relay's wake-up in one round trip (NOTIFY is sent on commit).
 EMIT_SQL = """
 WITH queued AS (
-    INSERT INTO outbox (id, workspace_id, subject, payload) VALUES ($1, $2, $3, $4)
+    INSERT INTO outbox (id, workspace_id, subject, payload, trace_context)
+    VALUES ($1, $2, $3, $4, $5)
     RETURNING 1)
 SELECT pg_notify('tether_outbox_' || current_schema(), '') FROM queued
 """
 CLAIM_PENDING_SQL = """
-SELECT id, subject, payload::text AS payload
+SELECT id, subject, payload::text AS payload, trace_context
 FROM outbox WHERE sent_at IS NULL
 ORDER BY created_at
 LIMIT $1
@@ -99,17 +117,25 @@ async def emit(conn: Conn, event_type: EventType[Any], event: Event) -> None:
         event.workspace_id,
         event_type.subject,
         event.model_dump(mode="json"),
+        tracing.current_traceparent(),
     )
 
 
 async def emit_many(conn: Conn, events: Sequence[tuple[EventType[Any], Event]]) -> int:
     """Queue many events in the caller's transaction (one pipelined insert, one NOTIFY)."""
     rows = []
+    traceparent = tracing.current_traceparent()
     for event_type, event in events:
         if not isinstance(event, event_type.model):
             raise TypeError(f"{event_type.subject} carries {event_type.model.__name__}")
         rows.append(
-            (event.event_id, event.workspace_id, event_type.subject, event.model_dump(mode="json"))
+            (
+                event.event_id,
+                event.workspace_id,
+                event_type.subject,
+                event.model_dump(mode="json"),
+                traceparent,
+            )
         )
     if rows:
         await conn.executemany(INSERT_OUTBOX_SQL, rows)
@@ -132,17 +158,51 @@ async def ensure_stream(js: JetStreamContext, *, replicas: int = 1, patience: fl
         max_age=7 * 24 * 3600.0,
         num_replicas=replicas,
     )
+    await _ensure(js, config, patience)
+
+
+async def ensure_inbound_stream(
+    js: JetStreamContext,
+    *,
+    duplicate_window: float,
+    max_age: float,
+    replicas: int = 1,
+    patience: float = 60.0,
+) -> None:
+    """Create the inbound work queue if it is missing (idempotent across replicas).
+
+    ``TETHER_INBOUND`` holds what a service accepted from outside (an app's webhook
+    delivery) until its consumer has handled it: file storage, work-queue retention (a
+    message is gone once acked), at most ``max_age`` seconds old. A publish repeating a
+    ``Nats-Msg-Id`` within ``duplicate_window`` seconds is acknowledged as a duplicate and
+    not stored again.
+    """
+    config = StreamConfig(
+        name=INBOUND_STREAM,
+        subjects=[INBOUND_SUBJECTS],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=duplicate_window,
+        max_age=max_age,
+        num_replicas=replicas,
+    )
+    await _ensure(js, config, patience)
+
+
+async def _ensure(js: JetStreamContext, config: StreamConfig, patience: float) -> None:
+    """Create ``config``'s stream unless it exists, waiting out a recovering cluster."""
+    assert config.name is not None
     deadline = asyncio.get_running_loop().time() + patience
     pause = 0.2
     while True:
         try:
             try:
-                await js.stream_info(EVENTS_STREAM)
+                await js.stream_info(config.name)
             except nats.js.errors.NotFoundError:
                 try:
                     await js.add_stream(config)
                 except nats.js.errors.BadRequestError:
-                    await js.stream_info(EVENTS_STREAM)  # another replica created it first
+                    await js.stream_info(config.name)  # another replica created it first
             return
         except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError) as exc:
             if asyncio.get_running_loop().time() > deadline:
@@ -163,12 +223,14 @@ class OutboxRelay:
         *,
         batch_size: int = 256,
         sweep_interval: float = 1.0,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self._pool = pool
         self._js = js
         self._channel = f"tether_outbox_{schema}"
         self._batch_size = batch_size
         self._sweep_interval = sweep_interval
+        self._metrics = metrics
 
     async def run(self) -> None:
         """Relay until cancelled: on every NOTIFY, and on a periodic sweep."""
@@ -208,15 +270,15 @@ class OutboxRelay:
             await self.publish(rows)
             await self.after_publish(rows)
             await conn.execute(MARK_SENT_SQL, [r["id"] for r in rows])
+        if self._metrics is not None:
+            self._metrics.events_published(len(rows))
         return len(rows)
 
     async def publish(self, rows: Sequence[asyncpg.Record]) -> None:
         """Publish rows concurrently; any failure rolls the whole batch back to pending."""
         await asyncio.gather(
             *(
-                self._js.publish(
-                    r["subject"], r["payload"].encode(), headers={"Nats-Msg-Id": str(r["id"])}
-                )
+                self._js.publish(r["subject"], r["payload"].encode(), headers=event_headers(r))
                 for r in rows
             )
         )
@@ -227,6 +289,14 @@ class OutboxRelay:
     async def _purge(self) -> None:
         async with self._pool.acquire() as conn:
             await conn.execute(PURGE_SENT_SQL, "1 day")
+
+
+def event_headers(row: asyncpg.Record) -> dict[str, str]:
+    """Return an outbox row's message headers: its id (dedupe) and its trace, if any."""
+    headers = {"Nats-Msg-Id": str(row["id"])}
+    if row["trace_context"]:
+        headers[tracing.TRACEPARENT] = row["trace_context"]
+    return headers
 
 
 EventHandler = Callable[[Conn, EventType[Any], Event], Awaitable[None]]
@@ -250,11 +320,15 @@ class EventConsumer:
         backoff: Sequence[float],
         batch_size: int = 64,
         ack_wait: float = 30.0,
+        metrics: ServiceMetrics | None = None,
+        stream: str = EVENTS_STREAM,
     ) -> None:
         """Consume ``events`` as ``durable`` (services pass ``TETHER_EVENT_*`` settings).
 
         The handler is tried at most ``max_attempts`` times per event; ``backoff`` gives the
-        seconds before the 2nd, 3rd, … attempt (the last value repeats).
+        seconds before the 2nd, 3rd, … attempt (the last value repeats). With ``metrics``,
+        each settled delivery is counted and the durable's backlog sampled. ``stream`` is the
+        stream the durable reads (``TETHER_EVENTS`` unless a service's own work queue).
         """
         if max_attempts < 1 or not backoff:
             raise ValueError("a consumer needs at least one attempt and one backoff delay")
@@ -262,12 +336,16 @@ class EventConsumer:
         self._bus = bus
         self._js = bus.js
         self._durable = durable
+        self._stream = stream  # TETHER_EVENTS, or a work queue such as TETHER_INBOUND
         self._types = {e.subject: e for e in events}
         self._handler = handler
         self._batch_size = batch_size
         self._ack_wait = ack_wait
         self._max_attempts = max_attempts
         self._backoff = tuple(backoff)
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.watch_consumer(durable)
 
     def config(self) -> ConsumerConfig:
         """Return the durable consumer's configuration, applied (created or updated) on start."""
@@ -295,13 +373,13 @@ class EventConsumer:
         # Listen before applying the configuration: lowering an older durable's cap makes
         # JetStream give up on messages that already had more deliveries than that.
         advisories = await self._bus.nc.subscribe(
-            f"{MAX_DELIVERIES_ADVISORY}.{EVENTS_STREAM}.{self._durable}",
+            f"{MAX_DELIVERIES_ADVISORY}.{self._stream}.{self._durable}",
             queue=self._durable,
             cb=self._on_max_deliveries,
         )
         try:
-            await self._js.add_consumer(EVENTS_STREAM, self.config())
-            sub = await self._js.pull_subscribe_bind(durable=self._durable, stream=EVENTS_STREAM)
+            await self._js.add_consumer(self._stream, self.config())
+            sub = await self._js.pull_subscribe_bind(durable=self._durable, stream=self._stream)
             try:
                 while True:
                     task = asyncio.current_task()
@@ -351,7 +429,12 @@ class EventConsumer:
             async with self._pool.acquire() as conn, conn.transaction():
                 first = await conn.fetchval(INSERT_PROCESSED_SQL, self._durable, event.event_id)
                 if first is not None:
-                    await self._handler(conn, kind, event)
+                    with tracing.continued(
+                        f"event {msg.subject}",
+                        (msg.headers or {}).get(tracing.TRACEPARENT),
+                        attributes={"tether.consumer": self._durable},
+                    ):
+                        await self._handler(conn, kind, event)
                 if delivery > 1:
                     await forget_failure(conn, self._durable, seq)
         except Exception as exc:
@@ -368,16 +451,19 @@ class EventConsumer:
                 await self._retry(msg, describe(exc))
             return
         await msg.ack()
+        self._count("ok" if first is not None else "duplicate")
 
     async def _retry(self, msg: Msg, error: str) -> None:
         """Note the failure (best effort: the retry matters more), then ask for a redelivery."""
         await self._record(self._failure(msg, error), gave_up=False)
         delay = self._delay(msg.metadata.num_delivered)
+        self._count("retry")
         await msg.nak(delay=spread(delay))
 
     async def _give_up(self, msg: Msg, error: str | None) -> None:
         """Record the message as a dead letter, then terminate it (never delivered again)."""
         if await self._record(self._failure(msg, error), gave_up=True):
+            self._count("dead_lettered")
             await msg.term()
         else:  # it must come back: the spare delivery (or the advisory) records it
             await msg.nak(delay=self._delay(msg.metadata.num_delivered))
@@ -392,12 +478,17 @@ class EventConsumer:
             return
         subject, data = "", b""
         with contextlib.suppress(nats.js.errors.NotFoundError):  # gone past the stream's max age
-            stored = await self._js.get_msg(EVENTS_STREAM, seq)
+            stored = await self._js.get_msg(self._stream, seq)
             subject, data = stored.subject or "", stored.data or b""
-        await self._record(
+        if await self._record(
             Failure.of(self._durable, seq, subject, data, deliveries, None, self._types),
             gave_up=True,
-        )
+        ):
+            self._count("dead_lettered")
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.event_handled(self._durable, outcome)
 
     def _failure(self, msg: Msg, error: str | None) -> Failure:
         meta = msg.metadata

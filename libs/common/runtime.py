@@ -28,7 +28,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
-from libs.common.bus import Bus, Endpoint, ServiceHost, connect, endpoint
+from libs.common.bus import Bus, Endpoint, Handler, ServiceHost, connect, endpoint
 from libs.common.config import (
     BusSettings,
     CryptoSettings,
@@ -37,11 +37,24 @@ from libs.common.config import (
     RuntimeSettings,
 )
 from libs.common.contracts.base import EventType, EvtT, PingReply, PingRequest, ping_operation
+from libs.common.contracts.system import (
+    ServiceStatus,
+    SystemStatusRequest,
+    system_status_operation,
+)
 from libs.common.crypto import Keyring
 from libs.common.db import create_pool, migrate
 from libs.common.dead_letters import dead_letters_endpoint
+from libs.common.metrics import (
+    METRICS,
+    SERVICE_METRICS,
+    Metrics,
+    ServiceMetrics,
+    metrics_handler,
+)
 from libs.common.outbox import OutboxRelay, ensure_stream
 from libs.common.reseal import SealedColumn, keys_endpoints
+from libs.common.system_status import StatusReporter
 
 log = structlog.get_logger(__name__)
 
@@ -100,7 +113,12 @@ def bus_context(settings: BusSettings, name: str, *, events: bool = True) -> Cle
     """Connect to NATS (and make sure the events stream exists) for the app's lifetime."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        nc = await connect(settings.nats_url, name)
+        metrics = app.get(METRICS)
+        nc = await connect(
+            settings.nats_url, name, on_reconnect=metrics.nats_reconnected if metrics else None
+        )
+        if metrics is not None:
+            metrics.watch_nats(nc)
         bus = Bus(nc, timeout=settings.call_timeout)
         if events:
             await ensure_stream(bus.js, replicas=settings.events_replicas)
@@ -203,7 +221,11 @@ def outbox_relay_context(schema: str, settings: RuntimeSettings) -> CleanupConte
 
     async def run(app: web.Application) -> None:
         relay = OutboxRelay(
-            app[POOL], app[BUS].js, schema, sweep_interval=settings.outbox_sweep_interval
+            app[POOL],
+            app[BUS].js,
+            schema,
+            sweep_interval=settings.outbox_sweep_interval,
+            metrics=app.get(SERVICE_METRICS),
         )
         await relay.run()
 
@@ -218,7 +240,14 @@ def serve_context(
     """Serve the service's endpoints over NATS; on exit stop and drain within the grace period."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        host = ServiceHost(app[BUS].nc, name, tether_version(), endpoints(app))
+        metrics = app.get(METRICS)
+        host = ServiceHost(
+            app[BUS].nc,
+            name,
+            tether_version(),
+            endpoints(app),
+            observe=metrics.observe_nats if metrics is not None else None,
+        )
         await host.start()
         app[HOST] = host
         log.info("service_started", instance=host.instance_id)
@@ -241,20 +270,34 @@ def ping_endpoint(name: str, app: web.Application) -> Endpoint[PingRequest, Ping
     return endpoint(ping_operation(name), ping)
 
 
+def status_reporter(name: str, app: web.Application) -> StatusReporter:
+    """Return the reporter of the service's ``system.status`` (see :mod:`libs.common.system_status`)."""
+    return StatusReporter(
+        name,
+        app[POOL],
+        app[BUS],
+        tether_version(),
+        lambda: app[HOST].instance_id if HOST in app else "",
+    )
+
+
 def system_endpoints(
     name: str,
     app: web.Application,
     *,
+    status: Handler[SystemStatusRequest, ServiceStatus],
     keyring: Keyring | None = None,
     sealed: Sequence[SealedColumn] = (),
 ) -> list[Endpoint[Any, Any]]:
-    """Return the operations every service answers: ping, dead letters (and keys).
+    """Return the operations every service answers: ping, status, dead letters (and keys).
 
-    A service that seals ``sealed`` columns with ``keyring`` also answers key status and
-    reseal (see :mod:`libs.common.reseal`).
+    ``status`` is the service's own ``system.status`` handler (``services/<name>/system.py``,
+    built on :func:`status_reporter`). A service that seals ``sealed`` columns with
+    ``keyring`` also answers key status and reseal (see :mod:`libs.common.reseal`).
     """
     system: list[Endpoint[Any, Any]] = [
         ping_endpoint(name, app),
+        endpoint(system_status_operation(name), status),
         dead_letters_endpoint(name, app[POOL]),
     ]
     if keyring is not None:
@@ -293,9 +336,20 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 def add_health_routes(app: web.Application) -> None:
-    """Add ``GET /healthz`` (alive) and ``GET /readyz`` (dependencies connected)."""
+    """Add ``GET /healthz`` (alive), ``GET /readyz`` (dependencies up) and ``GET /metrics``.
+
+    ``/metrics`` (Prometheus text) is there when the app has :data:`~libs.common.metrics.METRICS`.
+    """
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
+    if METRICS in app:
+        app.router.add_get("/metrics", metrics_handler)
+
+
+async def service_metrics_context(app: web.Application) -> AsyncIterator[None]:
+    """Sample the service's tables, pool and consumers at each scrape once the pool is open."""
+    app[SERVICE_METRICS].watch(app[POOL], app[BUS].js)
+    yield
 
 
 async def serve_until_signalled(
@@ -369,9 +423,16 @@ def standard_contexts(
     endpoints: Callable[[web.Application], Sequence[Endpoint[Any, Any]]],
     workers: Sequence[CleanupContext] = (),
 ) -> None:
-    """Add the contexts every service needs, in the order that makes shutdown clean."""
+    """Add the contexts every service needs, in the order that makes shutdown clean.
+
+    The app gets its :class:`~libs.common.metrics.Metrics` (``METRICS``) and the group every
+    service reports (``SERVICE_METRICS``) here, before any context runs.
+    """
+    app[METRICS] = Metrics(tether_version())
+    app[SERVICE_METRICS] = ServiceMetrics(app[METRICS])
     app.cleanup_ctx.append(bus_context(settings.bus, name))
     app.cleanup_ctx.append(database_context(settings.db, name, migrations))
+    app.cleanup_ctx.append(service_metrics_context)
     app.cleanup_ctx.append(outbox_relay_context(name, settings.runtime))
     app.cleanup_ctx.extend(workers)
     app.cleanup_ctx.append(serve_context(name, endpoints, settings.runtime))

@@ -31,6 +31,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from libs.common import tracing
 from libs.common.errors import InvalidInput
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -134,4 +135,5 @@ def guarded_session(policy: UrlPolicy, **session_options: Any) -> aiohttp.Client
     Callers still run :func:`check_url` on each URL (IP literals skip resolvers).
     """
     connector = aiohttp.TCPConnector(resolver=GuardedResolver(policy), limit=256)
+    session_options.setdefault("trace_configs", [tracing.client_trace_config()])
     return aiohttp.ClientSession(connector=connector, **session_options)

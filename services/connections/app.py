@@ -9,17 +9,33 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from libs.common import tracing
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import connections as c
-from libs.common.runtime import BUS, POOL, Work, background_tasks, service_app, system_endpoints
+from libs.common.metrics import METRICS
+from libs.common.runtime import (
+    BUS,
+    POOL,
+    Work,
+    background_tasks,
+    service_app,
+    status_reporter,
+    system_endpoints,
+)
 from services.connections.connect import Connect
 from services.connections.connections import Connections
+from services.connections.credential_cache import (
+    CachingRefresher,
+    CredentialCache,
+    forget_on_events,
+)
 from services.connections.credentials import Credentials
 from services.connections.establish import Connector
 from services.connections.integrations import Integrations, load_templates
 from services.connections.keys import (
     CONNECT,
     CONNECTIONS,
+    CREDENTIAL_CACHE,
     HTTP,
     INTEGRATIONS,
     KEYRING,
@@ -27,11 +43,12 @@ from services.connections.keys import (
     REFRESHER,
     SETTINGS,
 )
+from services.connections.metrics import CONNECTIONS_METRICS, ConnectionsMetrics
 from services.connections.outbound import Outbound
 from services.connections.proxy import Proxy
-from services.connections.refresh import Refresher
 from services.connections.sealed import SEALED
 from services.connections.settings import ConnectionsSettings
+from services.connections.system import System
 from services.connections.worker import check_worker, refresh_worker
 
 NAME = "connections"
@@ -42,7 +59,13 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     """Return every operation connections answers."""
     integrations, connect, connections = app[INTEGRATIONS], app[CONNECT], app[CONNECTIONS]
     return [
-        *system_endpoints(NAME, app, keyring=app[KEYRING], sealed=SEALED),
+        *system_endpoints(
+            NAME,
+            app,
+            status=System(status_reporter(NAME, app)).status,
+            keyring=app[KEYRING],
+            sealed=SEALED,
+        ),
         endpoint(c.TEMPLATES_LIST, integrations.templates),
         endpoint(c.INTEGRATIONS_LIST, integrations.list),
         endpoint(c.INTEGRATIONS_CREATE, integrations.create),
@@ -58,21 +81,35 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
         endpoint(c.CONNECTIONS_ARCHIVE, connections.archive),
         endpoint(c.CONNECTIONS_REFRESH, connections.refresh),
         endpoint(c.CONNECTIONS_TEST, connections.test),
-        endpoint(c.CREDENTIALS_GET, Credentials(app[POOL], app[REFRESHER]).get),
+        endpoint(
+            c.CREDENTIALS_GET,
+            Credentials(app[POOL], app[REFRESHER], app[CREDENTIAL_CACHE]).get,
+        ),
         endpoint(c.PROXY_REQUEST, app[PROXY].request),
     ]
 
 
 async def domain_context(app: web.Application) -> AsyncIterator[None]:
-    """Open the outbound HTTP client and build the handlers once the pool exists."""
+    """Open the outbound HTTP client and build the handlers once the pool exists.
+
+    Credentials are cached per replica (sealed) and dropped on any connection event.
+    """
     settings = app[SETTINGS]
     options, keyring, pool = settings.options, app[KEYRING], app[POOL]
-    async with aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=options.http_timeout)
-    ) as http:
+    cache = CredentialCache(options.credentials_cache_size, options.credentials_cache_ttl)
+    async with (
+        aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=options.http_timeout),
+            trace_configs=[tracing.client_trace_config()],
+        ) as http,
+        forget_on_events(app[BUS], cache),
+    ):
         app[HTTP] = http
+        app[CREDENTIAL_CACHE] = cache
         out = Outbound(pool, keyring, http, options)
-        refresher = Refresher(out)
+        refresher = CachingRefresher(out, cache)
+        refresher.metrics = app[CONNECTIONS_METRICS]
+        app[CONNECTIONS_METRICS].watch(pool)
         connector = Connector(out, app[BUS])
         connections = Connections(out, refresher, connector)
         app[REFRESHER] = refresher
@@ -107,4 +144,5 @@ def create_app(settings: ConnectionsSettings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[KEYRING] = settings.keyring()
+    app[CONNECTIONS_METRICS] = ConnectionsMetrics(app[METRICS])
     return app

@@ -35,6 +35,7 @@ from libs.common.errors import Conflict, NotFound, Unavailable
 from libs.common.outbox import emit
 from libs.common.singleflight import SingleFlight
 from services.connections import oauth
+from services.connections.metrics import ConnectionsMetrics
 from services.connections.outbound import Outbound
 from services.connections.secrets import client_credentials
 from services.connections.store import connections, integrations
@@ -64,9 +65,12 @@ def is_expired(record: ConnectionRecord, now: datetime) -> bool:
 class Refresher:
     """Keep connections' credentials fresh, on demand and in the background."""
 
-    def __init__(self, out: Outbound) -> None:
+    def __init__(self, out: Outbound, metrics: ConnectionsMetrics | None = None) -> None:
+        """Renew through ``out``; with ``metrics``, count each renewal's outcome."""
         self._pool, self._keyring, self._http, self._options = out
         self._renewing: SingleFlight[UUID, ConnectionRecord] = SingleFlight()
+        self.metrics = metrics
+        """Where renewals are counted (None: nowhere); an app may set it after building."""
 
     @property
     def keyring(self) -> Keyring:
@@ -143,6 +147,7 @@ class Refresher:
         try:
             answer = await self._ask_provider(integration, values)
         except oauth.ProviderError as exc:
+            self._count("revoked" if exc.kind == "invalid_grant" else "failed")
             return await self._failed(conn, record, exc)
         if answer is None:
             return record
@@ -162,7 +167,12 @@ class Refresher:
         if updated is None:  # cannot happen under the row lock; refuse to lose an update
             raise Conflict("the connection changed while it was being refreshed")
         log.info("connection_refreshed", connection_id=str(record.id), version=updated.version)
+        self._count("ok")
         return updated
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.refreshed(outcome)
 
     async def _ask_provider(
         self, integration: IntegrationRecord, values: dict[str, Any]

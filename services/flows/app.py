@@ -12,12 +12,14 @@ from aiohttp import web
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import flows as c
 from libs.common.jobs import JobEngine, QueueOptions
+from libs.common.metrics import METRICS, SERVICE_METRICS
 from libs.common.runtime import (
     BUS,
     POOL,
     Work,
     background_tasks,
     service_app,
+    status_reporter,
     system_endpoints,
 )
 from libs.common.ssrf import UrlPolicy, guarded_session
@@ -25,12 +27,14 @@ from services.flows.flow_instances import FlowInstances
 from services.flows.flow_runs import FlowRuns
 from services.flows.flows import Flows
 from services.flows.keys import ENGINE, FLOW_INSTANCES, FLOW_RUNS, FLOWS, SETTINGS
+from services.flows.metrics import FLOWS_METRICS, FlowsMetrics
 from services.flows.nodes import REGISTRY
 from services.flows.nodes.base import NodeServices
 from services.flows.runs import retention
 from services.flows.runs.runner import Runner
 from services.flows.runs.start import QUEUE, RUN_JOB
 from services.flows.settings import FlowsOptions, FlowsSettings
+from services.flows.system import System
 from services.flows.triggers import workers as triggers
 
 NAME = "flows"
@@ -45,7 +49,7 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     """
     flows, flow_instances, flow_runs = app[FLOWS], app[FLOW_INSTANCES], app[FLOW_RUNS]
     return [
-        *system_endpoints(NAME, app),
+        *system_endpoints(NAME, app, status=System(status_reporter(NAME, app)).status),
         endpoint(c.FLOWS_LIST, flows.list),
         endpoint(c.FLOWS_CREATE, flows.create),
         endpoint(c.FLOWS_GET, flows.get),
@@ -90,13 +94,14 @@ async def domain_context(app: web.Application) -> AsyncIterator[None]:
     pool, bus, options = app[POOL], app[BUS], app[SETTINGS].options
     app[FLOWS] = Flows(pool, bus)
     app[FLOW_INSTANCES] = FlowInstances(pool, bus)
-    app[FLOW_RUNS] = FlowRuns(pool, options)
+    app[FLOW_RUNS] = FlowRuns(pool, options, app[FLOWS_METRICS])
     policy = UrlPolicy(allow_private=options.allow_private_urls)
     async with guarded_session(policy) as http:
         services = NodeServices(
             bus=bus, http=http, url_policy=policy, request_timeout=options.node_request_timeout
         )
-        runner = Runner(pool, bus, options, services, REGISTRY)
+        app[FLOWS_METRICS].watch(pool, QUEUE)
+        runner = Runner(pool, bus, options, services, REGISTRY, app[FLOWS_METRICS])
         app[ENGINE] = JobEngine(
             pool,
             QUEUE,
@@ -104,6 +109,7 @@ async def domain_context(app: web.Application) -> AsyncIterator[None]:
             queue_options(options),
             on_start=runner.on_start,
             on_finish=runner.on_finish,
+            metrics=app[SERVICE_METRICS],
         )
         yield
 
@@ -123,7 +129,12 @@ def trigger_tasks(app: web.Application) -> dict[str, Work]:
     """
     settings = app[SETTINGS]
     return triggers.tasks(
-        app[POOL], app[BUS], settings.service.runtime, settings.options, settings.triggers
+        app[POOL],
+        app[BUS],
+        settings.service.runtime,
+        settings.options,
+        settings.triggers,
+        metrics=app[SERVICE_METRICS],
     )
 
 
@@ -149,4 +160,5 @@ def create_app(settings: FlowsSettings) -> web.Application:
         workers=[domain_context, background_tasks(workers)],
     )
     app[SETTINGS] = settings
+    app[FLOWS_METRICS] = FlowsMetrics(app[METRICS])
     return app

@@ -15,6 +15,7 @@ from libs.common.contracts import flows as c
 from libs.common.contracts.base import Context
 from libs.common.errors import Forbidden, InvalidInput, NotFound
 from libs.common.paging import decode_cursor, encode_cursor
+from services.flows.metrics import FlowsMetrics
 from services.flows.nodes.for_each import inner_graph
 from services.flows.runs import control, store
 from services.flows.runs.start import start_run
@@ -78,9 +79,12 @@ def execution(record: NodeRecord) -> c.NodeExecution:
 class FlowRuns:
     """Flow-run handlers."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], options: FlowsOptions) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool[Any], options: FlowsOptions, metrics: FlowsMetrics | None = None
+    ) -> None:
         self._pool = pool
         self._options = options
+        self._metrics = metrics
 
     async def start(self, req: c.FlowRunStartRequest) -> c.FlowRun:
         """Queue a run of an instance (the same run again for the same Idempotency-Key)."""
@@ -148,7 +152,7 @@ class FlowRuns:
         """Stop a run before its next node (a queued or waiting run at once)."""
         _caller(req.ctx)
         async with self._pool.acquire() as conn, conn.transaction():
-            return await control.stop_run(conn, req.ctx, req.id)
+            return await control.stop_run(conn, req.ctx, req.id, metrics=self._metrics)
 
     async def rerun(self, req: c.FlowRunRerunRequest) -> c.FlowRun:
         """Run again with the same revision and input (from a node: reuse what came before)."""

@@ -15,13 +15,23 @@ from libs.common.contracts import identity
 from libs.common.contracts.base import Context, PingRequest, ping_operation
 from libs.common.contracts.documents import asyncapi
 from libs.common.errors import NotFound, TetherError
+from libs.common.metrics import METRICS, Metrics
 from libs.common.runtime import BUS, bus_context, subscribe_events, tether_version
 from services.gateway.auth import Authenticator, TokenCache
 from services.gateway.dispatch import make_handler
-from services.gateway.keys import AUTHENTICATOR, REQUEST_ID, SETTINGS
-from services.gateway.middleware import drop_server_header, request_middleware, server_logger
+from services.gateway.keys import AUTHENTICATOR, OBSERVE_HTTP, REQUEST_ID, SETTINGS
+from services.gateway.known_customers import KnownCustomers
+from services.gateway.metrics import GATEWAY_METRICS, GatewayMetrics, metrics_listener
+from services.gateway.middleware import (
+    CONSOLE_HEADERS,
+    drop_server_header,
+    request_middleware,
+    server_logger,
+)
 from services.gateway.openapi import build_openapi
 from services.gateway.routes import ROUTES, Route
+from services.gateway.system_status import system_status, with_system_status
+from services.gateway.token_keys import VerificationKeyCache
 
 OPENAPI = web.AppKey("openapi", dict)
 ASYNCAPI = web.AppKey("asyncapi", dict)
@@ -76,19 +86,11 @@ async def service_ping(request: web.Request) -> web.Response:
     if name not in SERVICES:
         raise NotFound(f"no service named {name}", code="route_not_found")
     ctx = Context(request_id=request[REQUEST_ID])
-    reply = await request.app[BUS].call(ping_operation(name), PingRequest(ctx=ctx), timeout=5)
-    return web.Response(text=reply.model_dump_json(), content_type="application/json")
+    reply = await request.app[BUS].call_raw(ping_operation(name), PingRequest(ctx=ctx), timeout=5)
+    return web.Response(body=reply, content_type="application/json")
 
 
 CONSOLE_DIR = Path(__file__).parent / "console"
-CONSOLE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
 
 
 async def console_index(_: web.Request) -> web.StreamResponse:
@@ -103,28 +105,35 @@ async def console_redirect(_: web.Request) -> web.Response:
     raise web.HTTPFound("/console/")
 
 
-@web.middleware
-async def console_headers(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Add the console's security headers to its static files."""
-    response: web.StreamResponse = await handler(request)
-    if request.path.startswith("/console/static/"):
-        response.headers.update(CONSOLE_HEADERS)
-    return response
-
-
 async def auth_context(app: web.Application) -> AsyncIterator[None]:
-    """Create the authenticator (with its token cache) once the bus is up."""
+    """Create the authenticator (tokens, keys and known customers kept) once the bus is up.
+
+    Every replica hears the events that make what it keeps stale and drops it.
+    """
     settings = app[SETTINGS]
-    cache = TokenCache(settings.token_cache_size, settings.token_cache_ttl)
-    app[AUTHENTICATOR] = Authenticator(app[BUS], cache)
+    auth = Authenticator(
+        app[BUS],
+        TokenCache(settings.token_cache_size, settings.token_cache_ttl),
+        VerificationKeyCache(
+            app[BUS], settings.verification_keys_cache_size, settings.verification_keys_ttl
+        ),
+        KnownCustomers(settings.known_customers_cache_size, settings.known_customers_ttl),
+        observe=app[GATEWAY_METRICS].token_verified,
+    )
+    app[AUTHENTICATOR] = auth
     subs = [
         await subscribe_events(
-            app[BUS], identity.WORKSPACE_UPDATED, lambda e: cache.drop_workspace(e.workspace_id)
+            app[BUS], identity.WORKSPACE_UPDATED, lambda e: auth.drop_workspace(e.workspace_id)
         ),
         await subscribe_events(
             app[BUS],
             identity.CUSTOMER_ARCHIVED,
-            lambda e: cache.drop_customer(e.workspace_id, e.customer_id),
+            lambda e: auth.drop_customer(e.workspace_id, e.customer_id),
+        ),
+        await subscribe_events(
+            app[BUS],
+            identity.CUSTOMER_UPDATED,
+            lambda e: auth.customer_changed(e.workspace_id, e.customer_id),
         ),
     ]
     yield
@@ -143,20 +152,27 @@ middleware and gets a JSON 401 instead of aiohttp's plain-text 400, which quotes
 def create_app(config: GatewayConfig, routes: tuple[Route, ...] = ROUTES) -> web.Application:
     """Build the gateway application serving ``routes``."""
     app = web.Application(
-        middlewares=[request_middleware, console_headers],
+        middlewares=[request_middleware],
         client_max_size=config.http.max_body_bytes,
         handler_args={"max_field_size": MAX_HEADER_FIELD, "logger": server_logger()},
     )
     app.on_response_prepare.append(drop_server_header)
     app[SETTINGS] = config.http
-    app[OPENAPI] = build_openapi(routes)
+    app[OPENAPI] = with_system_status(build_openapi(routes))
     app[ASYNCAPI] = asyncapi(tether_version())
+    app[METRICS] = Metrics(tether_version())
+    app[GATEWAY_METRICS] = GatewayMetrics(app[METRICS])
+    app[OBSERVE_HTTP] = app[GATEWAY_METRICS].observe_http
     app.cleanup_ctx.append(bus_context(config.bus, "gateway", events=False))
     app.cleanup_ctx.append(auth_context)
+    if config.http.metrics_port is not None:  # /metrics never on the public port
+        listener = metrics_listener(config.runtime.health_host, config.http.metrics_port)
+        app.cleanup_ctx.append(listener)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/asyncapi.json", asyncapi_document)
     app.router.add_get("/system/ping", system_ping)
+    app.router.add_get("/system/status", system_status)
     app.router.add_get("/system/ping/{service}", service_ping)
     app.router.add_get("/console", console_redirect)
     app.router.add_get("/console/", console_index)

@@ -6,16 +6,16 @@ import base64
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
-from pydantic import ValidationError
 
 from libs.common.bus import Bus
+from libs.common.contracts.base import Context
 from libs.common.errors import (
     BadRequest,
     InvalidInput,
     PayloadTooLarge,
     UnsupportedMedia,
-    invalid_from_validation,
 )
 from libs.common.runtime import BUS
 from services.gateway import inputs
@@ -89,35 +89,49 @@ PRIVATE_HEADERS = frozenset(
 )
 
 
-async def _call(
-    request: web.Request, route: Route, fields: dict[str, Any], *, raw: bool = False
-) -> Any:
-    """Validate ``fields`` into the route's request (with the caller's context) and call.
+def wire_context(ctx: Context) -> dict[str, Any]:
+    """Return the caller's context as the contracts spell it on the wire."""
+    return {
+        "workspaceId": str(ctx.workspace_id) if ctx.workspace_id else None,
+        "principal": ctx.principal,
+        "customerId": ctx.customer_id,
+        "requestId": ctx.request_id,
+    }
 
-    ``raw`` returns the reply's JSON bytes as the service wrote them (passed through).
+
+async def _forward(request: web.Request, route: Route, fields: dict[str, Any]) -> bytes:
+    """Add the caller's context to ``fields`` and send them to the route's service as JSON.
+
+    The gateway checks only the input's shape (``inputs.check``: depth, sizes, numbers in
+    range) and passes it on; the service validates it against the contract, once, and a
+    bad field comes back as the same 422 naming it. Returns the reply's JSON bytes.
     """
     ctx = await request.app[AUTHENTICATOR].context(request, route.auth.value, request[REQUEST_ID])
     if "ctx" in fields:
         raise InvalidInput("ctx is not a field you can set", details=[{"field": "ctx"}])
+    model_fields = route.op.request.model_fields
     if_match = request.headers.get("If-Match")
-    if if_match and "revision" in route.op.request.model_fields and "revision" not in fields:
+    if if_match and "revision" in model_fields and "revision" not in fields:
         fields["revision"] = if_match.removeprefix("W/").strip('"')  # optimistic locking by header
     idempotency_key = request.headers.get("Idempotency-Key")
-    if idempotency_key is not None and "idempotency_key" in route.op.request.model_fields:
+    if idempotency_key is not None and "idempotency_key" in model_fields:
         fields.setdefault("idempotencyKey", idempotency_key)  # the same run for the same key
     fields = {**fields, **request.match_info}
     inputs.check(fields)
-    try:
-        payload = route.op.request.model_validate({**fields, "ctx": ctx})
-    except ValidationError as exc:
-        raise invalid_from_validation(exc) from exc
+    fields["ctx"] = wire_context(ctx)
+    data = orjson.dumps(fields)
     bus: Bus = request.app[BUS]
-    if raw:
-        send: Callable[[], Awaitable[Any]] = lambda: bus.call_raw(route.op, payload)  # noqa: E731
-    else:
-        send = lambda: bus.call(route.op, payload)  # noqa: E731
+
+    def send() -> Awaitable[bytes]:
+        return bus.forward(route.op, data, request_id=ctx.request_id)
+
     # Reads are safe to repeat when a replica or NATS node died under them; writes are not.
     return await (idempotent(send) if route.method == "GET" else send())
+
+
+async def _call(request: web.Request, route: Route, fields: dict[str, Any]) -> Any:
+    """Like :func:`_forward`, and return the reply validated against its contract."""
+    return request.app[BUS].parse_reply(route.op, await _forward(request, route, fields))
 
 
 def _page_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -158,7 +172,7 @@ def _proxy_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Respon
             "method": request.method,
             "query": list(request.query.items()),
             "headers": {
-                k: v for k, v in request.headers.items() if k.lower() not in PRIVATE_HEADERS
+                str(k): v for k, v in request.headers.items() if k.lower() not in PRIVATE_HEADERS
             },
             "body": base64.b64encode(body).decode() if body else None,
         }
@@ -178,7 +192,7 @@ def _webhook_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Resp
         fields = {
             "body": base64.b64encode(body).decode(),
             "headers": {
-                k: v for k, v in request.headers.items() if k.lower() not in PRIVATE_HEADERS
+                str(k): v for k, v in request.headers.items() if k.lower() not in PRIVATE_HEADERS
             },
         }
         reply = await _call(request, route, fields)
@@ -200,7 +214,7 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response
 
     async def handle(request: web.Request) -> web.Response:
         fields = await read_json_object(request) if route.takes_body else _query(request)
-        body = await _call(request, route, fields, raw=True)
+        body = await _forward(request, route, fields)
         if route.status == 204:
             return web.Response(status=204)
         return web.Response(body=body, status=route.status, content_type="application/json")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from libs.common.config import GatewaySettings
@@ -10,3 +12,7 @@ from services.gateway.auth import Authenticator
 SETTINGS = web.AppKey("settings", GatewaySettings)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 REQUEST_ID = web.RequestKey("request_id", str)
+
+ObserveHttp = Callable[[str, str, int, float], None]
+"""Told of every HTTP request answered: (route template, method, status, seconds)."""
+OBSERVE_HTTP: web.AppKey[ObserveHttp] = web.AppKey("observe_http")

@@ -1,4 +1,4 @@
-"""Request ids, CORS, one log line per request, domain errors as JSON HTTP answers, and
+"""Request ids and traces, CORS, one log line per request, domain errors as JSON HTTP answers, and
 what the HTTP server itself says (no ``Server`` header, no quoted request in its logs)."""
 
 from __future__ import annotations
@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
+from opentelemetry.trace import SpanKind
 
+from libs.common import tracing
 from libs.common.errors import (
     BadRequest,
     Internal,
@@ -22,18 +23,29 @@ from libs.common.errors import (
     TetherError,
 )
 from libs.common.logging import bind_request
-from services.gateway.keys import REQUEST_ID, SETTINGS
+from services.gateway.keys import OBSERVE_HTTP, REQUEST_ID, SETTINGS
 
 log = structlog.get_logger(__name__)
 
+CONSOLE_STATIC = "/console/static/"
+CONSOLE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-Match, X-Request-Id"
 
 
 def error_response(exc: TetherError, request_id: str) -> web.Response:
-    """Render a domain error in its wire form with its HTTP status."""
-    resp = web.json_response(exc.to_wire(), status=exc.status)
+    """Render a domain error in its wire form with its HTTP status and the request's id."""
+    body = exc.to_wire()
+    body["error"]["requestId"] = request_id
+    resp = web.json_response(body, status=exc.status)
     resp.headers["X-Request-Id"] = request_id
     return resp
 
@@ -49,17 +61,55 @@ def _from_http(exc: web.HTTPException) -> TetherError:
     return BadRequest(exc.reason or "bad request")
 
 
+def request_id_for(request: web.Request) -> str:
+    """Return the request's id: the caller's ``X-Request-Id``, else its trace id.
+
+    A caller's well-formed ``X-Request-Id`` is kept (and echoed); otherwise the id is the
+    trace id of the caller's W3C ``traceparent`` or a fresh one, which the gateway's span
+    then carries: log lines, error replies and traces share one id.
+    """
+    incoming = request.headers.get("X-Request-Id", "")
+    if incoming and _REQUEST_ID.match(incoming):
+        return incoming
+    return tracing.trace_id_of(request.headers.get(tracing.TRACEPARENT)) or tracing.new_trace_id()
+
+
+def route_name(request: web.Request) -> str:
+    """Return the route template that matched (``/flow-runs/{id}``), never the raw path."""
+    route = request.match_info.route
+    resource = route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
 @web.middleware
 async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Assign the request id, apply CORS, map errors, and log one line per request."""
+    """Assign the request id, trace, apply CORS, map errors, log one line per request."""
+    if not tracing.enabled():
+        return await _serve(request, handler, request_id_for(request))
+    parent = request.headers.get(tracing.TRACEPARENT)
+    with tracing.span(
+        f"{request.method} {route_name(request)}",
+        parent=parent if tracing.trace_id_of(parent) else None,
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": request.method, "http.route": route_name(request)},
+    ) as current:
+        incoming = request.headers.get("X-Request-Id", "")
+        request_id = (
+            incoming if incoming and _REQUEST_ID.match(incoming) else tracing.current_trace_id()
+        )
+        resp = await _serve(request, handler, request_id or tracing.new_trace_id())
+        tracing.set_status(current, resp.status)
+        return resp
+
+
+async def _serve(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
     started = time.perf_counter()
-    incoming = request.headers.get("X-Request-Id", "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
     request[REQUEST_ID] = request_id
+    # aiohttp serves a keep-alive connection's requests in one task: start each afresh.
     structlog.contextvars.clear_contextvars()
     bind_request(service="gateway", request_id=request_id)
     origin = request.headers.get("Origin")
-    cors = _cors_origin(request, origin)
+    cors = _cors_origin(request, origin) if origin else None
     if (
         request.method == "OPTIONS"
         and origin
@@ -78,28 +128,33 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         except Exception:
             log.exception("request_crashed", method=request.method, path=request.path)
             resp = error_response(Internal("internal error"), request_id)
-    resp.headers["X-Request-Id"] = request_id
+    headers = resp.headers
+    headers["X-Request-Id"] = request_id
     if cors:
-        resp.headers["Access-Control-Allow-Origin"] = cors
-        resp.headers["Vary"] = "Origin"
-        resp.headers["Access-Control-Expose-Headers"] = "X-Request-Id"
+        headers["Access-Control-Allow-Origin"] = cors
+        headers["Vary"] = "Origin"
+        headers["Access-Control-Expose-Headers"] = "X-Request-Id"
         if request.method == "OPTIONS":
-            resp.headers["Access-Control-Allow-Methods"] = CORS_METHODS
-            resp.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
-            resp.headers["Access-Control-Max-Age"] = "600"
+            headers["Access-Control-Allow-Methods"] = CORS_METHODS
+            headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+            headers["Access-Control-Max-Age"] = "600"
+    if request.path.startswith(CONSOLE_STATIC):
+        headers.update(CONSOLE_HEADERS)
+    seconds = time.perf_counter() - started
+    observe = request.app.get(OBSERVE_HTTP)
+    if observe is not None:
+        observe(route_name(request), request.method, resp.status, seconds)
     log.info(
         "http_request",
         method=request.method,
         path=request.path,
         status=resp.status,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        duration_ms=round(seconds * 1000, 2),
     )
     return resp
 
 
-def _cors_origin(request: web.Request, origin: str | None) -> str | None:
-    if not origin:
-        return None
+def _cors_origin(request: web.Request, origin: str) -> str | None:
     allowed = request.app[SETTINGS].cors_origins
     if "*" in allowed:
         return "*"

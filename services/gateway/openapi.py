@@ -19,6 +19,10 @@ _ERROR_SCHEMA = {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
                 "details": {},
+                "requestId": {
+                    "type": "string",
+                    "description": "The request's id (X-Request-Id), the trace id when traced",
+                },
             },
         }
     },

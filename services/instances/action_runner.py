@@ -65,6 +65,7 @@ from libs.common.errors import (
     error_class_for_status,
 )
 from libs.common.outbox import emit
+from services.instances.metrics import InstancesMetrics
 from services.instances.settings import InstancesOptions
 from services.instances.store import action_runs as store
 from services.instances.store.action_runs import ActionRunEnd, ActionRunRecord, ActionRunStart
@@ -235,11 +236,17 @@ class ActionRunner:
     """Run actions on connections and log every run."""
 
     def __init__(
-        self, pool: asyncpg.Pool[asyncpg.Record], bus: Bus, options: InstancesOptions
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        bus: Bus,
+        options: InstancesOptions,
+        metrics: InstancesMetrics | None = None,
     ) -> None:
+        """Run through the proxy on ``bus``; with ``metrics``, count each run's outcome."""
         self._pool = pool
         self._bus = bus
         self._options = options
+        self._metrics = metrics
 
     async def run(
         self, target: Target, value: Any, idempotency_key: str | None, request_id: str = ""
@@ -264,6 +271,7 @@ class ActionRunner:
         if idempotency_key is not None:
             claimed = await self._claim(start)
             if isinstance(claimed, c.ActionRunResult):
+                self._count("replayed")
                 return claimed
             start = claimed
         began = time.perf_counter()
@@ -281,9 +289,14 @@ class ActionRunner:
             error = exc
         end = self._end(output, error, made, began)
         await self._record(start, end, claimed=idempotency_key is not None)
+        self._count("failed" if error is not None else "succeeded")
         if error is not None:
             raise error
         return c.ActionRunResult(output=output, action_run_id=start.id)
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.action_run(outcome)
 
     async def _claim(self, start: ActionRunStart) -> ActionRunStart | c.ActionRunResult:
         """Claim the run's Idempotency-Key; return the run to go on with, or a replayed result."""

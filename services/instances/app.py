@@ -11,14 +11,17 @@ from aiohttp import web
 
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import instances as c
+from libs.common.contracts.base import INBOUND_STREAM
 from libs.common.jobs import JobEngine
-from libs.common.outbox import EventConsumer
+from libs.common.metrics import METRICS, SERVICE_METRICS
+from libs.common.outbox import EventConsumer, ensure_inbound_stream
 from libs.common.runtime import (
     BUS,
     POOL,
     Work,
     background_tasks,
     service_app,
+    status_reporter,
     system_endpoints,
 )
 from services.instances import lifecycle, sync_pass
@@ -36,6 +39,12 @@ from services.instances.data_sources import DataSources
 from services.instances.deployments import Deployments
 from services.instances.field_mapping_instances import FieldMappingInstances
 from services.instances.field_mappings import FieldMappings
+from services.instances.inbound_webhooks import (
+    INBOUND_DURABLE,
+    INBOUND_EVENTS,
+    on_inbound_webhook,
+    sweep_deliveries,
+)
 from services.instances.keys import (
     ACTION_INSTANCES,
     ACTION_RUNS,
@@ -56,6 +65,7 @@ from services.instances.keys import (
     SYNCS,
     WEBHOOKS,
 )
+from services.instances.metrics import INSTANCES_METRICS, InstancesMetrics
 from services.instances.records import Records
 from services.instances.sealed import SEALED
 from services.instances.settings import InstancesSettings
@@ -65,6 +75,8 @@ from services.instances.subscriptions import Subscriptions
 from services.instances.sync_schedule import run_schedule
 from services.instances.synced_records import SyncedRecords
 from services.instances.syncs import Syncs
+from services.instances.system import System
+from services.instances.webhook_routes import WebhookRoutes, listen_for_changes
 from services.instances.webhooks import Webhooks
 
 NAME = "instances"
@@ -76,7 +88,13 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     types, sources, deployments = app[APP_EVENT_TYPES], app[DATA_SOURCES], app[DEPLOYMENTS]
     subscriptions, instances = app[SUBSCRIPTIONS], app[DATA_SOURCE_INSTANCES]
     return [
-        *system_endpoints(NAME, app, keyring=app[KEYRING], sealed=SEALED),
+        *system_endpoints(
+            NAME,
+            app,
+            status=System(status_reporter(NAME, app)).status,
+            keyring=app[KEYRING],
+            sealed=SEALED,
+        ),
         endpoint(c.APP_EVENT_TYPES_LIST, types.list),
         endpoint(c.APP_EVENT_TYPES_CREATE, types.create),
         endpoint(c.APP_EVENT_TYPES_GET, types.get),
@@ -145,8 +163,16 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
 
 
 async def domain_context(app: web.Application) -> AsyncIterator[None]:
-    """Build the handlers once the pool and the bus exist."""
+    """Build the handlers once the pool and the bus exist (and the inbound work queue)."""
     options, pool, keyring = app[SETTINGS].options, app[POOL], app[KEYRING]
+    await ensure_inbound_stream(
+        app[BUS].js,
+        duplicate_window=options.inbound_duplicate_window,
+        max_age=options.inbound_max_age,
+        replicas=app[SETTINGS].service.bus.events_replicas,
+    )
+    metrics, service_metrics = app[INSTANCES_METRICS], app[SERVICE_METRICS]
+    metrics.watch(pool, lifecycle.QUEUE)
     runner = StepRunner(
         pool, keyring, AppClient(app[BUS], options.app_call_timeout), options.public_url
     )
@@ -155,9 +181,10 @@ async def domain_context(app: web.Application) -> AsyncIterator[None]:
     app[DEPLOYMENTS] = Deployments(pool, app[BUS], options)
     app[SUBSCRIPTIONS] = Subscriptions(pool, runner)
     app[DATA_SOURCE_INSTANCES] = DataSourceInstances(pool, app[BUS], runner)
-    app[WEBHOOKS] = Webhooks(pool, keyring)
+    routes = WebhookRoutes(pool, options.webhook_route_cache_size, options.webhook_route_cache_ttl)
+    app[WEBHOOKS] = Webhooks(routes, keyring, app[BUS].js, observe=metrics.inbound_webhook)
     # Actions run on request (no queue): the runner calls the app through the proxy.
-    action_runner = ActionRunner(pool, app[BUS], options)
+    action_runner = ActionRunner(pool, app[BUS], options, metrics)
     app[ACTIONS] = Actions(pool, app[BUS])
     app[ACTION_INSTANCES] = ActionInstances(pool, app[BUS], action_runner)
     app[ACTION_RUNS] = ActionRuns(pool, app[BUS], action_runner, app[ACTION_INSTANCES].definitions)
@@ -170,25 +197,28 @@ async def domain_context(app: web.Application) -> AsyncIterator[None]:
         {lifecycle.STEP_JOB: runner.handle},
         lifecycle.queue_options(options),
         on_start=lifecycle.on_start,
-        on_finish=lifecycle.record,
+        on_finish=metrics.counting_steps(lifecycle.record),
+        metrics=service_metrics,
     )
     # Records and syncs: passes are jobs of queue ``syncs``, one at a time per instance.
     caller = AppCaller(app[BUS], options.app_call_timeout)
     app[RECORDS] = Records(pool, caller)
     app[SYNCS] = Syncs(pool, options)
     app[SYNCED_RECORDS] = SyncedRecords(pool)
+    syncer = sync_pass.SyncRunner(pool, caller, metrics)
     app[SYNC_ENGINE] = JobEngine(
         pool,
         SYNC_QUEUE,
-        {sync_pass.SYNC_JOB: sync_pass.SyncRunner(pool, caller).handle},
+        {sync_pass.SYNC_JOB: syncer.handle},
         options.sync_queue(),
-        on_finish=sync_pass.on_finish,
+        on_finish=syncer.on_finish,
+        metrics=service_metrics,
     )
     yield
 
 
 def workers(app: web.Application) -> dict[str, Work]:
-    """Return the background tasks: the connection-events consumer and the deployment workers."""
+    """Return the background tasks: the event and inbound-webhook consumers, the workers."""
     runtime, options = app[SETTINGS].service.runtime, app[SETTINGS].options
     consumer = EventConsumer(
         app[POOL],
@@ -198,9 +228,23 @@ def workers(app: web.Application) -> dict[str, Work]:
         partial(on_connection_event, options=options),
         max_attempts=runtime.event_max_attempts,
         backoff=runtime.event_backoff,
+        metrics=app[SERVICE_METRICS],
     )
-    tasks: dict[str, Work] = {"connection-events": consumer.run}
+    inbound = EventConsumer(
+        app[POOL],
+        app[BUS],
+        INBOUND_DURABLE,
+        INBOUND_EVENTS,
+        on_inbound_webhook,
+        max_attempts=runtime.event_max_attempts,
+        backoff=runtime.event_backoff,
+        ack_wait=options.inbound_ack_wait,
+        stream=INBOUND_STREAM,
+    )
+    tasks: dict[str, Work] = {"connection-events": consumer.run, "inbound-webhooks": inbound.run}
+    tasks["webhook-routes"] = partial(listen_for_changes, app[POOL], NAME, app[WEBHOOKS].routes)
     tasks["action-run-retention"] = partial(sweep_action_runs, app[POOL], options)
+    tasks["webhook-delivery-retention"] = partial(sweep_deliveries, app[POOL], options)
     tasks.update(app[ENGINE].tasks(options.deploy_workers))
     tasks.update(app[SYNC_ENGINE].tasks(options.sync_workers))
     tasks["sync-schedule"] = partial(run_schedule, app[POOL], options)
@@ -218,4 +262,5 @@ def create_app(settings: InstancesSettings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[KEYRING] = settings.keyring()
+    app[INSTANCES_METRICS] = InstancesMetrics(app[METRICS])
     return app

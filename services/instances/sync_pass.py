@@ -46,6 +46,7 @@ from services.instances.collection import (
     updated_at,
 )
 from services.instances.collection_calls import AppCaller, transient, wait_of
+from services.instances.metrics import InstancesMetrics
 from services.instances.store import data_source_instances, definitions, syncs
 from services.instances.store.data_source_instances import DataSourceInstanceRecord
 from services.instances.store.definitions import DataSourceRecord
@@ -95,9 +96,22 @@ async def finish_deletions(
 class SyncRunner:
     """The handler of queue ``syncs``: run (or resume) one pass of one instance."""
 
-    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], caller: AppCaller) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        caller: AppCaller,
+        metrics: InstancesMetrics | None = None,
+    ) -> None:
+        """Read apps through ``caller``; with ``metrics``, count passes and changed records."""
         self._pool = pool
         self._caller = caller
+        self._metrics = metrics
+
+    async def on_finish(self, conn: Conn, job: Job, outcome: Outcome) -> None:
+        """Fail the pass of a job that gave up (:func:`on_finish`), counting it as failed."""
+        await on_finish(conn, job, outcome)
+        if outcome.status == "failed" and self._metrics is not None:
+            self._metrics.sync_pass("failed")
 
     async def handle(self, job: Job) -> None:
         """Run the pass a ``sync`` job stands for (payload ``{instanceId}``)."""
@@ -216,6 +230,8 @@ class SyncRunner:
                 created=created,
                 updated=len(changes) - created,
             )
+        if self._metrics is not None:
+            self._metrics.records_synced(created=created, updated=len(changes) - created)
         return locked.model_copy(
             update={
                 "next_request": next_json,
@@ -240,12 +256,14 @@ class SyncRunner:
                 return
             if locked.mode != "full":
                 await syncs.end_pass(conn, locked, "completed")
+                self._count_pass("completed")
                 return
             unseen, live = await count_unseen(
                 conn, instance.workspace_id, instance.id, locked.id, locked.started_at
             )
             if unseen and unseen * 100 > sync.mass_delete_threshold * live:
                 await syncs.end_pass(conn, locked, "held", would_delete=unseen, live_records=live)
+                self._count_pass("held")
                 log.warning(
                     "sync_pass_held", pass_id=str(locked.id), would_delete=unseen, live=live
                 )
@@ -253,6 +271,13 @@ class SyncRunner:
             deleted = await finish_deletions(conn, instance, definition.integration_key, locked)
             await syncs.end_pass(conn, locked, "completed", deleted=deleted)
         log.info("sync_pass_completed", pass_id=str(current.id), deleted=deleted)
+        self._count_pass("completed")
+        if self._metrics is not None:
+            self._metrics.records_synced(deleted=deleted)
+
+    def _count_pass(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.sync_pass(outcome)
 
 
 async def on_finish(conn: Conn, job: Job, outcome: Outcome) -> None:

@@ -12,8 +12,17 @@ from aiohttp import web
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import notifications as c
 from libs.common.jobs import JobEngine
+from libs.common.metrics import METRICS, SERVICE_METRICS
 from libs.common.outbox import EventConsumer
-from libs.common.runtime import BUS, POOL, Work, background_tasks, service_app, system_endpoints
+from libs.common.runtime import (
+    BUS,
+    POOL,
+    Work,
+    background_tasks,
+    service_app,
+    status_reporter,
+    system_endpoints,
+)
 from libs.common.ssrf import guarded_session
 from services.notifications import delivery, retention
 from services.notifications.consumers import DURABLE, EVENTS, on_event
@@ -29,9 +38,11 @@ from services.notifications.keys import (
     SENDER,
     SETTINGS,
 )
+from services.notifications.metrics import NOTIFICATIONS_METRICS, NotificationsMetrics
 from services.notifications.sealed import SEALED
 from services.notifications.sender import Sender
 from services.notifications.settings import NotificationsSettings
+from services.notifications.system import System
 
 NAME = "notifications"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -41,7 +52,13 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
     """Return every operation notifications answers: ``<resource>.<op>`` → ``<resource>.py``."""
     hooks, log, types = app[ENDPOINTS], app[DELIVERIES], app[EVENT_TYPES]
     return [
-        *system_endpoints(NAME, app, keyring=app[KEYRING], sealed=SEALED),
+        *system_endpoints(
+            NAME,
+            app,
+            status=System(status_reporter(NAME, app)).status,
+            keyring=app[KEYRING],
+            sealed=SEALED,
+        ),
         endpoint(c.ENDPOINTS_LIST, hooks.list),
         endpoint(c.ENDPOINTS_CREATE, hooks.create),
         endpoint(c.ENDPOINTS_GET, hooks.get),
@@ -66,12 +83,14 @@ async def domain_context(app: web.Application) -> AsyncIterator[None]:
         app[ENDPOINTS] = Endpoints(pool, keyring, sender, options)
         app[DELIVERIES] = Deliveries(pool, options)
         app[EVENT_TYPES] = EventTypes()
+        deliverer = delivery.Deliverer(pool, keyring, sender, options, app[NOTIFICATIONS_METRICS])
         app[ENGINE] = JobEngine(
             pool,
             delivery.QUEUE,
-            {delivery.DELIVER_JOB: delivery.Deliverer(pool, keyring, sender, options).handle},
+            {delivery.DELIVER_JOB: deliverer.handle},
             delivery.queue_options(options),
             on_finish=delivery.on_finish,
+            metrics=app[SERVICE_METRICS],
         )
         yield
 
@@ -87,6 +106,7 @@ def workers(app: web.Application) -> dict[str, Work]:
         partial(on_event, options=options),
         max_attempts=runtime.event_max_attempts,
         backoff=runtime.event_backoff,
+        metrics=app[SERVICE_METRICS],
     )
     tasks: dict[str, Work] = {
         "notification-events": consumer.run,
@@ -107,4 +127,5 @@ def create_app(settings: NotificationsSettings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[KEYRING] = settings.keyring()
+    app[NOTIFICATIONS_METRICS] = NotificationsMetrics(app[METRICS])
     return app

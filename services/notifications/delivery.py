@@ -44,6 +44,7 @@ from libs.common.db import Conn
 from libs.common.jobs import Job, JobFailure, JobSpec, Outcome, QueueOptions
 from libs.common.outbox import emit
 from services.notifications import signing
+from services.notifications.metrics import NotificationsMetrics
 from services.notifications.sender import Sender, Sent
 from services.notifications.settings import NotificationsOptions
 from services.notifications.store import deliveries, endpoints
@@ -206,11 +207,14 @@ class Deliverer:
         keyring: Keyring,
         sender: Sender,
         options: NotificationsOptions,
+        metrics: NotificationsMetrics | None = None,
     ) -> None:
+        """Deliver through ``sender``; with ``metrics``, count and time every attempt."""
         self._pool = pool
         self._keyring = keyring
         self._sender = sender
         self._options = options
+        self._metrics = metrics
 
     async def handle(self, job: Job) -> None:
         """Attempt the job's delivery; raise JobFailure unless the endpoint took it."""
@@ -226,8 +230,10 @@ class Deliverer:
         if delivery is None:
             raise JobFailure("the delivery no longer exists")
         if endpoint is None:
+            self._count("skipped")
             raise JobFailure("the endpoint was deleted")
         if not endpoint.enabled:
+            self._count("skipped")
             raise JobFailure("the endpoint is disabled")
         sent = await self._sender.send(
             endpoint.url,
@@ -245,11 +251,17 @@ class Deliverer:
             ms=sent.attempt.duration_ms,
             attempt=job.attempts,
         )
+        seconds = sent.attempt.duration_ms / 1000
         if sent.ok:
+            self._count("delivered", seconds)
             return
         error = sent.attempt.error or "failed"
         if disabled is not None:
+            self._count("gone" if disabled == GONE_REASON else "disabled", seconds)
+            if self._metrics is not None:
+                self._metrics.endpoint_disabled()
             raise JobFailure(f"{error}; {disabled}: disabled")
+        self._count("retrying" if job.attempts < job.max_attempts else "failed", seconds)
         raise JobFailure(
             error,
             transient=True,
@@ -257,6 +269,10 @@ class Deliverer:
                 self._options.delivery_schedule, job.attempts, sent.retry_after
             ),
         )
+
+    def _count(self, outcome: str, seconds: float | None = None) -> None:
+        if self._metrics is not None:
+            self._metrics.attempted(outcome, seconds)
 
 
 async def on_finish(conn: Conn, job: Job, outcome: Outcome) -> None:

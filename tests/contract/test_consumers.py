@@ -107,6 +107,14 @@ EXPECTATIONS: dict[tuple[str, str], list[str]] = {
         for kind in NOTIFIED
     },
     ("gateway", identity.CUSTOMER_ARCHIVED.subject): ["workspaceId", "customerId"],
+    ("gateway", identity.CUSTOMER_UPDATED.subject): ["workspaceId", "customerId"],
+    ("gateway", identity.TOKEN_VERIFICATION_KEYS.subject): [
+        "workspaceId",
+        "workspaceKey",
+        "settings",
+        "secrets",
+        "publicKeys",
+    ],
     **{
         ("instances", kind.subject): [
             "eventId",
@@ -132,7 +140,8 @@ def test_every_cross_service_call_has_expectations() -> None:
         for subject in calls(svc) | consumes(svc)
     }
     wanted |= {("gateway", s) for s in consumes("gateway")} | {
-        ("gateway", identity.TOKEN_VERIFY.subject)
+        ("gateway", identity.TOKEN_VERIFY.subject),
+        ("gateway", identity.TOKEN_VERIFICATION_KEYS.subject),
     }
     assert wanted <= set(EXPECTATIONS), sorted(wanted - set(EXPECTATIONS))
 

@@ -51,14 +51,21 @@ def test_nats_permissions_match_the_code(service: str) -> None:
         assert f"tether.{other}.>" not in subscribe
         assert f"tether.evt.{other}.>" not in publish
         assert not [p for p in publish if p.startswith(f"tether.evt.{other}.")]
-    assert publish - calls(service) <= {f"tether.evt.{service}.>", "$JS.API.>"}, (
+    own_queue = f"tether.inbound.{service}.>"  # its own TETHER_INBOUND work (instances)
+    assert publish - calls(service) <= {f"tether.evt.{service}.>", own_queue, "$JS.API.>"}, (
         "more than it needs"
     )
 
 
 def test_nats_gateway_may_call_only_routed_subjects() -> None:
     publish, subscribe = _allows("gateway")
-    routed = {r.op.subject for r in ROUTES} | {f"tether.{s}.system.ping" for s in SERVICES}
+    routed = (
+        {r.op.subject for r in ROUTES}
+        | calls("gateway")  # token verification and its keys
+        | {f"tether.{s}.system.ping" for s in SERVICES}
+        | {f"tether.{s}.system.status" for s in SERVICES}  # GET /system/status
+        | {f"$SRV.{k}.{s}" for k in ("INFO", "STATS") for s in SERVICES}  # its replicas
+    )
     assert publish == routed
     assert consumes("gateway") <= subscribe
     assert not [s for s in publish if "mint" in s or "create_code" in s or "workspaces.create" in s]

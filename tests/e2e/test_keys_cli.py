@@ -26,6 +26,7 @@ async def _tether_keys(*args: str, env: dict[str, str]) -> asyncio.subprocess.Pr
     )
 
 
+@pytest.mark.timeout(300)  # starts a whole stack, then rolls every one of its processes
 async def test_keys_rotate_rolls_the_local_stack_while_it_serves(tmp_path: Path) -> None:
     """Interrupted once and run again, the rotation finishes; the API never stops answering."""
     (tmp_path / "home").mkdir()

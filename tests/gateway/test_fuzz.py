@@ -37,6 +37,7 @@ from schemathesis import Case, GenerationMode
 
 from services.gateway.openapi import build_openapi
 from services.gateway.routes import ROUTES
+from services.gateway.system_status import with_system_status
 from tests.conftest import Stack, WorkspaceFactory, WorkspaceHandle, bearer
 from tests.fakes.any_app import AnyApp
 
@@ -44,10 +45,10 @@ pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("TETHER_FUZZ_EXAMPLES", "20"))
 SEED = os.environ.get("TETHER_FUZZ_SEED")
-DOC = build_openapi(ROUTES)
+DOC = with_system_status(build_openapi(ROUTES))
 SCHEMA = schemathesis.openapi.from_dict(DOC)
 TOKEN_RULES = ("PATCH /workspace", "POST /workspace/secret/rotate")
-LABELS = [f"{r.method} {r.openapi_path}" for r in ROUTES]
+LABELS = [f"{r.method} {r.openapi_path}" for r in ROUTES] + ["GET /system/status"]
 ORDINARY = [label for label in LABELS if label not in TOKEN_RULES]
 
 

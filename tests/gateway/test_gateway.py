@@ -139,3 +139,28 @@ def test_gateway_openapi_describes_what_routes_read() -> None:
 
 def _operations(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [op for path in doc["paths"].values() for op in path.values()]
+
+
+async def test_request_ids_are_trace_ids_and_in_every_error_reply(
+    http: aiohttp.ClientSession, workspace: WorkspaceHandle
+) -> None:
+    """An error reply names the request's id; a caller's traceparent gives the id."""
+    async with http.get(workspace.url("/customers/me")) as resp:
+        assert resp.status == 401
+        body = await resp.json()
+        assert body["error"]["requestId"] == resp.headers["X-Request-Id"]
+        assert len(body["error"]["requestId"]) == 32
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    async with http.get(
+        workspace.url("/customers/me"), headers={"traceparent": traceparent}
+    ) as resp:
+        assert resp.headers["X-Request-Id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+        assert (await resp.json())["error"]["requestId"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    async with http.get(
+        workspace.url("/customers/me"),
+        headers={"traceparent": traceparent, "X-Request-Id": "mine-1"},
+    ) as resp:
+        assert (await resp.json())["error"]["requestId"] == "mine-1"  # the caller's id wins
+    async with http.get(workspace.url("/customers/me"), headers={"traceparent": "00-bad"}) as resp:
+        assert resp.headers["X-Request-Id"] != "00-bad"
+        assert len(resp.headers["X-Request-Id"]) == 32

@@ -6,6 +6,7 @@ from typing import Any
 
 from libs.common.contracts import connections, flows, identity, instances, notifications
 from libs.common.contracts.base import EventType, Operation
+from libs.common.contracts.system import system_status_operation
 
 SERVICE_CONTRACTS = {
     "identity": identity,
@@ -15,8 +16,14 @@ SERVICE_CONTRACTS = {
     "notifications": notifications,
 }
 
+
+def service_operations(service: str) -> tuple[Operation[Any, Any], ...]:
+    """Return every operation ``service`` answers: its own, and the ``system.status`` all answer."""
+    return (*SERVICE_CONTRACTS[service].OPERATIONS, system_status_operation(service))
+
+
 ALL_OPERATIONS: tuple[Operation[Any, Any], ...] = tuple(
-    op for module in SERVICE_CONTRACTS.values() for op in module.OPERATIONS
+    op for service in SERVICE_CONTRACTS for op in service_operations(service)
 )
 ALL_EVENTS: tuple[EventType[Any], ...] = tuple(
     ev for module in SERVICE_CONTRACTS.values() for ev in module.EVENTS

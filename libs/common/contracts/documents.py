@@ -6,7 +6,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from libs.common.contracts import ALL_EVENTS, ALL_OPERATIONS, SERVICE_CONTRACTS
+from libs.common.contracts import (
+    ALL_EVENTS,
+    ALL_OPERATIONS,
+    SERVICE_CONTRACTS,
+    service_operations,
+)
 
 
 def _schema(model: type[BaseModel], mode: str) -> dict[str, Any]:
@@ -42,7 +47,7 @@ def asyncapi(version: str) -> dict[str, Any]:
         return {"$ref": f"#/components/messages/{name}"}
 
     for module_name, module in SERVICE_CONTRACTS.items():
-        for op in module.OPERATIONS:
+        for op in service_operations(module_name):
             cid = op.subject.replace(".", "_")
             channels[cid] = {
                 "address": op.subject,

@@ -9,6 +9,7 @@ from libs.common.contracts import flows as c
 from libs.common.contracts.base import Context
 from libs.common.db import Conn
 from libs.common.errors import Conflict, InvalidInput, NotFound
+from services.flows.metrics import FlowsMetrics
 from services.flows.runs import store
 from services.flows.runs.events import announce
 from services.flows.runs.start import start_run
@@ -24,8 +25,12 @@ async def visible_run(conn: Conn, ctx: Context, run_id: UUID) -> RunRecord:
     return run
 
 
-async def stop_run(conn: Conn, ctx: Context, run_id: UUID) -> c.FlowRun:
+async def stop_run(
+    conn: Conn, ctx: Context, run_id: UUID, *, metrics: FlowsMetrics | None = None
+) -> c.FlowRun:
     """Stop a run before its next node; a queued or waiting run stops at once.
+
+    A run stopped here is counted in ``metrics`` (a running one is counted by its runner).
 
     Run in a transaction. The pending job (a queued run's, or a waiting run's continuation)
     is cancelled *before* the run row is locked: a claim takes the job's row and then the
@@ -47,6 +52,8 @@ async def stop_run(conn: Conn, ctx: Context, run_id: UUID) -> c.FlowRun:
         row = await store.end_run(conn, run.workspace_id, run.id, "stopped", locked.errors)
         if row is not None:
             await announce(conn, row)
+            if metrics is not None:
+                metrics.run_ended("stopped")
             return await store.view(conn, row)
     again = await store.select_run(conn, run.workspace_id, run.id)
     assert again is not None

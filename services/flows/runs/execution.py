@@ -34,6 +34,7 @@ from libs.common import jobs
 from libs.common.backoff import backoff_delay
 from libs.common.contracts import flows as c
 from libs.common.expressions import ExpressionError, resolve
+from services.flows.metrics import FlowsMetrics
 from services.flows.nodes.base import (
     EachRunner,
     NodeCall,
@@ -95,6 +96,7 @@ class Execution:
     services: NodeServices
     options: FlowsOptions
     customer: dict[str, Any]
+    metrics: FlowsMetrics | None = None
     pending: list[NodeRecord] = field(default_factory=list)
     errors: list[c.RunError] = field(default_factory=list)
     seq: int = 0
@@ -330,10 +332,14 @@ class Execution:
             )
         began = time.monotonic()
         limit = asyncio.timeout(remaining)
+        outcome = "interrupted"  # by a run limit, a stop or a shutdown, unless set below
         try:
             async with limit:
-                return await kind.run(config, call), None
+                result = await kind.run(config, call)
+            outcome = "ok"
+            return result, None
         except NodeError as exc:
+            outcome = "error"
             return None, exc
         except TimeoutError as exc:
             if limit.expired():
@@ -342,15 +348,20 @@ class Execution:
                     f"the run spent more than {self.options.run_max_seconds:g} s in its nodes",
                     call.node_key,
                 ) from exc
+            outcome = "timeout"
             return None, NodeError("timeout", "the node timed out", transient=True)
         except (Stopped, RunLimit):
             raise
         except Exception:
+            outcome = "crashed"
             log.exception("node_crashed", run_id=str(self.run.id), node=call.node_key)
             return None, NodeError("internal", "the node failed unexpectedly")
         finally:
+            seconds = time.monotonic() - began
             if top:  # items run inside their for-each, whose time already counts
-                self.active_ms += (time.monotonic() - began) * 1000
+                self.active_ms += seconds * 1000
+            if self.metrics is not None:
+                self.metrics.node_tried(kind.name, outcome, seconds)
 
     async def settle_success(
         self,

@@ -58,6 +58,7 @@ from libs.common.contracts.base import Context
 from libs.common.db import Conn
 from libs.common.errors import NotFound, TetherError
 from libs.common.jobs import GAVE_UP, Job, JobFailure, Outcome
+from services.flows.metrics import FlowsMetrics
 from services.flows.nodes.base import NodeServices, NodeType
 from services.flows.runs import store
 from services.flows.runs.events import announce
@@ -78,12 +79,15 @@ class Runner:
         options: FlowsOptions,
         services: NodeServices,
         registry: Mapping[str, NodeType],
+        metrics: FlowsMetrics | None = None,
     ) -> None:
+        """Run on ``pool`` with ``registry``'s node types; ``metrics`` counts runs and nodes."""
         self._pool = pool
         self._bus = bus
         self._options = options
         self._services = services
         self._registry = dict(registry)
+        self._metrics = metrics
         # A run reads its customer once; runs of one customer come in bursts, so keep the
         # answer briefly rather than ask identity per run (a rename shows within the TTL).
         self._customers: TtlCache[tuple[UUID, str], dict[str, Any]] = TtlCache(
@@ -110,6 +114,8 @@ class Runner:
         row = await store.end_run(conn, run.workspace_id, run.id, "failed", [*run.errors, error])
         if row is not None:
             await announce(conn, row)
+            if self._metrics is not None:
+                self._metrics.run_ended("failed")
 
     async def handle(self, job: Job) -> None:
         """Execute (or resume) the run ``job`` names, until it ends or waits."""
@@ -131,6 +137,7 @@ class Runner:
                 services=self._services,
                 options=self._options,
                 customer=customer,
+                metrics=self._metrics,
             )
             if run.stop_requested:
                 await self.end(execution, "stopped")
@@ -190,4 +197,6 @@ class Runner:
             )
             if row is not None:
                 await announce(conn, row)
+        if row is not None and self._metrics is not None:
+            self._metrics.run_ended(state)
         log.info("run_ended", state=state, error=error.code if error else None)

@@ -9,6 +9,7 @@ import asyncpg
 
 from libs.common.bus import Bus
 from libs.common.config import RuntimeSettings
+from libs.common.metrics import ServiceMetrics
 from libs.common.outbox import EventConsumer
 from libs.common.runtime import Work
 from services.flows.settings import FlowsOptions
@@ -23,6 +24,8 @@ def tasks(
     runtime: RuntimeSettings,
     flows: FlowsOptions,
     triggers: TriggerOptions,
+    *,
+    metrics: ServiceMetrics | None = None,
 ) -> dict[str, Work]:
     """Return the named background tasks that start runs from events and schedules."""
     consumers = {
@@ -34,6 +37,7 @@ def tasks(
             partial(app_events.on_app_event, options=flows),
             max_attempts=runtime.event_max_attempts,
             backoff=runtime.event_backoff,
+            metrics=metrics,
         ),
         "data-record-triggers": EventConsumer(
             pool,
@@ -43,6 +47,7 @@ def tasks(
             partial(data_records.on_data_record, options=flows),
             max_attempts=runtime.event_max_attempts,
             backoff=runtime.event_backoff,
+            metrics=metrics,
         ),
     }
     tasks: dict[str, Work] = {name: consumer.run for name, consumer in consumers.items()}

@@ -49,6 +49,7 @@ const NAV = [
   ["connections", "Connections"],
   ["deployments", "Deployments"],
   ["flows", "Flows"],
+  ["status", "Status"],
 ];
 
 // segments[0] → page module; `max` is how many path segments the page takes.
@@ -63,6 +64,7 @@ const PAGES = {
   deployments: { module: "./page-deployments.js", nav: "deployments", title: "Deployments", max: 2 },
   flows: { module: "./page-flows.js", nav: "flows", title: "Flows", max: 1 },
   flow: { module: "./page-flow.js", nav: "flows", title: "Flow", max: 2 },
+  status: { module: "./page-status.js", nav: "status", title: "Status", max: 1 },
 };
 
 const root = /** @type {HTMLElement} */ (document.getElementById("app"));
