@@ -121,6 +121,12 @@ def tether_up(home: Path, **settings: str) -> Iterator[Running]:
     try:
         yield proc, state, env
     finally:
+        # SIGTERM: `tether up` stops its services and infrastructure; a SIGKILL would leave
+        # them running as orphans (only the supervisor dies).
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
