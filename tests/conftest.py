@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,3 +360,32 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+async def run_cli(*argv: str) -> tuple[int, str]:
+    """Run ``tether`` in its own process (it configures logging for the whole process)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "libs.cli",
+        *argv,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def expire_token(stack: Stack, connection_id: str) -> None:
+    """Make Tether's stored token of a connection due and expired (as time would)."""
+    pool = await stack.pool("connections")
+    try:
+        await pool.execute(
+            "UPDATE connections SET expires_at = now() - interval '1 second',"
+            " refresh_due_at = now() - interval '1 second' WHERE id = $1",
+            connection_id,
+        )
+    finally:
+        await pool.close()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.conftest import Stack, build_service, eventually
+from tests.conftest import Stack, build_service, eventually, expire_token
 from tests.connections.conftest import Fake
 
 
@@ -21,19 +21,6 @@ async def second_replica(stack: Stack) -> AsyncIterator[None]:
     await runner.setup()
     yield
     await runner.cleanup()
-
-
-async def _expire(stack: Stack, connection_id: str) -> None:
-    """Make Tether's stored token due and expired (as time would)."""
-    pool = await stack.pool("connections")
-    try:
-        await pool.execute(
-            "UPDATE connections SET expires_at = now() - interval '1 second',"
-            " refresh_due_at = now() - interval '1 second' WHERE id = $1",
-            connection_id,
-        )
-    finally:
-        await pool.close()
 
 
 async def _row(stack: Stack, connection_id: str) -> dict[str, Any]:
@@ -56,7 +43,7 @@ async def test_refresh_100_concurrent_readers_on_2_replicas_one_provider_call(
     calls_before = fake.provider.token_calls
     fake.provider.expire_access_tokens()
     fake.provider.token_delay = 0.3  # a slow provider widens the race window
-    await _expire(stack, connection_id)
+    await expire_token(stack, connection_id)
     results = await asyncio.gather(*(fake.credentials(connection_id) for _ in range(100)))
     tokens = {r["values"]["access_token"] for r in results}
     assert fake.provider.token_calls - calls_before == 1
@@ -100,7 +87,7 @@ async def test_refresh_invalid_grant_disconnects_at_once(fake: Fake, stack: Stac
     connection_id = await fake.connect("revoked")
     fake.provider.revoked = True
     calls = fake.provider.token_calls
-    await _expire(stack, connection_id)
+    await expire_token(stack, connection_id)
     async with fake.http.get(
         fake.ws.url(f"/connections/{connection_id}/credentials"), headers=fake.admin
     ) as resp:
@@ -126,7 +113,7 @@ async def test_refresh_transient_failures_back_off_then_error(fake: Fake, stack:
     connection_id = await fake.connect("flaky")
     calls = fake.provider.token_calls
     fake.provider.token_failures = [500] * 50
-    await _expire(stack, connection_id)
+    await expire_token(stack, connection_id)
 
     async def errored() -> bool:  # the background refresher retries with backoff (3 failures max)
         return bool((await _row(stack, connection_id))["state"] == "error")

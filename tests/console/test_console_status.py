@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import Page
 
 from libs.common.config import SERVICES
-from tests.conftest import Stack, WorkspaceHandle, bearer, eventually
+from tests.conftest import Stack, WorkspaceHandle, bearer, eventually, expire_token
 from tests.connections.conftest import Fake, oauth_spec
 from tests.console.conftest import signed_in
 from tests.fakes.oauth_provider import FakeProvider
@@ -56,15 +56,7 @@ async def test_console_status_page_shows_services_checks_and_a_problem(
             assert resp.status == 201, await resp.text()
         connection_id = await Fake(workspace, provider, http, admin).connect("flaky")
         provider.token_failures = [500] * 50
-        pool = await stack.pool("connections")
-        try:
-            await pool.execute(
-                "UPDATE connections SET expires_at = now() - interval '1 second',"
-                " refresh_due_at = now() - interval '1 second' WHERE id = $1",
-                connection_id,
-            )
-        finally:
-            await pool.close()
+        await expire_token(stack, connection_id)
 
         async def errored() -> bool:
             return await _connection_errors(http, workspace) == 1

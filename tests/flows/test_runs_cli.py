@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 
-from tests.conftest import ROOT
+from tests.conftest import run_cli
 from tests.flows.runs_stack import RunsEnv
 
 
@@ -24,27 +22,11 @@ def _nodes(url: str) -> dict[str, object]:
     }
 
 
-async def _cli(*argv: str) -> tuple[int, str]:
-    """Run ``tether`` in its own process (it configures logging for the whole process)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "libs.cli",
-        *argv,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
-
-
 async def test_runs_cli_starts_a_run_waits_and_prints_its_log(runs_env: RunsEnv) -> None:
     instance = await runs_env.instance(_nodes(runs_env.url("/cli")))
     token = runs_env.admin["Authorization"].removeprefix("Bearer ")
     target = ["--gateway", runs_env.ws.url(""), "--token", token]
-    code, out = await _cli(
+    code, out = await run_cli(
         "runs",
         "start",
         instance,
@@ -63,18 +45,18 @@ async def test_runs_cli_starts_a_run_waits_and_prints_its_log(runs_env: RunsEnv)
     assert runs_env.app.count(f"{run_id}:post") == 1
     assert runs_env.app.bodies("/cli") == [{"email": "a@example.com"}]
 
-    code, out = await _cli("runs", "log", run_id, "--json", *target)
+    code, out = await run_cli("runs", "log", run_id, "--json", *target)
     assert code == 0, out
     logged = json.loads(out)
     assert logged["run"]["id"] == run_id
     assert logged["nodes"]["shape"]["items"][0]["output"] == {"email": "a@example.com"}
 
     # The same key starts nothing new; bad input is the gateway's 422, printed, exit 2.
-    code, out = await _cli(
+    code, out = await run_cli(
         "runs", "start", instance, "--idempotency-key", "cli-1", "--json", *target
     )
     assert code == 0
     assert json.loads(out)["id"] == run_id
-    code, out = await _cli("runs", "log", "not-a-uuid", *target)
+    code, out = await run_cli("runs", "log", "not-a-uuid", *target)
     assert code == 2
     assert "422" in out

@@ -7,7 +7,6 @@ import asyncio
 import json
 import re
 import secrets
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +50,8 @@ from tests.conftest import (
     build_service,
     create_database,
     eventually,
+    expire_token,
+    run_cli,
     start_gateway,
 )
 from tests.connections.conftest import Fake, oauth_spec
@@ -139,19 +140,6 @@ async def test_system_status_refuses_customers_and_unknown_parameters(
         assert resp.status == 405
 
 
-async def _expire_token(stack: Stack, connection_id: str) -> None:
-    """Make Tether's stored token due and expired (as time would)."""
-    pool = await stack.pool("connections")
-    try:
-        await pool.execute(
-            "UPDATE connections SET expires_at = now() - interval '1 second',"
-            " refresh_due_at = now() - interval '1 second' WHERE id = $1",
-            connection_id,
-        )
-    finally:
-        await pool.close()
-
-
 @pytest.fixture
 async def oauth(workspace: WorkspaceHandle, http: aiohttp.ClientSession) -> AsyncIterator[Fake]:
     """A workspace with an OAuth integration ``fake`` at a fake provider (as tests/connections)."""
@@ -185,7 +173,7 @@ async def test_system_status_shows_a_connection_in_error_to_its_workspace_only(
 
     # Renewals fail until the refresher gives up: the connection goes to `error`.
     oauth.provider.token_failures = [500] * 50
-    await _expire_token(stack, connection_id)
+    await expire_token(stack, connection_id)
 
     async def in_error() -> bool:
         doc = await _admin_status(http, oauth.ws)
@@ -283,31 +271,15 @@ def test_system_status_finds_every_durable_consumer_by_its_service_prefix() -> N
     assert found
 
 
-async def _cli(*argv: str) -> tuple[int, str]:
-    """Run ``tether`` in its own process (it configures logging for the whole process)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "libs.cli",
-        *argv,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
-
-
 async def test_system_status_cli_prints_the_overview(workspace: WorkspaceHandle) -> None:
     target = ["--gateway", workspace.stack.gateway_url, "--token", await workspace.admin_token()]
-    code, out = await _cli("status", "--system", "--json", *target)
+    code, out = await run_cli("status", "--system", "--json", *target)
     doc = json.loads(out)
     assert code == (0 if doc["ok"] else 1), out
     assert doc["workspaceId"] == workspace.id
     assert list(doc["services"]) == list(SERVICES)
 
-    code, out = await _cli("status", "--system", *target)
+    code, out = await run_cli("status", "--system", *target)
     assert code == (0 if doc["ok"] else 1), out
     lines = out.splitlines()
     assert f"workspace {workspace.id}" in lines[0]
@@ -319,7 +291,7 @@ async def test_system_status_cli_prints_the_overview(workspace: WorkspaceHandle)
         assert row.split()[2] != "0", row  # at least one replica
     assert any(line.split()[:2] == ["connections", "connections_in_error"] for line in lines)
 
-    code, out = await _cli(
+    code, out = await run_cli(
         "status", "--system", "--gateway", workspace.stack.gateway_url, "--token", "nope"
     )
     assert code == 2
