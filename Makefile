@@ -41,7 +41,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 bench: install
-	$(BIN)/python -m bench.gateway_hop
+	$(BIN)/python -m bench.all  # every benchmark, then one table of ratios
 
 clean:
 	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache $(JS)/node_modules

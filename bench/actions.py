@@ -24,6 +24,7 @@ from bench.common import (
     call_json,
     embedded_infra,
     load,
+    record,
     stack_env,
     stack_processes,
 )
@@ -116,6 +117,8 @@ async def run(args: argparse.Namespace, gateway: str, token: str) -> None:
     print(p.line())
     print(r.line())
     print(f"ratio action runs/direct: {r.rps / d.rps:.2f}   action runs/proxy: {r.rps / p.rps:.2f}")
+    record("actions", "action runs/direct", r.rps / d.rps)
+    record("actions", "action runs/proxy", r.rps / p.rps)
 
 
 def main() -> None:

@@ -24,6 +24,21 @@ from libs.common.infra import EmbeddedNats, EmbeddedPostgres, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTER_KEYS = "b:" + "A" * 43 + "="
+SUMMARY_ENV = "TETHER_BENCH_SUMMARY"
+"""Names the file ``record`` appends figures to (``bench.all`` sets it for each benchmark)."""
+
+
+def record(bench: str, figure: str, ratio: float, goal: str | None = None) -> None:
+    """Append one ratio as a JSON line to the file ``TETHER_BENCH_SUMMARY`` names, if any.
+
+    Call it beside the line that prints the ratio; without the variable it does nothing.
+    """
+    path = os.environ.get(SUMMARY_ENV)
+    if not path:
+        return
+    line = json.dumps({"bench": bench, "figure": figure, "ratio": ratio, "goal": goal})
+    with open(path, "a", encoding="utf-8") as summary:
+        summary.write(line + "\n")
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,10 @@ class Infra:
 
     database_url: str
     nats_url: str
+    postgres_pid: int = 0
+    """The postmaster's pid (0 if unknown); the backends are its children."""
+    nats_pid: int = 0
+    """The nats-server's pid (0 if unknown)."""
 
 
 @contextmanager
@@ -41,7 +60,8 @@ def embedded_infra() -> Iterator[Infra]:
         pg = EmbeddedPostgres(Path(tmp) / "pg", durable=False)
         nats = EmbeddedNats(Path(tmp) / "nats")
         try:
-            yield Infra(pg.start(), nats.start())
+            database_url, nats_url = pg.start(), nats.start()
+            yield Infra(database_url, nats_url, pg.pid or 0, nats.pid or 0)
         finally:
             nats.stop()
             pg.stop()

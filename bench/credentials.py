@@ -25,55 +25,66 @@ from bench.common import (
     call_json,
     embedded_infra,
     load,
+    record,
     stack_env,
     stack_processes,
 )
 from libs.common.infra import free_port
 from tests.fakes.oauth_provider import FakeProvider
 
+SECRET = "bench-secret"
+"""The fake provider's client secret."""
+
+
+async def seed_connections(
+    provider: FakeProvider, gateway: str, headers: dict[str, str], count: int
+) -> list[str]:
+    """Create an OAuth2 integration on ``provider`` and ``count`` connections; return their ids.
+
+    ``provider`` must have been made with client id ``bench`` and client secret ``SECRET``.
+    """
+    spec = {
+        "key": "fake",
+        "name": "Fake",
+        "auth": {
+            "type": "oauth2",
+            "authorizeUrl": provider.authorize_url,
+            "tokenUrl": provider.token_url,
+            "clientId": "bench",
+        },
+        "clientSecret": SECRET,
+        "api": {"baseUrl": provider.api_base},
+    }
+    connector = aiohttp.TCPConnector(limit=32)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+        await call_json(http, "POST", f"{gateway}/integrations", spec)
+        sem = asyncio.Semaphore(32)
+
+        async def seed(i: int) -> str:
+            body = {
+                "customerId": f"c{i}",
+                "integrationKey": "fake",
+                "credentials": {
+                    "access_token": f"at-{i}",
+                    "refresh_token": provider.grant_refresh_token(),
+                    "expires_in": 3600,
+                },
+            }
+            async with sem:
+                return str((await call_json(http, "POST", f"{gateway}/connections", body))["id"])
+
+        return await asyncio.gather(*(seed(i) for i in range(count)))
+
 
 async def run(
     args: argparse.Namespace, gateway: str, database_url: str, bare: str, token: str
 ) -> None:
     """Seed, measure, print."""
-    secret = "bench-secret"
-    async with FakeProvider(client_id="bench", client_secret=secret) as provider:
-        spec = {
-            "key": "fake",
-            "name": "Fake",
-            "auth": {
-                "type": "oauth2",
-                "authorizeUrl": provider.authorize_url,
-                "tokenUrl": provider.token_url,
-                "clientId": "bench",
-            },
-            "clientSecret": secret,
-            "api": {"baseUrl": provider.api_base},
-        }
+    async with FakeProvider(client_id="bench", client_secret=SECRET) as provider:
         headers = {"Authorization": f"Bearer {token}"}
-        connector = aiohttp.TCPConnector(limit=32)
-        async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
-            await call_json(http, "POST", f"{gateway}/integrations", spec)
-            sem = asyncio.Semaphore(32)
-
-            async def seed(i: int) -> str:
-                body = {
-                    "customerId": f"c{i}",
-                    "integrationKey": "fake",
-                    "credentials": {
-                        "access_token": f"at-{i}",
-                        "refresh_token": provider.grant_refresh_token(),
-                        "expires_in": 3600,
-                    },
-                }
-                async with sem:
-                    return str(
-                        (await call_json(http, "POST", f"{gateway}/connections", body))["id"]
-                    )
-
-            started = time.perf_counter()
-            ids = await asyncio.gather(*(seed(i) for i in range(args.connections)))
-            print(f"seeded {len(ids)} connections in {time.perf_counter() - started:.1f}s")
+        started = time.perf_counter()
+        ids = await seed_connections(provider, gateway, headers, args.connections)
+        print(f"seeded {len(ids)} connections in {time.perf_counter() - started:.1f}s")
         creds_url = f"{gateway}/connections/{ids[0]}/credentials"
         kw = {"seconds": args.seconds, "concurrency": 32}
         reads, bases = [], []
@@ -84,6 +95,7 @@ async def run(
         print(b.line())
         print(r.line())
         print(f"ratio credentials/bare: {r.rps / b.rps:.2f}")
+        record("credentials", "hot credentials read/bare", r.rps / b.rps)
 
         calls_before = provider.token_calls
         conn = await asyncpg.connect(database_url)

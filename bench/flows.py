@@ -27,6 +27,7 @@ from bench.common import (
     best,
     embedded_infra,
     load,
+    record,
     stack_env,
     stack_processes,
 )
@@ -107,6 +108,8 @@ async def run(
     for result in (b, g, p):
         print(result.line())
     print(f"ratio get/bare: {g.rps / b.rps:.2f}   ratio list/bare: {p.rps / b.rps:.2f}")
+    record("flows", "get instance/bare", g.rps / b.rps)
+    record("flows", "list page/bare", p.rps / b.rps)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from bench.common import Result, bench_parser, best, embedded_infra, load, process, python
+from bench.common import Result, bench_parser, best, embedded_infra, load, process, python, record
 from libs.common.infra import free_port
 
 
@@ -57,6 +57,9 @@ def main() -> None:
             print(b.line())
             print(h.line())
             print(f"ratio gateway/bare: {h.rps / b.rps:.2f}")
+            record(
+                "gateway_hop", f"gateway/bare, uvloop {'on' if uvloop else 'off'}", h.rps / b.rps
+            )
 
 
 if __name__ == "__main__":

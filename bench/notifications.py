@@ -29,6 +29,7 @@ import asyncpg
 from aiohttp import web
 
 from bench.common import MASTER_KEYS, embedded_infra, process, python, stack_env
+from bench.common import record as record_ratio  # `record` here records deliveries
 from libs.common.crypto import Keyring
 from libs.common.db import Conn, create_pool, migrate
 from libs.common.infra import free_port
@@ -162,6 +163,7 @@ async def run(args: argparse.Namespace, database_url: str, options: Notification
                 f"tether {args.count / ours:8.0f}   bare client {args.count / base:8.0f}   "
                 f"ratio {base / ours:.2f}"
             )
+            record_ratio("notifications", "deliveries/s tether/bare client", base / ours)
         # 2. drain after an outage
         receiver.up = False
         ids = await record(pool, ws, ok, args.pending, options)
@@ -184,6 +186,7 @@ async def run(args: argparse.Namespace, database_url: str, options: Notification
             f"   bare client {base:6.1f} s   ratio {drained / base:.2f}"
             f"   (includes up to {options.delivery_schedule[1]:g} s of retry wait)"
         )
+        record_ratio("notifications", "drain time tether/bare client", drained / base)
 
         # 3. first-attempt latency beside a dead endpoint
         async def latencies() -> list[float]:
@@ -208,6 +211,11 @@ async def run(args: argparse.Namespace, database_url: str, options: Notification
             f" endpoint with {args.pending} pending {p99(beside):7.1f} ms   ratio"
             f" {p99(beside) / p99(alone):.2f}   (p50 {statistics.median(alone) * 1000:.1f}"
             f" → {statistics.median(beside) * 1000:.1f} ms)"
+        )
+        record_ratio(
+            "notifications",
+            "first-attempt p99 beside a dead endpoint/alone",
+            p99(beside) / p99(alone),
         )
     finally:
         await pool.close()

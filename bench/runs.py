@@ -35,6 +35,7 @@ from bench.common import (
     crm_integration,
     embedded_infra,
     load,
+    record,
     stack_env,
     stack_processes,
 )
@@ -153,6 +154,12 @@ class Bench:
         return len(rows) / span, pct(lat, 0.5), pct(lat, 0.99)
 
 
+async def transform_instances(b: Bench, connections: list[str]) -> dict[str, str]:
+    """Create the 3-node transform flow and deploy it to each connection; return their instances."""
+    transform = await b.flow("transform", {"type": "api"}, TRANSFORMS)
+    return {c: await b.instance(transform, c) for c in connections}
+
+
 async def throughput(
     b: Bench, instances: list[str], n: int, conc: int
 ) -> tuple[float, float, float]:
@@ -223,7 +230,6 @@ async def run(
             f"{gateway}/app-event-types",
             app_event_type(deliveryIdHeader="X-Delivery-Id"),
         )
-        transform = await b.flow("transform", {"type": "api"}, TRANSFORMS)
         hooked = await b.flow(
             "hooked",
             {"type": "app-event", "appEventTypeKey": "contact-created"},
@@ -236,7 +242,7 @@ async def run(
         )
         conns = [await b.connection(f"c{i}") for i in range(101)]
         deep, others = conns[0], conns[1:]
-        inst = {c: await b.instance(transform, c) for c in conns}
+        inst = await transform_instances(b, conns)
         await b.instance(hooked, conns[1])
         delay_insts = [await b.instance(delayed, c) for c in others]
 
@@ -257,6 +263,7 @@ async def run(
         print(
             f"    ratio runs/s to a bare handler's accepts/s with the same client: {rate / ceiling.rps:.2f}"
         )
+        record("runs", "(a) runs/s / bare accepts/s", rate / ceiling.rps)
 
         # (b) inbound webhook → run completed.
         w50, w99 = await webhook_latency(b, app, conns[1], int(200 * scale))
@@ -270,6 +277,7 @@ async def run(
         print(
             f"    beside {base99:.0f} ms without the deep queue: ratio {deep99 / base99:.2f} (goal ≤ 1.5)"
         )
+        record("runs", "(c) others' p99 beside a deep queue/without", deep99 / base99, "≤ 1.5")
         await b.ended(deep_ids, timeout=1200)
 
         # (d) 1,000 runs waiting in a 30 s delay.
@@ -284,10 +292,12 @@ async def run(
         print(
             f"    other runs meanwhile {rate_d:.0f} runs/s, ratio to without: {rate_d / base_rate:.2f}"
         )
+        record("runs", "(d) runs/s with delayed runs waiting/without", rate_d / base_rate)
         await b.ended(waiting, timeout=300)
         print(
             f"(ratios) deep queue p99 {deep99 / base99:.2f}; delays' runs/s {rate_d / base_rate:.2f}; (c) runs/s {rate_c / base_rate:.2f}"
         )
+        record("runs", "(c) others' runs/s beside a deep queue/without", rate_c / base_rate)
     await db.close()
 
 

@@ -23,6 +23,7 @@ from bench.common import (
     call_json,
     embedded_infra,
     peak_memory_mb,
+    record,
     stack_env,
     stack_processes,
 )
@@ -123,6 +124,7 @@ async def run(
         f" {first_wall:.1f}s = {total / first_wall:,.0f} records/s"
         f" ({first_wall / live_wall:.2f}x the live listing)"
     )
+    record("sync", "first full pass time/live listing time", first_wall / live_wall)
     print(f"  events emitted: {first_events}")
     print(f"  instances peak memory (VmHWM): {memory:.0f} MB")
     print(
