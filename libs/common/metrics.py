@@ -263,7 +263,7 @@ class ServiceMetrics:
         self.pool_waiting = Gauge(
             "tether_db_pool_waiting", "Acquirers waiting for a pool connection", registry=r
         )
-        self._consumers: set[str] = set()
+        self._consumers: set[tuple[str, str]] = set()  # (stream, durable)
         self._queues: set[str] = set()
 
     # --- counting -----------------------------------------------------------------------
@@ -280,9 +280,9 @@ class ServiceMetrics:
         """Count one job attempt's end: succeeded, retry, failed or lease_lost."""
         self._jobs_finished.child(queue, outcome).inc()
 
-    def watch_consumer(self, durable: str) -> None:
-        """Report the JetStream backlog of ``durable`` (a consumer this service owns)."""
-        self._consumers.add(durable)
+    def watch_consumer(self, durable: str, stream: str = EVENTS_STREAM) -> None:
+        """Report the JetStream backlog of ``durable`` on ``stream`` (a consumer this service owns)."""
+        self._consumers.add((stream, durable))
 
     def watch_queue(self, queue: str) -> None:
         """Report ``queue``'s pending jobs (0 when none, rather than no series)."""
@@ -311,15 +311,17 @@ class ServiceMetrics:
             self.pool_waiting.set(pool_waiting(pool))
 
         async def consumers() -> None:
-            await asyncio.gather(*(self._sample_consumer(js, d) for d in sorted(self._consumers)))
+            await asyncio.gather(
+                *(self._sample_consumer(js, s, d) for s, d in sorted(self._consumers))
+            )
 
         self._metrics.add_sampler("tables", tables)
         self._metrics.add_sampler("pool", connections)
         self._metrics.add_sampler("consumers", consumers)
 
-    async def _sample_consumer(self, js: JetStreamContext, durable: str) -> None:
+    async def _sample_consumer(self, js: JetStreamContext, stream: str, durable: str) -> None:
         try:
-            info = await js.consumer_info(EVENTS_STREAM, durable)
+            info = await js.consumer_info(stream, durable)
         except nats.js.errors.NotFoundError:
             return  # not created yet: its consumer creates it when it starts
         self._consumer_pending.child(durable).set(info.num_pending or 0)

@@ -345,7 +345,7 @@ class EventConsumer:
         self._backoff = tuple(backoff)
         self._metrics = metrics
         if metrics is not None:
-            metrics.watch_consumer(durable)
+            metrics.watch_consumer(durable, stream)
 
     def config(self) -> ConsumerConfig:
         """Return the durable consumer's configuration, applied (created or updated) on start."""

@@ -26,10 +26,11 @@ from uuid import UUID
 
 import asyncpg
 import nats.errors
+import nats.js.errors
 from nats.js import JetStreamContext
 
 from libs.common.bus import Bus
-from libs.common.contracts.base import EVENTS_STREAM, Context
+from libs.common.contracts.base import EVENTS_STREAM, INBOUND_STREAM, Context
 from libs.common.contracts.system import (
     ConsumerLag,
     DeadLetterCount,
@@ -131,29 +132,34 @@ async def dead_letter_count(conn: Conn, workspace_id: UUID) -> DeadLetterCount:
 
 
 async def consumer_lags(js: JetStreamContext, service: str) -> list[ConsumerLag]:
-    """Return the service's durable consumers of the events stream, as JetStream counts them.
+    """Return the service's durable consumers (events and inbound streams), as JetStream counts them.
 
     A service's durables are named ``<service>-…`` (``flows-app-events``); system work
     across workspaces, counts only. Raises ``nats.errors.Error`` (or ``TimeoutError``)
     when JetStream does not answer.
     """
     found: list[ConsumerLag] = []
-    offset = 0
-    while True:
-        page = await js.consumers_info(EVENTS_STREAM, offset=offset or None)
-        for info in page:
-            if info.name.startswith(f"{service}-"):
-                found.append(
-                    ConsumerLag(
-                        consumer=info.name,
-                        pending=info.num_pending or 0,
-                        ack_pending=info.num_ack_pending or 0,
-                        redelivered=info.num_redelivered or 0,
+    for stream in (EVENTS_STREAM, INBOUND_STREAM):
+        offset = 0
+        while True:
+            try:
+                page = await js.consumers_info(stream, offset=offset or None)
+            except nats.js.errors.NotFoundError:
+                break  # a stream nobody has created yet holds no consumer
+            for info in page:
+                if info.name.startswith(f"{service}-"):
+                    found.append(
+                        ConsumerLag(
+                            consumer=info.name,
+                            pending=info.num_pending or 0,
+                            ack_pending=info.num_ack_pending or 0,
+                            redelivered=info.num_redelivered or 0,
+                        )
                     )
-                )
-        if len(page) < CONSUMERS_PAGE:
-            return sorted(found, key=lambda c: c.consumer)
-        offset += len(page)
+            if len(page) < CONSUMERS_PAGE:
+                break
+            offset += len(page)
+    return sorted(found, key=lambda c: c.consumer)
 
 
 def problems_of(

@@ -240,6 +240,7 @@ def workers(app: web.Application) -> dict[str, Work]:
         backoff=runtime.event_backoff,
         ack_wait=options.inbound_ack_wait,
         stream=INBOUND_STREAM,
+        metrics=app[SERVICE_METRICS],
     )
     tasks: dict[str, Work] = {"connection-events": consumer.run, "inbound-webhooks": inbound.run}
     tasks["webhook-routes"] = partial(listen_for_changes, app[POOL], NAME, app[WEBHOOKS].routes)

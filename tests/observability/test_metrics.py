@@ -293,6 +293,10 @@ async def test_metrics_values_move_with_the_work_done(
     assert {s.labels["rank"] for s in flows["tether_flow_run_queue_depth"].samples} == {
         str(n) for n in range(1, 11)
     }
+    instances = await scraper.scrape("instances")  # the work-queue stream's consumer too
+    assert {"instances-connection-events", "instances-inbound-webhooks"} <= {
+        s.labels["consumer"] for s in instances["tether_consumer_pending_messages"].samples
+    }
     identity = await scraper.scrape("identity")
     assert value(identity, "tether_db_pool_connections", state="max") == 10
     assert value(identity, "tether_outbox_publish_lag_seconds") >= 0

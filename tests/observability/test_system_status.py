@@ -103,6 +103,8 @@ async def test_system_status_lists_every_service_with_replicas_and_versions(
         if name in ("instances", "flows", "notifications"):  # their durables, as JetStream has them
             assert status["consumers"], name
             assert all(c["consumer"].startswith(f"{name}-") for c in status["consumers"])
+        if name == "instances":  # the inbound webhooks' work queue is a stream of its own
+            assert "instances-inbound-webhooks" in {c["consumer"] for c in status["consumers"]}
     # Some replica describes its requests (nats.micro's $SRV.STATS): identity served tokens.
     assert any(r.get("requests") for r in doc["services"]["identity"]["replicas"])
 
