@@ -90,6 +90,13 @@ def alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split()[2] == "Z")
 
 
+def admin_of_new_workspace(name: str, env: dict[str, str]) -> dict[str, str]:
+    """Create a workspace with the CLI; return the headers of an admin token for it."""
+    created = json.loads(tether("workspace", "create", "--name", name, "--json", env=env).stdout)
+    token = tether("token", "--workspace", created["key"], "--admin", env=env).stdout.strip()
+    return {"Authorization": f"Bearer {token}"}
+
+
 @contextmanager
 def tether_up(home: Path, **settings: str) -> Iterator[Running]:
     """Start `tether up` under ``home`` (extra ``TETHER_*`` settings given); wait until it runs."""

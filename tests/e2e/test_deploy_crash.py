@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import eventually
-from tests.e2e.stack import kill_9, tether, tether_up
+from tests.e2e.stack import admin_of_new_workspace, kill_9, tether_up
 from tests.fakes.webhook_app import FakeWebhookApp
 from tests.instances.conftest import app_event_type
 
@@ -26,13 +25,7 @@ async def test_deploy_survives_kill_9_during_subscribe(tmp_path: Path) -> None:
             state,
             env,
         ):
-            created = json.loads(
-                tether("workspace", "create", "--name", "crash", "--json", env=env).stdout
-            )
-            token = tether(
-                "token", "--workspace", created["key"], "--admin", env=env
-            ).stdout.strip()
-            headers = {"Authorization": f"Bearer {token}"}
+            headers = admin_of_new_workspace("crash", env)
             gateway = state["gatewayUrl"]
             async with aiohttp.ClientSession(headers=headers) as http:
 

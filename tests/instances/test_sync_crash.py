@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import eventually
-from tests.e2e.stack import kill_9, tether, tether_up
+from tests.e2e.stack import admin_of_new_workspace, kill_9, tether_up
 from tests.fakes.fake_crm import FakeCrm
 
 pytestmark = pytest.mark.slow
@@ -28,11 +27,7 @@ async def test_sync_resumes_after_kill_9_without_duplicate_events(tmp_path: Path
             state,
             env,
         ):
-            created = json.loads(
-                tether("workspace", "create", "--name", "sync-crash", "--json", env=env).stdout
-            )
-            token = tether("token", "--workspace", created["key"], "--admin", env=env)
-            headers = {"Authorization": f"Bearer {token.stdout.strip()}"}
+            headers = admin_of_new_workspace("sync-crash", env)
             gateway = state["gatewayUrl"]
             async with aiohttp.ClientSession(headers=headers) as http:
 

@@ -17,7 +17,7 @@ from libs.common.contracts import instances as c
 from libs.common.contracts.base import INBOUND_STREAM
 from services.instances.inbound_webhooks import INBOUND_DURABLE
 from tests.conftest import eventually
-from tests.e2e.stack import kill_9, tether, tether_up
+from tests.e2e.stack import admin_of_new_workspace, kill_9, tether_up
 from tests.fakes.webhook_app import FakeWebhookApp
 from tests.instances.conftest import app_event_type
 
@@ -35,11 +35,7 @@ async def test_webhook_accepted_then_kill_9_every_event_once(tmp_path: Path) -> 
             state,
             env,
         ):
-            created = json.loads(
-                tether("workspace", "create", "--name", "hook-kill", "--json", env=env).stdout
-            )
-            token = tether("token", "--workspace", created["key"], "--admin", env=env)
-            headers = {"Authorization": f"Bearer {token.stdout.strip()}"}
+            headers = admin_of_new_workspace("hook-kill", env)
             gateway = state["gatewayUrl"]
             async with aiohttp.ClientSession() as http:
                 for path, body in (

@@ -8,7 +8,6 @@ collector holds that trace's spans from the gateway, instances, flows and connec
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 
 from libs.common.tracing import trace_id_of
 from tests.conftest import eventually
-from tests.e2e.stack import tether, tether_up
+from tests.e2e.stack import admin_of_new_workspace, tether_up
 from tests.fakes.otlp_collector import FakeCollector
 from tests.fakes.webhook_app import FakeWebhookApp
 from tests.instances.conftest import app_event_type
@@ -42,14 +41,9 @@ async def test_webhook_to_flow_run_to_app_call_is_one_trace(tmp_path: Path) -> N
             "TETHER_ALLOW_PRIVATE_URLS": "1",
         }
         with tether_up(tmp_path, **settings) as (_, state, env):
-            created = json.loads(
-                tether("workspace", "create", "--name", "traced", "--json", env=env).stdout
-            )
-            token = tether(
-                "token", "--workspace", created["key"], "--admin", env=env
-            ).stdout.strip()
+            headers = admin_of_new_workspace("traced", env)
             gateway = state["gatewayUrl"]
-            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+            async with aiohttp.ClientSession(headers=headers) as http:
 
                 async def call(method: str, path: str, body: Any = None) -> Any:
                     async with http.request(method, gateway + path, json=body) as resp:
