@@ -6,6 +6,7 @@ import functools
 import logging
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -74,6 +75,10 @@ def redact(value: Any) -> Any:
     return value
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+"""Types that hold no nested keys: most values of a line, decided without an ABC check."""
+
+
 def redact_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """Structlog processor that redacts secret-looking keys before rendering."""
     for k, v in event_dict.items():
@@ -81,14 +86,24 @@ def redact_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventD
             continue
         if is_secret_key(k):
             event_dict[k] = REDACTED
-        elif isinstance(v, Mapping | list | tuple):
+        elif type(v) not in _PLAIN and isinstance(v, Mapping | list | tuple):
             event_dict[k] = redact(v)
+    return event_dict
+
+
+def add_timestamp(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Stamp the line with the time in UTC; the JSON renderer writes it as ISO 8601 with ``Z``.
+
+    A ``datetime`` rendered by orjson costs a fraction of formatting the text here
+    (structlog's ``TimeStamper``), and this runs on every line of every request.
+    """
+    event_dict["timestamp"] = datetime.now(UTC)
     return event_dict
 
 
 def _json(event: Any, **_: Any) -> str:
     """Serialise a log line with orjson (several times faster than json; lines are hot)."""
-    return orjson.dumps(event, default=str).decode()
+    return orjson.dumps(event, default=str, option=orjson.OPT_UTC_Z).decode()
 
 
 def _stderr_logger(*_: Any) -> structlog.PrintLogger:
@@ -115,7 +130,7 @@ def configure_logging(
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_timestamp,
         redact_processor,
     ]
     structlog.configure(

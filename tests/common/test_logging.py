@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import structlog
@@ -50,4 +51,6 @@ def test_logged_line_has_no_secret(capsys: pytest.CaptureFixture[str]) -> None:
     assert record["connection_id"] == "c1"
     assert record["token"] == REDACTED
     assert record["payload"]["deep"]["access_token"] == REDACTED
+    # ISO 8601 in UTC with Z, microseconds unless they are zero (as datetime.isoformat)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", record["timestamp"])
     structlog.contextvars.unbind_contextvars("request_id")
