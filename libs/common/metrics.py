@@ -45,7 +45,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from libs.common.contracts.base import EVENTS_STREAM
-from libs.common.system_status import job_queues, outbox_backlog
+from libs.common.system_status import job_queues, lag_of, outbox_backlog
 
 log = structlog.get_logger(__name__)
 
@@ -324,9 +324,10 @@ class ServiceMetrics:
             info = await js.consumer_info(stream, durable)
         except nats.js.errors.NotFoundError:
             return  # not created yet: its consumer creates it when it starts
-        self._consumer_pending.child(durable).set(info.num_pending or 0)
-        self._consumer_ack_pending.child(durable).set(info.num_ack_pending or 0)
-        self._consumer_redelivered.child(durable).set(info.num_redelivered or 0)
+        lag = lag_of(info)
+        self._consumer_pending.child(durable).set(lag.pending)
+        self._consumer_ack_pending.child(durable).set(lag.ack_pending)
+        self._consumer_redelivered.child(durable).set(lag.redelivered)
 
 
 SERVICE_METRICS = web.AppKey("service_metrics", ServiceMetrics)

@@ -278,7 +278,11 @@ class OutboxRelay:
         """Publish rows concurrently; any failure rolls the whole batch back to pending."""
         await asyncio.gather(
             *(
-                self._js.publish(r["subject"], r["payload"].encode(), headers=event_headers(r))
+                self._js.publish(
+                    r["subject"],
+                    r["payload"].encode(),
+                    headers=message_headers(str(r["id"]), r["trace_context"]),
+                )
                 for r in rows
             )
         )
@@ -291,11 +295,11 @@ class OutboxRelay:
             await conn.execute(PURGE_SENT_SQL, "1 day")
 
 
-def event_headers(row: asyncpg.Record) -> dict[str, str]:
-    """Return an outbox row's message headers: its id (dedupe) and its trace, if any."""
-    headers = {"Nats-Msg-Id": str(row["id"])}
-    if row["trace_context"]:
-        headers[tracing.TRACEPARENT] = row["trace_context"]
+def message_headers(msg_id: str, traceparent: str | None) -> dict[str, str]:
+    """Return a JetStream message's headers: its id (JetStream dedupes by it) and its trace."""
+    headers = {"Nats-Msg-Id": msg_id}
+    if traceparent:
+        headers[tracing.TRACEPARENT] = traceparent
     return headers
 
 

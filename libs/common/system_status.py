@@ -28,6 +28,7 @@ import asyncpg
 import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo
 
 from libs.common.bus import Bus
 from libs.common.contracts.base import EVENTS_STREAM, INBOUND_STREAM, Context
@@ -131,6 +132,16 @@ async def dead_letter_count(conn: Conn, workspace_id: UUID) -> DeadLetterCount:
     return DeadLetterCount(given_up=row["given_up"], retrying=row["retrying"])
 
 
+def lag_of(info: ConsumerInfo) -> ConsumerLag:
+    """Return a durable consumer's backlog as JetStream reports it (status and metrics)."""
+    return ConsumerLag(
+        consumer=info.name,
+        pending=info.num_pending or 0,
+        ack_pending=info.num_ack_pending or 0,
+        redelivered=info.num_redelivered or 0,
+    )
+
+
 async def consumer_lags(js: JetStreamContext, service: str) -> list[ConsumerLag]:
     """Return the service's durable consumers (events and inbound streams), as JetStream counts them.
 
@@ -146,16 +157,7 @@ async def consumer_lags(js: JetStreamContext, service: str) -> list[ConsumerLag]
                 page = await js.consumers_info(stream, offset=offset or None)
             except nats.js.errors.NotFoundError:
                 break  # a stream nobody has created yet holds no consumer
-            for info in page:
-                if info.name.startswith(f"{service}-"):
-                    found.append(
-                        ConsumerLag(
-                            consumer=info.name,
-                            pending=info.num_pending or 0,
-                            ack_pending=info.num_ack_pending or 0,
-                            redelivered=info.num_redelivered or 0,
-                        )
-                    )
+            found.extend(lag_of(info) for info in page if info.name.startswith(f"{service}-"))
             if len(page) < CONSUMERS_PAGE:
                 break
             offset += len(page)

@@ -87,11 +87,12 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     if not tracing.enabled():
         return await _serve(request, handler, request_id_for(request))
     parent = request.headers.get(tracing.TRACEPARENT)
+    route = route_name(request)
     with tracing.span(
-        f"{request.method} {route_name(request)}",
+        f"{request.method} {route}",
         parent=parent if tracing.trace_id_of(parent) else None,
         kind=SpanKind.SERVER,
-        attributes={"http.request.method": request.method, "http.route": route_name(request)},
+        attributes={"http.request.method": request.method, "http.route": route},
     ) as current:
         incoming = request.headers.get("X-Request-Id", "")
         request_id = (

@@ -51,6 +51,7 @@ from libs.common.errors import (
     Unauthenticated,
     Unavailable,
 )
+from libs.common.outbox import message_headers
 from services.instances.elements import STATIC_SECRET_PURPOSE
 from services.instances.steps import SECRET_PURPOSE, token_digest
 from services.instances.store.definitions import AppEventTypeRecord
@@ -76,15 +77,6 @@ def inbound_id(subscription_id: UUID, delivery_id: str | None) -> tuple[str, UUI
         return str(fresh), fresh
     msg_id = f"{subscription_id}:{delivery_id}"
     return msg_id, uuid5(NAMESPACE_URL, f"tether:webhook:{msg_id}")
-
-
-def inbound_headers(msg_id: str) -> dict[str, str]:
-    """Return an accepted delivery's headers: its dedupe id and the request's trace."""
-    headers = {"Nats-Msg-Id": msg_id}
-    traceparent = tracing.current_traceparent()
-    if traceparent:
-        headers[tracing.TRACEPARENT] = traceparent
-    return headers
 
 
 class Webhooks:
@@ -154,7 +146,7 @@ class Webhooks:
                 c.INBOUND_WEBHOOK.subject,
                 message.model_dump_json().encode(),
                 timeout=self._publish_timeout,
-                headers=inbound_headers(msg_id),
+                headers=message_headers(msg_id, tracing.current_traceparent()),
             )
         except nats.errors.Error as exc:  # not stored: the app must deliver it again
             log.warning("webhook_not_stored", subscription_id=str(sub.id), error=type(exc).__name__)
