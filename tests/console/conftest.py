@@ -56,18 +56,39 @@ async def console_link(stack: Stack, workspace: WorkspaceHandle) -> str:
     return f"{stack.gateway_url}/console/#code={code.code}"
 
 
-@pytest.fixture
-async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
-    """A fresh page at 1280x800; a screenshot of where it ends is saved as a test artifact."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+async def _tab(
+    browser: Browser, request: pytest.FixtureRequest, viewport: dict[str, int], suffix: str
+) -> AsyncIterator[Page]:
+    """A fresh page at ``viewport``; a screenshot of where it ends is saved as a test artifact."""
+    context = await browser.new_context(
+        viewport={"width": viewport["width"], "height": viewport["height"]}
+    )
     tab = await context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
     yield tab
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    await tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}{suffix}.png"), full_page=True)
     await context.close()
     assert not errors, f"the page raised: {errors}"
+
+
+@pytest.fixture
+async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
+    """A desktop page (1440x900); its last view is saved as ``<test name>.png``."""
+    async for tab in _tab(browser, request, DESKTOP, ""):
+        yield tab
+
+
+@pytest.fixture
+async def phone(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
+    """A phone-sized page (390x844); its last view is saved as ``<test name>-phone.png``."""
+    async for tab in _tab(browser, request, PHONE, "-phone"):
+        yield tab
 
 
 async def signed_in(page: Page, stack: Stack, workspace: WorkspaceHandle) -> None:

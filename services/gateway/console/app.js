@@ -49,6 +49,10 @@ const NAV = [
   ["connections", "Connections"],
   ["deployments", "Deployments"],
   ["flows", "Flows"],
+  ["runs", "Runs"],
+  ["actions", "Actions"],
+  ["data", "Data"],
+  ["notifications", "Notifications"],
   ["status", "Status"],
 ];
 
@@ -64,6 +68,15 @@ const PAGES = {
   deployments: { module: "./page-deployments.js", nav: "deployments", title: "Deployments", max: 2 },
   flows: { module: "./page-flows.js", nav: "flows", title: "Flows", max: 1 },
   flow: { module: "./page-flow.js", nav: "flows", title: "Flow", max: 2 },
+  runs: { module: "./page-runs.js", nav: "runs", title: "Runs", max: 1 },
+  run: { module: "./page-run.js", nav: "runs", title: "Run", max: 2 },
+  actions: { module: "./page-actions.js", nav: "actions", title: "Actions", max: 1 },
+  action: { module: "./page-action.js", nav: "actions", title: "Action", max: 2 },
+  data: { module: "./page-data.js", nav: "data", title: "Data", max: 1 },
+  "data-source": { module: "./page-data-source.js", nav: "data", title: "Data source", max: 2 },
+  "field-mapping": { module: "./page-field-mapping.js", nav: "data", title: "Field mapping", max: 2 },
+  notifications: { module: "./page-notifications.js", nav: "notifications", title: "Notifications", max: 1 },
+  endpoint: { module: "./page-endpoint.js", nav: "notifications", title: "Endpoint", max: 2 },
   status: { module: "./page-status.js", nav: "status", title: "Status", max: 1 },
 };
 

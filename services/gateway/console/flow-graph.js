@@ -84,12 +84,23 @@ function triggerLabel(trigger) {
 }
 
 /**
+ * How a diagram shows a run or a selection.
+ * @typedef {object} GraphOptions
+ * @property {Map<string, string>} [states] node key → node state (running, waiting, completed,
+ *   failed, skipped): the box gets the class `state-<state>` and `data-state`
+ * @property {string | null} [selected] the node shown as selected (class `selected`)
+ * @property {(key: string) => void} [onSelect] called when a node is clicked (or Enter)
+ */
+
+/**
  * The diagram of a definition ({trigger, nodes}); `invalid` maps node keys to messages
  * (those boxes get the class `invalid`).
  * @param {GraphInput | null | undefined} definition
  * @param {Map<string, string[]>} [invalid]
+ * @param {GraphOptions} [options]
  */
-export function drawGraph(definition, invalid = new Map()) {
+export function drawGraph(definition, invalid = new Map(), options = {}) {
+  const { states, selected, onSelect } = options;
   const nodes = isObject(definition?.nodes) ? definition.nodes : {};
   const keys = Object.keys(nodes);
   const depth = depths(nodes);
@@ -184,13 +195,24 @@ export function drawGraph(definition, invalid = new Map()) {
     if (!p) continue;
     const node = isObject(nodes[k]) ? nodes[k] : {};
     const problems = invalid.get(k);
-    const title = [node.name ? `${k} — ${node.name}` : k, `type: ${node.type ?? "?"}`, ...(problems || [])].join("\n");
+    const state = states?.get(k);
+    const title = [node.name ? `${k} — ${node.name}` : k, `type: ${node.type ?? "?"}`, ...(state ? [`state: ${state}`] : []), ...(problems || [])].join("\n");
+    const cls = ["graph-node", problems ? "invalid" : "", state ? `state-${state}` : "", selected === k ? "selected" : ""].filter(Boolean).join(" ");
     nodesLayer.appendChild(
       s("g", {
-        class: problems ? "graph-node invalid" : "graph-node",
+        class: cls,
         "data-testid": "flow-node",
         "data-node": k,
         "data-invalid": problems ? "true" : null,
+        "data-state": state ?? null,
+        ...(onSelect ? {
+          tabindex: 0,
+          role: "button",
+          onclick: () => onSelect(k),
+          onkeydown: (/** @type {KeyboardEvent} */ e) => {
+            if (e.key === "Enter" || e.key === " ") onSelect(k);
+          },
+        } : {}),
       },
       s("title", {}, title),
       s("rect", { x: p.x, y: p.y, width: W, height: H, rx: 6, ry: 6 }),

@@ -279,3 +279,67 @@ export function progressBar(done, total, { testid = "progress", percentTestid, c
 export function card(title, ...children) {
   return h("section", { class: "card" }, title ? h("h2", {}, title) : null, children);
 }
+
+/**
+ * A "New …" button that shows a creation form in its place (and hides it again on Cancel or
+ * after `close()`): creation forms stay out of the way under every list.
+ * Test ids: the button `<testid>` (default `new-<slug of label>`), the panel `<testid>-panel`,
+ * its Cancel button `<testid>-cancel`.
+ * @param {string} label e.g. "New customer"
+ * @param {(close: () => void) => Child} build the form (called on each open; `close` hides it)
+ * @param {{testid?: string}} [options]
+ */
+export function newButton(label, build, { testid } = {}) {
+  const id = testid ?? `new-${label.toLowerCase().replace(/^new\s+/, "").replace(/[^a-z0-9]+/g, "-")}`;
+  const wrap = h("div", { class: "new-wrap" });
+  const open = h("button", { type: "button", class: "primary", "data-testid": id, "aria-expanded": "false", onclick: () => show() }, label);
+  const close = () => {
+    open.setAttribute("aria-expanded", "false");
+    mount(wrap, open);
+    open.focus();
+  };
+  const show = () => {
+    open.setAttribute("aria-expanded", "true");
+    const cancel = h("button", { type: "button", class: "secondary", "data-testid": `${id}-cancel`, onclick: close }, "Cancel");
+    const panel = h("div", { class: "new-panel", "data-testid": `${id}-panel` }, h("div", { class: "new-panel-head" }, h("h3", {}, label), cancel), build(close));
+    mount(wrap, panel);
+    const first = panel.querySelector("input, select, textarea");
+    if (first instanceof HTMLElement) first.focus();
+  };
+  mount(wrap, open);
+  return wrap;
+}
+
+/**
+ * What an empty list says: what to do next, with a button and/or the curl line that does it.
+ * Test id `<testid>` (default `empty-state`).
+ * @param {string} text e.g. "No endpoints yet."
+ * @param {{hint?: string, curl?: string, button?: Child, testid?: string}} [options]
+ */
+export function emptyState(text, { hint, curl, button, testid = "empty-state" } = {}) {
+  const code = curl ? readonlyText(curl, { rows: Math.min(4, curl.split("\n").length + 1), "aria-label": "curl command" }) : null;
+  return h(
+    "div",
+    { class: "empty-state", "data-testid": testid },
+    h("p", { class: "empty-title" }, text),
+    hint ? h("p", { class: "muted" }, hint) : null,
+    button ?? null,
+    code ? h("div", { class: "copy-row" }, code, copyButton(code, { "data-testid": `${testid}-copy` })) : null,
+  );
+}
+
+/**
+ * An id (or key) in a monospace span with a copy button beside it; never wraps mid-id.
+ * @param {string} value
+ * @param {{testid?: string, short?: boolean}} [options] short: show the first 8 characters
+ */
+export function copyValue(value, { testid, short = false } = {}) {
+  const hidden = h("input", { type: "text", value, readonly: true, class: "copy-source", tabindex: -1, "aria-hidden": "true" });
+  return h(
+    "span",
+    { class: "copy-value", "data-testid": testid ?? null },
+    h("code", { class: "id", title: value }, short ? value.slice(0, 8) : value),
+    hidden,
+    copyButton(/** @type {HTMLInputElement} */ (hidden), { class: "secondary small copy", "aria-label": `Copy ${value}` }),
+  );
+}

@@ -1,0 +1,9 @@
+// @ts-check
+// Endpoint: built by its owner this session (a placeholder until then).
+
+import { h, mount } from "./dom.js";
+
+/** @param {HTMLElement} root */
+export async function render(root) {
+  mount(root, h("p", { class: "muted" }, "Endpoint: not built yet."));
+}
