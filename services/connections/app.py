@@ -12,6 +12,7 @@ from aiohttp import web
 from libs.common import tracing
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import connections as c
+from libs.common.contracts import schemas
 from libs.common.metrics import METRICS
 from libs.common.runtime import (
     BUS,
@@ -22,6 +23,7 @@ from libs.common.runtime import (
     status_reporter,
     system_endpoints,
 )
+from services.connections.auth_types import AuthTypes
 from services.connections.connect import Connect
 from services.connections.connections import Connections
 from services.connections.credential_cache import (
@@ -86,6 +88,7 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
             Credentials(app[POOL], app[REFRESHER], app[CREDENTIAL_CACHE]).get,
         ),
         endpoint(c.PROXY_REQUEST, app[PROXY].request),
+        endpoint(schemas.AUTH_TYPES_LIST, AuthTypes().list),
     ]
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import flows as c
+from libs.common.contracts import schemas
 from libs.common.jobs import JobEngine, QueueOptions
 from libs.common.metrics import METRICS, SERVICE_METRICS
 from libs.common.runtime import (
@@ -28,6 +29,7 @@ from services.flows.flow_runs import FlowRuns
 from services.flows.flows import Flows
 from services.flows.keys import ENGINE, FLOW_INSTANCES, FLOW_RUNS, FLOWS, SETTINGS
 from services.flows.metrics import FLOWS_METRICS, FlowsMetrics
+from services.flows.node_types import NodeTypes
 from services.flows.nodes import REGISTRY
 from services.flows.nodes.base import NodeServices
 from services.flows.runs import retention
@@ -35,6 +37,7 @@ from services.flows.runs.runner import Runner
 from services.flows.runs.start import QUEUE, RUN_JOB
 from services.flows.settings import FlowsOptions, FlowsSettings
 from services.flows.system import System
+from services.flows.trigger_types import TriggerTypes
 from services.flows.triggers import workers as triggers
 
 NAME = "flows"
@@ -71,6 +74,8 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
         endpoint(c.FLOW_RUNS_NODE, flow_runs.node),
         endpoint(c.FLOW_RUNS_STOP, flow_runs.stop),
         endpoint(c.FLOW_RUNS_RERUN, flow_runs.rerun),
+        endpoint(schemas.FLOW_NODE_TYPES_LIST, NodeTypes(REGISTRY).list),
+        endpoint(schemas.FLOW_TRIGGER_TYPES_LIST, TriggerTypes().list),
     ]
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from libs.common.contracts import connections, flows, identity, instances, notifications
+from libs.common.contracts import connections, flows, identity, instances, notifications, schemas
 from libs.common.contracts.base import Operation
 
 
@@ -236,6 +236,7 @@ ROUTES: tuple[Route, ...] = (
         ("POST", "/{id}/sync", instances.SYNCS_START, Auth.ANY, 202),
         ("POST", "/{id}/sync/confirm", instances.SYNCS_CONFIRM, Auth.ADMIN),
         ("POST", "/{id}/sync/discard", instances.SYNCS_DISCARD, Auth.ADMIN),
+        ("GET", "/{id}/sync/passes", instances.SYNC_PASSES_LIST, Auth.ANY),
         ("GET", "/{id}/synced-records", instances.SYNCED_RECORDS_LIST, Auth.ANY),
     ),
     Route(
@@ -351,4 +352,8 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET", "/webhook-event-types", notifications.EVENT_TYPES_LIST, Auth.ADMIN, "notifications"
     ),
+    Route("GET", "/flow-node-types", schemas.FLOW_NODE_TYPES_LIST, Auth.ANY, "schemas"),
+    Route("GET", "/flow-trigger-types", schemas.FLOW_TRIGGER_TYPES_LIST, Auth.ANY, "schemas"),
+    Route("GET", "/integration-auth-types", schemas.AUTH_TYPES_LIST, Auth.ANY, "schemas"),
+    Route("GET", "/action-request-types", schemas.ACTION_REQUEST_TYPES_LIST, Auth.ANY, "schemas"),
 )

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from libs.common.bus import Endpoint, endpoint
 from libs.common.contracts import instances as c
+from libs.common.contracts import schemas
 from libs.common.contracts.base import INBOUND_STREAM
 from libs.common.jobs import JobEngine
 from libs.common.metrics import METRICS, SERVICE_METRICS
@@ -26,6 +27,7 @@ from libs.common.runtime import (
 )
 from services.instances import lifecycle, sync_pass
 from services.instances.action_instances import ActionInstances
+from services.instances.action_request_types import ActionRequestTypes
 from services.instances.action_runner import ActionRunner
 from services.instances.action_runs import ActionRuns
 from services.instances.action_runs import sweep as sweep_action_runs
@@ -133,6 +135,7 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
         endpoint(c.ACTION_INSTANCES_RUN_ON_CONNECTION, app[ACTION_INSTANCES].run_on_connection),
         endpoint(c.ACTION_RUNS_LIST, app[ACTION_RUNS].list),
         endpoint(c.ACTION_RUNS_GET, app[ACTION_RUNS].get),
+        endpoint(schemas.ACTION_REQUEST_TYPES_LIST, ActionRequestTypes().list),
         endpoint(c.FIELD_MAPPINGS_LIST, app[FIELD_MAPPINGS].list),
         endpoint(c.FIELD_MAPPINGS_CREATE, app[FIELD_MAPPINGS].create),
         endpoint(c.FIELD_MAPPINGS_GET, app[FIELD_MAPPINGS].get),
@@ -158,6 +161,7 @@ def endpoints(app: web.Application) -> Sequence[Endpoint[Any, Any]]:
         endpoint(c.SYNCS_START, app[SYNCS].start),
         endpoint(c.SYNCS_CONFIRM, app[SYNCS].confirm),
         endpoint(c.SYNCS_DISCARD, app[SYNCS].discard),
+        endpoint(c.SYNC_PASSES_LIST, app[SYNCS].passes),
         endpoint(c.SYNCED_RECORDS_LIST, app[SYNCED_RECORDS].list),
     ]
 

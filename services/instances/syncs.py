@@ -1,9 +1,12 @@
-"""Answer ``tether.instances.syncs.*``: run a pass now, confirm or discard a held one.
+"""Answer ``tether.instances.syncs.*``: run a pass now, confirm or discard a held one, list passes.
 
 How a pass runs is ``sync_pass.py``'s; this module checks who asks and what state allows.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -11,7 +14,8 @@ import structlog
 from libs.common import jobs
 from libs.common.contracts import instances as c
 from libs.common.db import Conn
-from libs.common.errors import Conflict
+from libs.common.errors import Conflict, InvalidInput
+from libs.common.paging import decode_cursor, keyset_page
 from services.instances.settings import InstancesOptions
 from services.instances.store import definitions, syncs
 from services.instances.store.data_source_instances import DataSourceInstanceRecord
@@ -21,6 +25,18 @@ from services.instances.sync_schedule import sync_job
 from services.instances.sync_views import collection_of, sync_status, visible_instance
 
 log = structlog.get_logger(__name__)
+
+
+def _pass_position(cursor: str) -> tuple[datetime, UUID]:
+    """Return the (startedAt, id) a passes cursor points after; 422 on ``cursor`` otherwise."""
+    at, last = decode_cursor(cursor, 2)
+    try:
+        position, pass_id = datetime.fromisoformat(at), UUID(last)
+    except ValueError as exc:
+        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
+    if position.tzinfo is None:
+        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}])
+    return position, pass_id
 
 
 class Syncs:
@@ -86,6 +102,17 @@ class Syncs:
             )
             log.info("sync_pass_discarded", pass_id=str(held.id))
             return await sync_status(conn, instance)
+
+    async def passes(self, req: c.SyncPassListRequest) -> c.SyncPassPage:
+        """Return the instance's passes, newest first (whoever may see the instance)."""
+        after = _pass_position(req.cursor) if req.cursor else None
+        async with self._pool.acquire() as conn:
+            instance = await visible_instance(conn, req.ctx, req.id, archived=True)
+            rows = await syncs.list_passes(
+                conn, instance.workspace_id, instance.id, after=after, limit=req.limit + 1
+            )
+        page, cursor = keyset_page(rows, req.limit, lambda r: (r.started_at.isoformat(), r.id))
+        return c.SyncPassPage(items=[r.view() for r in page], cursor=cursor)
 
     @staticmethod
     async def _held(conn: Conn, instance: DataSourceInstanceRecord) -> PassRecord:

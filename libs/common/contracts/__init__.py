@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.common.contracts import connections, flows, identity, instances, notifications
+from libs.common.contracts import connections, flows, identity, instances, notifications, schemas
 from libs.common.contracts.base import EventType, Operation
 from libs.common.contracts.system import system_status_operation
 
@@ -18,8 +18,13 @@ SERVICE_CONTRACTS = {
 
 
 def service_operations(service: str) -> tuple[Operation[Any, Any], ...]:
-    """Return every operation ``service`` answers: its own, and the ``system.status`` all answer."""
-    return (*SERVICE_CONTRACTS[service].OPERATIONS, system_status_operation(service))
+    """Return every operation ``service`` answers: its own, its schema catalogues (see
+    ``schemas``), and the ``system.status`` all answer."""
+    return (
+        *SERVICE_CONTRACTS[service].OPERATIONS,
+        *schemas.OPERATIONS_BY_SERVICE.get(service, ()),
+        system_status_operation(service),
+    )
 
 
 ALL_OPERATIONS: tuple[Operation[Any, Any], ...] = tuple(

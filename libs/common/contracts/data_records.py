@@ -196,6 +196,19 @@ class SyncRequest(Request):
     id: UUID
 
 
+class SyncPassListRequest(PageRequest):
+    """List a data-source instance's sync passes, newest first."""
+
+    id: UUID
+
+
+class SyncPassPage(Reply):
+    """Sync passes, newest first; ``cursor`` continues after the page (null: the last)."""
+
+    items: list[SyncPass]
+    cursor: str | None
+
+
 # --- live records -----------------------------------------------------------------------
 
 
@@ -333,6 +346,13 @@ SYNCED_RECORDS_LIST = Operation(
     "Read the synced copy",
 )
 
+SYNC_PASSES_LIST = Operation(
+    "tether.instances.syncs.passes",
+    SyncPassListRequest,
+    SyncPassPage,
+    "List a data-source instance's sync passes",
+)
+
 DATA_RECORD_OPERATIONS = (
     RECORDS_LIST,
     RECORDS_GET,
@@ -343,4 +363,5 @@ DATA_RECORD_OPERATIONS = (
     SYNCS_CONFIRM,
     SYNCS_DISCARD,
     SYNCED_RECORDS_LIST,
+    SYNC_PASSES_LIST,
 )

@@ -72,6 +72,14 @@ LAST_PASS_SQL = f"""
 SELECT {_PASS_COLUMNS} FROM sync_passes WHERE workspace_id = $1 AND instance_id = $2
 ORDER BY started_at DESC LIMIT 1
 """
+# An instance's passes, newest first, after a (started_at, id) position.
+LIST_PASSES_SQL = f"""
+SELECT {_PASS_COLUMNS} FROM sync_passes
+WHERE workspace_id = $1 AND instance_id = $2
+  AND ($3::timestamptz IS NULL OR (started_at, id) < ($3, $4::uuid))
+ORDER BY started_at DESC, id DESC
+LIMIT $5
+"""
 # Incremental passes ask for changes since the start of the last pass that read the whole
 # listing (completed, or held and then confirmed or discarded).
 LAST_COMPLETE_START_SQL = """
@@ -159,6 +167,26 @@ async def lock_pass(conn: Conn, workspace_id: UUID, pass_id: UUID) -> PassRecord
 async def last_pass(conn: Conn, workspace_id: UUID, instance_id: UUID) -> PassRecord | None:
     """Return the instance's newest pass."""
     return maybe(PassRecord, await conn.fetchrow(LAST_PASS_SQL, workspace_id, instance_id))
+
+
+async def list_passes(
+    conn: Conn,
+    workspace_id: UUID,
+    instance_id: UUID,
+    *,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[PassRecord]:
+    """Return the instance's passes by (startedAt, id), newest first, after a position."""
+    rows = await conn.fetch(
+        LIST_PASSES_SQL,
+        workspace_id,
+        instance_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return many(PassRecord, rows)
 
 
 async def last_complete_start(conn: Conn, workspace_id: UUID, instance_id: UUID) -> datetime | None:
