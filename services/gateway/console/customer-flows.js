@@ -1,10 +1,16 @@
 // @ts-check
-// A customer's Flows tab: customer-level flows (list, create) and flow instances.
+// A customer's Flows tab: customer-level flows (list, create) and flow instances, whose
+// nodes' configs can be customised in the form of their node type (saved as the instance's
+// JSON Merge Patch).
 
 import { ApiError, enc, get, isAbort, patch, post } from "./api.js";
 import { fmtDate, h, mount, pretty, shortId } from "./dom.js";
 import { action, errorBox, field, readJSON, statusLine } from "./forms.js";
-import { badge, card, emptyRow, loading, table } from "./widgets.js";
+import { schemaForm } from "./schema-form.js";
+import { isObject, loadTypes } from "./typed-form.js";
+import { badge, card, copyValue, emptyRow, loading, table } from "./widgets.js";
+/** @import { SchemaForm } from "./schema-form.js" */
+/** @import { NodeType } from "./typed-form.js" */
 /** @import { Customer, Flow, FlowInstance, Page } from "./api-types.js" */
 /** @import { PageContext } from "./app.js" */
 
@@ -103,13 +109,16 @@ function createForm(customer, reload) {
 async function loadInstances(box, customer, ctx) {
   mount(box, loading());
   try {
-    /** @type {Page<FlowInstance>} */
-    const page = await get("/flow-instances", { query: { customerId: customer.id, limit: 100 }, signal: ctx.signal });
+    /** @type {Promise<Page<FlowInstance>>} */
+    const listed = get("/flow-instances", { query: { customerId: customer.id, limit: 100 }, signal: ctx.signal });
+    /** @type {Promise<{items: NodeType[], error: unknown}>} */
+    const typesRead = loadTypes("/flow-node-types", ctx.signal);
+    const [page, types] = await Promise.all([listed, typesRead]);
     if (!page.items.length) {
-      mount(box, h("p", { class: "muted", "data-testid": "no-flow-instances" }, "No flow instances for this customer."));
+      mount(box, h("p", { class: "muted", "data-testid": "no-flow-instances" }, "No flow instances for this customer: they appear once a flow is deployed to one of its connections."));
       return;
     }
-    mount(box, page.items.map((instance) => instanceView(instance)));
+    mount(box, page.items.map((instance) => instanceView(instance, types.items)));
   } catch (err) {
     if (!isAbort(err)) mount(box, errorBox(err));
   }
@@ -131,8 +140,95 @@ export function patchPaths(value, prefix = "") {
   return keys.flatMap((k) => patchPaths(object[k], prefix ? `${prefix}.${k}` : k));
 }
 
-/** @param {FlowInstance} initial */
-function instanceView(initial) {
+/**
+ * A JSON Merge Patch turning `from` into `to` (objects compared key by key; null removes).
+ * @param {unknown} from
+ * @param {unknown} to
+ * @returns {unknown}
+ */
+export function mergeDiff(from, to) {
+  if (!isObject(from) || !isObject(to)) return to;
+  /** @type {Record<string, unknown>} */
+  const out = {};
+  for (const k of Object.keys(from)) if (!(k in to)) out[k] = null;
+  for (const [k, v] of Object.entries(to)) {
+    if (!(k in from)) out[k] = v;
+    else if (JSON.stringify(from[k]) !== JSON.stringify(v)) out[k] = mergeDiff(from[k], v);
+  }
+  return out;
+}
+
+/**
+ * Two merge patches as one: applying the result is applying `first`, then `second`.
+ * @param {unknown} first
+ * @param {unknown} second
+ * @returns {unknown}
+ */
+export function mergeCompose(first, second) {
+  if (!isObject(first) || !isObject(second)) return second;
+  /** @type {Record<string, unknown>} */
+  const out = { ...first };
+  for (const [k, v] of Object.entries(second)) out[k] = isObject(out[k]) && isObject(v) ? mergeCompose(out[k], v) : v;
+  return out;
+}
+
+/**
+ * Customise one node's config of an instance: a node select, the config form of its type
+ * filled with the effective config, and a save that adds the difference to the
+ * customisation. Test ids: `custom-node`, `custom-config-field-<path>`, `custom-save`.
+ * @param {FlowInstance} inst
+ * @param {NodeType[]} types
+ * @param {(inst: FlowInstance) => void} redraw with the instance the API sent back
+ */
+function customizeForm(inst, types, redraw) {
+  const keys = Object.keys(inst.flow.nodes ?? {});
+  const node = h("select", { "data-testid": "custom-node" }, keys.map((k) => h("option", { value: k }, `${k} (${inst.flow.nodes[k].type})`)));
+  const formBox = h("div", {});
+  const problem = errorBox(null, { "data-testid": "custom-error" });
+  const done = statusLine({ "data-testid": "custom-saved" });
+  const button = h("button", { type: "submit", class: "primary", "data-testid": "custom-save" }, "Save customisation");
+  /** @type {SchemaForm | null} */
+  let form = null;
+  const show = () => {
+    const n = inst.flow.nodes[node.value];
+    if (!n) return;
+    const type = types.find((t) => t.type === n.type);
+    form = schemaForm(type?.configSchema ?? { type: "object" }, { value: n.config ?? {}, testid: "custom-config", label: `Config of ${node.value}` });
+    mount(formBox, form.element);
+  };
+  node.addEventListener("change", show);
+  show();
+  return h(
+    "form",
+    {
+      novalidate: true,
+      class: "customize",
+      onsubmit: action({ button, problem, status: done }, async () => {
+        if (!form) return;
+        const key = node.value;
+        const diff = mergeDiff(inst.flow.nodes[key].config ?? {}, form.read());
+        if (isObject(diff) && !Object.keys(diff).length) {
+          done.set("Nothing changed");
+          return;
+        }
+        const customization = mergeCompose(inst.customization ?? {}, { nodes: { [key]: { config: diff } } });
+        /** @type {FlowInstance} */
+        const updated = await patch(`/flow-instances/${enc(inst.id)}`, { customization });
+        redraw(updated);
+      }),
+    },
+    field("Node", node, "Its config as this instance runs it; a save keeps only what differs from the flow."),
+    formBox,
+    problem,
+    h("div", { class: "actions" }, button, done),
+  );
+}
+
+/**
+ * @param {FlowInstance} initial
+ * @param {NodeType[]} types the node types, for the customisation forms
+ */
+function instanceView(initial, types) {
   const el = h("article", { class: "instance", "data-testid": "flow-instance" });
   const problem = errorBox(null, { "data-testid": "instance-conflicts" });
 
@@ -176,6 +272,7 @@ function instanceView(initial) {
         h("strong", {}, inst.flow?.name || "Flow"),
         h("a", { href: `#/flows/${enc(inst.flowId)}`, class: "small" }, "open flow"),
         h("span", { class: "small muted" }, `${inst.integrationKey} · connection `, h("code", { title: inst.connectionId }, shortId(inst.connectionId))),
+        copyValue(inst.id, { short: true, testid: "instance-id" }),
         h("span", { "data-testid": "instance-revision" }, `base revision ${inst.baseRevision}`, inst.latestRevision !== inst.baseRevision ? ` (latest ${inst.latestRevision})` : ""),
         inst.outdated ? badge("outdated", "warn", { "data-testid": "instance-outdated" }) : badge("up to date", "ok"),
         badge(inst.enabled ? "enabled" : "disabled", inst.enabled ? "ok" : "", { "data-testid": "instance-enabled" }),
@@ -196,6 +293,9 @@ function instanceView(initial) {
         h("div", {}, h("h4", {}, "Customisation (JSON Merge Patch)"), h("pre", { "data-testid": "instance-customization" }, pretty(inst.customization || {}))),
         h("div", {}, h("h4", {}, `Effective flow (base revision ${inst.baseRevision} + customisation)`), h("pre", { "data-testid": "instance-effective" }, pretty(inst.flow))),
       ),
+      Object.keys(inst.flow.nodes ?? {}).length
+        ? h("details", { class: "customize-box" }, h("summary", { "data-testid": "instance-customize" }, "Customise a node's config"), customizeForm(inst, types, draw))
+        : null,
       problem,
       h(
         "div",

@@ -1,6 +1,8 @@
 // @ts-check
 // Draw a flow's nodes as an SVG diagram: columns by depth from the nodes nothing links
-// to, links as arrows. Built with DOM APIs; geometry is set as SVG attributes.
+// to, links as arrows. Built with DOM APIs; geometry is set as SVG attributes. The diagram
+// sits in a scrolling viewport with zoom in / zoom out / fit / 100% buttons (Ctrl+wheel
+// zooms, dragging the background pans), so a wide flow is never clipped by its card.
 
 import { h, s, uid } from "./dom.js";
 
@@ -84,13 +86,50 @@ function triggerLabel(trigger) {
 }
 
 /**
+ * How a diagram is zoomed, kept by the page across redraws: `null` fits a wide diagram to
+ * its card but not below half size (it scrolls past that), `"fit"` fits it whole, a number
+ * is a zoom chosen with the buttons (1 = 100 %).
+ * @typedef {object} GraphView
+ * @property {number | "fit" | null} zoom
+ * @property {number} [left] where the viewport was scrolled to
+ * @property {number} [top]
+ */
+
+/**
  * How a diagram shows a run or a selection.
  * @typedef {object} GraphOptions
  * @property {Map<string, string>} [states] node key → node state (running, waiting, completed,
  *   failed, skipped): the box gets the class `state-<state>` and `data-state`
  * @property {string | null} [selected] the node shown as selected (class `selected`)
  * @property {(key: string) => void} [onSelect] called when a node is clicked (or Enter)
+ * @property {boolean} [triggerSelected] show the trigger as selected
+ * @property {() => void} [onSelectTrigger] called when the trigger is clicked (or Enter)
+ * @property {GraphView} [view] the zoom to keep across redraws (default: a fresh `{zoom: null}`)
  */
+
+const ZOOM_MIN = 0.1;
+const ZOOM_MAX = 2.5;
+const ZOOM_STEP = 1.25;
+/** The least zoom the automatic fit goes to before it lets the diagram scroll instead. */
+const AUTO_MIN = 0.5;
+
+/**
+ * Keyboard and click handlers that make an SVG group act as a button.
+ * @param {() => void} select
+ */
+function selectable(select) {
+  return {
+    tabindex: 0,
+    role: "button",
+    onclick: select,
+    onkeydown: (/** @type {KeyboardEvent} */ e) => {
+      if (e.key === "Enter" || e.key === " ") {
+        e.preventDefault();
+        select();
+      }
+    },
+  };
+}
 
 /**
  * The diagram of a definition ({trigger, nodes}); `invalid` maps node keys to messages
@@ -100,7 +139,7 @@ function triggerLabel(trigger) {
  * @param {GraphOptions} [options]
  */
 export function drawGraph(definition, invalid = new Map(), options = {}) {
-  const { states, selected, onSelect } = options;
+  const { states, selected, onSelect, triggerSelected, onSelectTrigger, view = { zoom: null } } = options;
   const nodes = isObject(definition?.nodes) ? definition.nodes : {};
   const keys = Object.keys(nodes);
   const depth = depths(nodes);
@@ -166,7 +205,11 @@ export function drawGraph(definition, invalid = new Map(), options = {}) {
   // The trigger, linked to every root.
   const ty = PAD;
   nodesLayer.appendChild(
-    s("g", { class: "graph-trigger graph-node", "data-testid": "flow-trigger" },
+    s("g", {
+      class: ["graph-trigger", "graph-node", triggerSelected ? "selected" : ""].filter(Boolean).join(" "),
+      "data-testid": "flow-trigger",
+      ...(onSelectTrigger ? selectable(onSelectTrigger) : {}),
+    },
       s("title", {}, `Trigger: ${triggerLabel(definition?.trigger)}`),
       s("rect", { x: PAD, y: ty, width: W, height: H, rx: 27, ry: 27 }),
       s("text", { x: PAD + 14, y: ty + 22, class: "node-key" }, "trigger"),
@@ -205,14 +248,7 @@ export function drawGraph(definition, invalid = new Map(), options = {}) {
         "data-node": k,
         "data-invalid": problems ? "true" : null,
         "data-state": state ?? null,
-        ...(onSelect ? {
-          tabindex: 0,
-          role: "button",
-          onclick: () => onSelect(k),
-          onkeydown: (/** @type {KeyboardEvent} */ e) => {
-            if (e.key === "Enter" || e.key === " ") onSelect(k);
-          },
-        } : {}),
+        ...(onSelect ? selectable(() => onSelect(k)) : {}),
       },
       s("title", {}, title),
       s("rect", { x: p.x, y: p.y, width: W, height: H, rx: 6, ry: 6 }),
@@ -221,9 +257,127 @@ export function drawGraph(definition, invalid = new Map(), options = {}) {
     );
   }
 
-  const wrap = h("div", { class: "graph-wrap" }, svg);
+  const wrap = h("div", { class: "graph-wrap zoomable" }, zoomable(svg, width, height, view));
   if (!keys.length) wrap.appendChild(h("p", { class: "muted small" }, "No nodes yet."));
   return wrap;
+}
+
+/**
+ * The diagram's viewport (it scrolls) under a toolbar: zoom out, zoom in, fit, 100 %.
+ * Test ids: `graph-zoom-out`, `graph-zoom-in`, `graph-fit`, `graph-zoom-reset`,
+ * `graph-zoom` (the percentage), `graph-viewport`.
+ * @param {SVGSVGElement} svg drawn at zoom 1
+ * @param {number} width its natural width
+ * @param {number} height its natural height
+ * @param {GraphView} view read and written as the zoom changes
+ */
+function zoomable(svg, width, height, view) {
+  const viewport = h("div", { class: "graph-viewport", "data-testid": "graph-viewport" }, svg);
+  const level = h("span", { class: "graph-zoom small muted", "data-testid": "graph-zoom", "aria-live": "polite" });
+
+  /** The zoom at which the whole diagram fits the viewport (never above 100 %). */
+  const fitZoom = () => {
+    const style = getComputedStyle(viewport);
+    const maxHeight = Number.parseFloat(style.maxHeight);
+    const across = viewport.clientWidth - Number.parseFloat(style.paddingLeft || "0") - Number.parseFloat(style.paddingRight || "0");
+    const down = Number.isFinite(maxHeight) ? maxHeight : Number.POSITIVE_INFINITY;
+    return Math.max(ZOOM_MIN, Math.min(1, across / width, down / height));
+  };
+
+  /** Size the SVG for the view's zoom (its viewBox stays: the browser scales the drawing). */
+  const apply = () => {
+    if (!viewport.clientWidth) return; // not laid out yet: the observer calls again
+    const zoom = view.zoom === "fit" ? fitZoom() : view.zoom === null ? Math.max(AUTO_MIN, fitZoom()) : view.zoom;
+    const first = !svg.dataset.zoom;
+    const centre = {
+      x: (viewport.scrollLeft + viewport.clientWidth / 2) / Math.max(1, viewport.scrollWidth),
+      y: (viewport.scrollTop + viewport.clientHeight / 2) / Math.max(1, viewport.scrollHeight),
+    };
+    svg.setAttribute("width", String(Math.floor(width * zoom)));
+    svg.setAttribute("height", String(Math.floor(height * zoom)));
+    if (first) {
+      // A redraw (the editor redraws on each change) stays where the last drawing was.
+      viewport.scrollLeft = view.left ?? 0;
+      viewport.scrollTop = view.top ?? 0;
+    } else {
+      viewport.scrollLeft = centre.x * viewport.scrollWidth - viewport.clientWidth / 2;
+      viewport.scrollTop = centre.y * viewport.scrollHeight - viewport.clientHeight / 2;
+    }
+    svg.dataset.zoom = zoom.toFixed(3);
+    level.textContent = `${Math.round(zoom * 100)} %`;
+  };
+
+  /** @param {number} factor */
+  const zoomBy = (factor) => {
+    const now = Number(svg.dataset.zoom || "1");
+    view.zoom = Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, now * factor));
+    apply();
+  };
+
+  /**
+   * @param {string} label
+   * @param {string} text
+   * @param {string} testid
+   * @param {() => void} run
+   */
+  const tool = (label, text, testid, run) =>
+    h("button", { type: "button", class: "secondary small", title: label, "aria-label": label, "data-testid": testid, onclick: run }, text);
+
+  // Ctrl+wheel (and a trackpad's pinch) zooms; a plain wheel scrolls as usual.
+  viewport.addEventListener("wheel", (event) => {
+    if (!event.ctrlKey) return;
+    event.preventDefault();
+    zoomBy(event.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP);
+  }, { passive: false });
+
+  // Dragging the background with a mouse pans (touch screens scroll natively).
+  /** @type {{x: number, y: number, left: number, top: number} | null} */
+  let drag = null;
+  viewport.addEventListener("pointerdown", (event) => {
+    if (event.pointerType !== "mouse" || event.button !== 0) return;
+    if (event.target instanceof Element && event.target.closest("[role=button]")) return;
+    drag = { x: event.clientX, y: event.clientY, left: viewport.scrollLeft, top: viewport.scrollTop };
+    viewport.setPointerCapture(event.pointerId);
+    viewport.classList.add("dragging");
+  });
+  viewport.addEventListener("pointermove", (event) => {
+    if (!drag) return;
+    viewport.scrollLeft = drag.left - (event.clientX - drag.x);
+    viewport.scrollTop = drag.top - (event.clientY - drag.y);
+  });
+  const endDrag = () => {
+    drag = null;
+    viewport.classList.remove("dragging");
+  };
+  viewport.addEventListener("pointerup", endDrag);
+  viewport.addEventListener("scroll", () => {
+    if (!svg.dataset.zoom) return;
+    view.left = viewport.scrollLeft;
+    view.top = viewport.scrollTop;
+  }, { passive: true });
+  viewport.addEventListener("pointercancel", endDrag);
+
+  // Fitting follows the card's width (a window resized, a phone turned).
+  new ResizeObserver(() => {
+    if (view.zoom === null || view.zoom === "fit" || !svg.dataset.zoom) apply();
+  }).observe(viewport);
+
+  const tools = h(
+    "div",
+    { class: "graph-tools", role: "toolbar", "aria-label": "Diagram zoom" },
+    tool("Zoom out", "−", "graph-zoom-out", () => zoomBy(1 / ZOOM_STEP)),
+    tool("Zoom in", "+", "graph-zoom-in", () => zoomBy(ZOOM_STEP)),
+    tool("Fit the diagram to the card", "Fit", "graph-fit", () => {
+      view.zoom = "fit";
+      apply();
+    }),
+    tool("Actual size", "1:1", "graph-zoom-reset", () => {
+      view.zoom = 1;
+      apply();
+    }),
+    level,
+  );
+  return [tools, viewport];
 }
 
 /**
