@@ -131,10 +131,12 @@ class FlowRuns:
         return c.FlowRunPage(items=[store.reply(r, nodes[r.id]) for r in page], cursor=cursor)
 
     async def get(self, req: c.FlowRunGetRequest) -> c.FlowRun:
-        """Read a run with its nodes at a glance."""
+        """Read a run with its nodes at a glance and the definition it executes."""
         _caller(req.ctx)
         async with self._pool.acquire() as conn:
-            return await store.view(conn, await control.visible_run(conn, req.ctx, req.id))
+            run = await control.visible_run(conn, req.ctx, req.id)
+            view = await store.view(conn, run)
+        return view.model_copy(update={"definition": run.definition})
 
     async def node(self, req: c.FlowRunNodeRequest) -> c.NodeExecutionPage:
         """Read every execution of one node of a run (for-each inner nodes: ``<forEach>.<inner>``)."""

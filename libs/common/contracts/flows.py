@@ -412,6 +412,11 @@ class FlowRun(Reply):
     ended_at: datetime | None
     errors: list[RunError]
     nodes: dict[str, NodeSummary]
+    definition: FlowDefinition | None = Field(
+        default=None,
+        description="The flow as this run executes it (its revision with the customisation);"
+        " only when one run is read",
+    )
 
 
 class FlowRunPage(Reply):

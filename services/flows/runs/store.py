@@ -459,12 +459,14 @@ async def drop_old_outputs(conn: Conn, older_than: float, limit: int) -> int:
     return int(status.split()[-1])
 
 
+# What a run's reply holds that its row does not: the node summaries, the definition.
+_NOT_IN_ROW = frozenset({"nodes", "definition"})
+
+
 def reply(row: RunRow, nodes: dict[str, c.NodeSummary]) -> c.FlowRun:
-    """Return a run as its reply, with its nodes at a glance."""
-    return c.FlowRun.model_validate(
-        {**{name: getattr(row, name) for name in c.FlowRun.model_fields if name != "nodes"}}
-        | {"nodes": nodes}
-    )
+    """Return a run as its reply with its nodes at a glance (`FlowRuns.get` adds the definition)."""
+    own = {n: getattr(row, n) for n in c.FlowRun.model_fields if n not in _NOT_IN_ROW}
+    return c.FlowRun.model_validate(own | {"nodes": nodes})
 
 
 async def view(conn: Conn, row: RunRow) -> c.FlowRun:
