@@ -70,22 +70,26 @@ async def test_console_form_error_shows_each_detail_once(
 ) -> None:
     """A 422 shows as a sentence with one sentence per field; bad JSON focuses its box."""
     await signed_in(page, stack, workspace)
-    await page.goto(f"{stack.gateway_url}/console/#/integrations")
-    await page.get_by_test_id("int-key").fill("Bad Key!")
-    await page.get_by_test_id("int-auth").fill('{"type": "api_key"}')
-    await page.get_by_test_id("int-create").click()
-    error = page.get_by_test_id("int-error")
+    await page.goto(f"{stack.gateway_url}/console/#/customers")
+    await page.get_by_test_id("new-customer").click()
+    customer_id = page.get_by_test_id("new-customer-id")
+    # The API's limit, not the input's maxlength, is what this test is about.
+    await customer_id.evaluate("el => el.removeAttribute('maxlength')")
+    await customer_id.fill("x" * 300)
+    await page.get_by_test_id("new-customer-create").click()
+    error = page.get_by_test_id("new-customer-error")
     await error.wait_for()
     lines = [line for line in (await error.inner_text()).splitlines() if line.strip()]
-    assert lines[0] == "The input is not valid."  # the field list left the message
+    assert lines[0] == "The input is not valid.", lines  # the field list left the message
     assert len(lines) == 2, lines
-    assert lines[1].startswith("key: "), lines
+    assert lines[1].startswith("id: "), lines
     assert lines[1].endswith("."), lines
-    assert await page.get_by_test_id("int-create").is_enabled()
-    await page.get_by_test_id("int-auth").fill('{"type": ')
-    await page.get_by_test_id("int-create").click()
-    await page.wait_for_function("document.activeElement?.dataset.testid === 'int-auth'")
-    assert (await error.inner_text()).startswith("Auth spec: Invalid JSON")
+    assert await page.get_by_test_id("new-customer-create").is_enabled()
+    await customer_id.fill("cus_json")
+    await page.get_by_test_id("new-customer-fields").fill('{"plan": ')
+    await page.get_by_test_id("new-customer-create").click()
+    await page.wait_for_function("document.activeElement?.dataset.testid === 'new-customer-fields'")
+    assert (await error.inner_text()).startswith("Fields: Invalid JSON")
 
 
 async def test_console_test_customer_token(
@@ -152,6 +156,7 @@ async def test_console_connect_session_against_fake_oauth(
         )
         await signed_in(page, stack, workspace)
         await page.goto(f"{stack.gateway_url}/console/#/connections")
+        await page.get_by_test_id("new-connection").click()  # the form waits behind "New …"
         await page.get_by_test_id("connect-integration").select_option("fake")
         async with page.expect_popup() as popup_info:
             await page.get_by_test_id("connect-start").click()

@@ -254,4 +254,49 @@
  * @property {string} updatedAt
  */
 
+/** @typedef {"queued" | "running" | "completed" | "failed" | "stopped"} RunState */
+
+/**
+ * @typedef {object} RunError
+ * @property {string} code
+ * @property {string} message
+ * @property {string | null} [node]
+ * @property {unknown} [data]
+ */
+
+/**
+ * One execution of a flow instance.
+ * @typedef {object} FlowRun
+ * @property {string} id
+ * @property {string} flowInstanceId
+ * @property {string} flowId
+ * @property {number} revision
+ * @property {string} connectionId
+ * @property {string} customerId
+ * @property {RunState} state
+ * @property {{type: string, eventId?: string | null, tick?: string | null, rerunOf?: string | null, fromNode?: string | null}} trigger
+ * @property {unknown} input
+ * @property {string} createdAt
+ * @property {string | null} startedAt
+ * @property {string | null} endedAt
+ * @property {RunError[]} errors
+ * @property {Record<string, {state: string, runs: number, errors: RunError[]}>} nodes
+ */
+
+// --- data sources ----------------------------------------------------------------------
+
+/**
+ * A data source deployed to one connection.
+ * @typedef {object} DataSourceInstance
+ * @property {string} id
+ * @property {string} connectionId
+ * @property {string} customerId
+ * @property {string} dataSourceKey
+ * @property {"ready" | "failed" | "archived"} status
+ * @property {JsonObject | null} fieldsSchema
+ * @property {unknown} state
+ * @property {string | null} lastError
+ * @property {string} updatedAt
+ */
+
 export {};

@@ -81,7 +81,12 @@ const PAGES = {
 };
 
 const root = /** @type {HTMLElement} */ (document.getElementById("app"));
-/** @type {{main: HTMLElement, workspaceName: HTMLElement, links: Map<string, HTMLAnchorElement>} | null} */
+/**
+ * @type {{
+ *   main: HTMLElement, workspaceName: HTMLElement, links: Map<string, HTMLAnchorElement>,
+ *   menu: HTMLButtonElement, menuLabel: HTMLElement, setMenu: (open: boolean) => void,
+ * } | null}
+ */
 let shell = null;
 /** @type {PageContext | null} the page being shown */
 let current = null;
@@ -264,7 +269,7 @@ function startShell() {
   const links = new Map();
   const nav = h(
     "nav",
-    { class: "main-nav", "aria-label": "Main" },
+    { class: "main-nav", id: "main-nav", "aria-label": "Main" },
     h(
       "ul",
       {},
@@ -276,23 +281,44 @@ function startShell() {
     ),
   );
   const main = h("main", { id: "main", class: "content", tabindex: "-1" });
-  mount(
-    root,
-    h(
-      "header",
-      { class: "topbar" },
-      h(
-        "div",
-        { class: "brand-block" },
-        h("a", { href: "#/settings", class: "brand" }, h("span", { class: "brand-mark", "aria-hidden": "true" }), "Tether"),
-        workspaceName,
-      ),
-      nav,
-      h("button", { type: "button", id: "signout", "data-testid": "signout", class: "secondary signout", onclick: signOut }, "Sign out"),
-    ),
-    main,
+  // On a phone the navigation folds behind a menu button that names the current page.
+  const menuLabel = h("span", { class: "menu-current" });
+  const menu = h(
+    "button",
+    { type: "button", class: "secondary menu-toggle", "data-testid": "nav-toggle", "aria-controls": "main-nav", "aria-expanded": "false" },
+    h("span", { class: "menu-icon", "aria-hidden": "true" }),
+    h("span", { class: "visually-hidden" }, "Menu: "),
+    menuLabel,
   );
-  shell = { main, workspaceName, links };
+  /** @param {boolean} open */
+  const setMenu = (open) => {
+    header.classList.toggle("nav-open", open);
+    menu.setAttribute("aria-expanded", open ? "true" : "false");
+  };
+  menu.addEventListener("click", () => setMenu(menu.getAttribute("aria-expanded") !== "true"));
+  const header = h(
+    "header",
+    {
+      class: "topbar",
+      onkeydown: (event) => {
+        if (event.key === "Escape" && header.classList.contains("nav-open")) {
+          setMenu(false);
+          menu.focus();
+        }
+      },
+    },
+    h(
+      "div",
+      { class: "brand-block" },
+      h("a", { href: "#/settings", class: "brand" }, h("span", { class: "brand-mark", "aria-hidden": "true" }), "Tether"),
+      workspaceName,
+    ),
+    menu,
+    nav,
+    h("button", { type: "button", id: "signout", "data-testid": "signout", class: "secondary signout", onclick: signOut }, "Sign out"),
+  );
+  mount(root, header, main);
+  shell = { main, workspaceName, links, menu, menuLabel, setMenu };
   loadWorkspaceName();
   route();
 }
@@ -372,6 +398,8 @@ async function route() {
     if (on) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  shell.setMenu(false);
+  shell.menuLabel.textContent = NAV.find(([key]) => key === target?.page.nav)?.[1] ?? "Menu";
   if (navigations > 1) shell.main.focus({ preventScroll: true });
   window.scrollTo(0, 0);
   if (!target) {

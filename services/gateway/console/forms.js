@@ -100,11 +100,53 @@ function partsOf(detail) {
   return { where: String(d.field ?? d.path ?? ""), what: String(d.message ?? d.reason ?? "") };
 }
 
+const TYPE_NAMES = /** @type {Record<string, string>} */ ({
+  string: "a string",
+  integer: "a whole number",
+  number: "a number",
+  boolean: "true or false",
+  object: "an object",
+  array: "a list",
+  null: "null",
+});
+
+/**
+ * One problem with one field as a sentence: the JSON Schema validator's and pydantic's usual
+ * messages are put in words ("fields.plan is required.", "fields.seats must be a whole number,
+ * not "ten"."); anything else reads "<field>: <what is wrong>.".
+ * @param {string} where the field's path ("" when the problem is about the whole input)
+ * @param {string} what the validator's message
+ */
+export function fieldProblem(where, what) {
+  if (!where) return sentence(what || "Something is wrong");
+  if (!what) return sentence(`Check ${where}`);
+  if (/^'[^']*' is a required property$|^Field required$/.test(what)) return sentence(`${where} is required`);
+  const typed = /^(.*) is not of type '(\w+)'$/.exec(what);
+  if (typed && TYPE_NAMES[typed[2]]) return sentence(`${where} must be ${TYPE_NAMES[typed[2]]}, not ${typed[1]}`);
+  const listed = /^(.*) is not one of (\[.*\])$/.exec(what);
+  if (listed) return sentence(`${where} must be one of ${listed[2]}, not ${listed[1]}`);
+  return sentence(`${where}: ${what}`);
+}
+
+/**
+ * Whether a detail only repeats the message: the message names its field and says what the
+ * detail says, or (for a missing property) names the property too.
+ * @param {string} message
+ * @param {string} where
+ * @param {string} what
+ */
+function repeats(message, where, what) {
+  if (what && message.includes(what)) return true;
+  if (!where || !message.includes(where)) return false;
+  if (!what) return true;
+  const missing = /^'([^']*)' is a required property$/.exec(what);
+  return Boolean(missing && message.includes(`'${missing[1]}'`));
+}
+
 /**
  * What an error says, each thing once: its message, then a sentence per detail the message
- * does not already say ("<field>: <what is wrong>."; a bare field as "Check <field>.").
- * A message ending in the list of the fields explained below it ("the input is not valid:
- * name, key") loses the list.
+ * does not already say (see fieldProblem). A message ending in the list of the fields
+ * explained below it ("the input is not valid: name, key") loses the list.
  * @param {Error} err
  * @returns {{message: string, lines: string[]}}
  */
@@ -116,14 +158,14 @@ function explain(err) {
   const explained = new Set();
   for (const detail of details) {
     const { where, what } = partsOf(detail);
-    if (what && message.includes(what)) continue;
-    if (!what && (!where || message.includes(where))) continue;
-    const line = sentence(where && what ? `${where}: ${what}` : where ? `Check ${where}` : what);
+    if (repeats(message, where, what)) continue;
+    const line = fieldProblem(where, what);
     if (!lines.includes(line)) lines.push(line);
     if (where) explained.add(where);
   }
   const listed = /^(.+?): ([^\s,:]+(?:, [^\s,:]+)*)$/.exec(message);
   if (listed?.[2].split(", ").every((name) => explained.has(name))) message = listed[1];
+  if (lines.length === 1 && message === lines[0]) lines.length = 0;
   return { message, lines };
 }
 

@@ -1,10 +1,11 @@
 // @ts-check
-// Connections: filters, a live table with per-row actions, and connecting a test account.
+// Connections: filters, a live table with per-row actions, and connecting a test account
+// behind a "New connection" button.
 
 import { del, enc, get, isAbort, post } from "./api.js";
 import { fmtDate, h, mount, shortId } from "./dom.js";
 import { action, errorBox, field, showError } from "./forms.js";
-import { card, confirmButton, emptyRow, stateBadge, syncRows, table } from "./widgets.js";
+import { card, confirmButton, copyValue, emptyRow, emptyState, newButton, stateBadge, syncRows, table } from "./widgets.js";
 /**
  * @import {
  *   Connection, ConnectionTestResult, ConnectSession, Deployment, Integration, Page, Workspace,
@@ -33,10 +34,22 @@ export async function render(root, params, ctx) {
   };
   const listProblem = errorBox(null, { "data-testid": "connections-error" });
   const actionResult = h("div", { "data-testid": "connection-action-result", role: "status", "aria-live": "polite" });
-  const grid = table(["Name", "Customer", "Integration", "State", "Last refresh", "Last error", "Actions"], [], { "data-testid": "connections-table" });
+  const grid = table(["Name", "Customer", "Integration", "State", "Actions"], [], { "data-testid": "connections-table", class: "stack-on-phone" });
   const more = h("p", { class: "small muted" });
-  const noRows = emptyRow(7, "No connections match.");
-  mount(grid.tbody, emptyRow(7, "Loading…"));
+  const noRows = emptyRow(5, "No connection matches these filters.");
+  const create = newButton("New connection", () => connectForm(integrations, load, ctx));
+  const empty = emptyState("No connections yet.", {
+    hint: integrations.length
+      ? "A connection is made when a customer connects an account through a Connect session. Connect one for the test customer here, or open a session for a customer with:"
+      : "Create an integration first (Integrations page); then customers connect their accounts to it.",
+    curl: `curl -X POST ${location.origin}/connect-sessions -H "Authorization: Bearer $TETHER_ADMIN_TOKEN" -H 'Content-Type: application/json' -d '${JSON.stringify({ customerId: "cus_1", integrationKey: integrations[0]?.key ?? "hubspot" })}'`,
+    button: integrations.length
+      ? h("button", { type: "button", class: "secondary", "data-testid": "empty-new-connection", onclick: () => create.open() }, "New connection")
+      : h("a", { href: "#/integrations", class: "button-link" }, "Integrations"),
+    testid: "connections-empty",
+  });
+  empty.hidden = true;
+  mount(grid.tbody, emptyRow(5, "Loading…"));
   let seq = 0;
 
   async function load() {
@@ -46,6 +59,9 @@ export async function render(root, params, ctx) {
       const page = await get("/connections", { query: { ...filters, limit: 100 }, signal: ctx.signal });
       if (mine !== seq || !ctx.alive) return;
       showError(listProblem, null);
+      const none = !page.items.length && !filters.customerId && !filters.integrationKey && !filters.state;
+      empty.hidden = !none;
+      grid.hidden = none;
       syncRows(grid.tbody, page.items, {
         key: (c) => c.id,
         render: row,
@@ -108,12 +124,16 @@ export async function render(root, params, ctx) {
     return h(
       "tr",
       { "data-testid": "connection-row", "data-connection-id": c.id },
-      h("td", {}, c.name, h("div", { class: "small muted" }, h("code", { title: c.id }, shortId(c.id)))),
-      h("td", { class: "wrap-anywhere" }, h("a", { href: `#/customers/${enc(c.customerId)}` }, c.customerId)),
-      h("td", {}, c.integrationKey),
-      h("td", {}, stateBadge(c.state, { "data-testid": "connection-state" })),
-      h("td", { class: "nowrap" }, fmtDate(c.lastRefreshAt)),
-      h("td", { class: "wrap-anywhere", "data-testid": "connection-error" }, c.lastError || ""),
+      h("td", {}, c.name, h("div", { class: "small muted" }, copyValue(c.id, { short: true, testid: "connection-id" }))),
+      h("td", { class: "id-cell", "data-label": "Customer" }, copyValue(c.customerId, { href: `#/customers/${enc(c.customerId)}` })),
+      h("td", { "data-label": "Integration" }, c.integrationKey),
+      h(
+        "td",
+        {},
+        stateBadge(c.state, { "data-testid": "connection-state" }),
+        c.lastError ? h("div", { class: "small text-danger cell-text", "data-testid": "connection-error" }, c.lastError) : null,
+        h("div", { class: "small muted" }, c.lastRefreshAt ? `refreshed ${fmtDate(c.lastRefreshAt)}` : `since ${fmtDate(c.createdAt)}`),
+      ),
       h(
         "td",
         {},
@@ -153,9 +173,8 @@ export async function render(root, params, ctx) {
 
   mount(
     root,
-    h("div", { class: "page-head" }, h("h1", {}, "Connections")),
-    connectCard(integrations, load, ctx),
-    card(null, filterForm(integrations, filters, load, ctx), listProblem, actionResult, grid, more),
+    h("div", { class: "page-head" }, h("h1", {}, "Connections"), create),
+    card(null, filterForm(integrations, filters, load, ctx), listProblem, actionResult, empty, grid, more),
   );
   await load();
   ctx.every(REFRESH_MS, load);
@@ -209,7 +228,7 @@ function filterForm(integrations, filters, apply, ctx) {
  * @param {() => void} reload
  * @param {PageContext} ctx
  */
-function connectCard(integrations, reload, ctx) {
+function connectForm(integrations, reload, ctx) {
   const select = h(
     "select",
     { "data-testid": "connect-integration" },
@@ -240,6 +259,11 @@ function connectCard(integrations, reload, ctx) {
 
   /** @param {MessageEvent} event */
   const onMessage = (event) => {
+    if (!result.isConnected) {
+      // The form was closed: the table's own refresh shows the new connection.
+      window.removeEventListener("message", onMessage);
+      return;
+    }
     const data = event.data;
     if (!data || typeof data !== "object" || data.type !== "tether:connection") return;
     if (event.origin !== location.origin && (!popup || event.source !== popup)) return;
@@ -262,13 +286,11 @@ function connectCard(integrations, reload, ctx) {
   };
   window.addEventListener("message", onMessage);
   ctx.onLeave(() => window.removeEventListener("message", onMessage));
-  const box = card(
-    "Connect an account for the test customer",
-    h("p", { class: "muted" }, "Opens the Connect UI in a popup for the workspace's test customer (Settings → Testing)."),
-    integrations.length ? null : h("p", { class: "notice" }, "Create an integration first."),
+  return [
+    h("p", { class: "muted" }, "Connects an account for the workspace's test customer (Settings → Testing) in the Connect UI, in a popup."),
+    integrations.length ? null : h("p", { class: "notice" }, "Create an integration first (Integrations page)."),
     h("div", { class: "form-row" }, field("Integration", select), h("div", { class: "button-cell" }, button)),
     problem,
     result,
-  );
-  return box;
+  ];
 }

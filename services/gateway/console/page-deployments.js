@@ -4,7 +4,7 @@
 import { enc, get, isAbort, post } from "./api.js";
 import { fmtDate, h, mount, shortId } from "./dom.js";
 import { action, errorBox, field, showError } from "./forms.js";
-import { card, emptyRow, loading, progressBar, statusBadge, syncRows, table } from "./widgets.js";
+import { card, copyValue, emptyRow, emptyState, loading, progressBar, statusBadge, syncRows, table } from "./widgets.js";
 /** @import { Deployment, DeploymentPage, Integration, Page } from "./api-types.js" */
 /** @import { PageContext, PageParams } from "./app.js" */
 
@@ -43,8 +43,15 @@ export async function render(root, params, ctx) {
   }
   const listProblem = errorBox(null, { "data-testid": "deployments-error" });
   const aggregate = h("div", { class: "small muted", "data-testid": "deployments-aggregate" });
-  const grid = table(["Status", "Reason", "Connection", "Integration", "Created", "Progress"], [], { "data-testid": "deployments-table" });
+  const grid = table(["Status", "Reason", "Connection", "Created", "Progress"], [], { "data-testid": "deployments-table", class: "stack-on-phone" });
   const detailBox = h("div", { "data-testid": "deployment-detail" });
+  const empty = emptyState("No deployments yet.", {
+    hint: "A deployment starts by itself when a connection is created or an element (flow, app event, data source) changes; redeploy a connection with:",
+    curl: `curl -X POST ${location.origin}/connections/<connection id>/deploy -H "Authorization: Bearer $TETHER_ADMIN_TOKEN"`,
+    button: h("a", { href: "#/connections", class: "button-link" }, "Connections"),
+    testid: "deployments-empty",
+  });
+  empty.hidden = true;
 
   const filter = h(
     "select",
@@ -69,7 +76,7 @@ export async function render(root, params, ctx) {
 
   async function load(quiet = false) {
     const mine = ++state.seq;
-    if (!quiet && !state.items.length) mount(grid.tbody, emptyRow(6, "Loading…"));
+    if (!quiet && !state.items.length) mount(grid.tbody, emptyRow(5, "Loading…"));
     try {
       /** @type {Promise<DeploymentPage>} */
       const listed = get("/deployments", { query: { limit: 50, integrationKey: state.integrationKey }, signal: ctx.signal });
@@ -77,10 +84,13 @@ export async function render(root, params, ctx) {
       if (mine !== state.seq || !ctx.alive) return;
       showError(listProblem, null);
       state.items = page.items;
+      const none = !page.items.length && !state.integrationKey;
+      empty.hidden = !none;
+      grid.hidden = none;
       aggregate.textContent = page.stepsTotal
         ? `All listed deployments: ${page.stepsDone}/${page.stepsTotal} steps done`
         : "";
-      syncRows(grid.tbody, page.items, { key: (d) => d.id, render: rowFor, empty: emptyRow(6, "No deployments yet.") });
+      syncRows(grid.tbody, page.items, { key: (d) => d.id, render: rowFor, empty: emptyRow(5, "No deployment of this integration yet.") });
       markSelected();
       if (detail instanceof Error) {
         if (isAbort(detail)) return;
@@ -147,10 +157,9 @@ export async function render(root, params, ctx) {
         },
       },
       h("td", {}, statusBadge(d.status, { "data-testid": "deployment-status" })),
-      h("td", {}, d.reason),
-      h("td", { class: "wrap-anywhere" }, h("code", { title: d.connectionId }, shortId(d.connectionId)), h("div", { class: "small muted" }, d.customerId)),
-      h("td", {}, d.integrationKey),
-      h("td", { class: "nowrap" }, fmtDate(d.createdAt)),
+      h("td", { "data-label": "Reason" }, d.reason),
+      h("td", { class: "id-cell", "data-label": "Connection" }, h("code", { title: d.connectionId }, shortId(d.connectionId)), h("span", { class: "small muted" }, ` ${d.integrationKey}`), h("div", { class: "small muted nowrap" }, d.customerId)),
+      h("td", { class: "nowrap", "data-label": "Created" }, fmtDate(d.createdAt)),
       h("td", {}, progressBar(d.stepsDone, d.stepsTotal, {
         testid: "deployment-progress",
         percentTestid: "deployment-percent",
@@ -189,8 +198,9 @@ export async function render(root, params, ctx) {
         h(
           "dl",
           { class: "meta" },
-          h("dt", {}, "Id"), h("dd", {}, h("code", {}, d.id)),
-          h("dt", {}, "Connection"), h("dd", {}, h("code", {}, d.connectionId), ` (${d.integrationKey}, customer `, h("a", { href: `#/customers/${enc(d.customerId)}` }, d.customerId), ")"),
+          h("dt", {}, "Id"), h("dd", {}, copyValue(d.id, { testid: "deployment-id" })),
+          h("dt", {}, "Connection"), h("dd", {}, copyValue(d.connectionId, { short: true }), ` ${d.integrationKey}`),
+          h("dt", {}, "Customer"), h("dd", {}, copyValue(d.customerId, { href: `#/customers/${enc(d.customerId)}` })),
           h("dt", {}, "Reason"), h("dd", {}, d.reason),
           h("dt", {}, "Progress"), h("dd", {}, progressBar(d.stepsDone, d.stepsTotal, { testid: "detail-progress", complete: d.status === "succeeded" })),
           h("dt", {}, "Created"), h("dd", {}, fmtDate(d.createdAt)),
@@ -211,7 +221,7 @@ export async function render(root, params, ctx) {
   mount(
     root,
     h("div", { class: "page-head" }, h("h1", {}, "Deployments")),
-    card(null, h("div", { class: "form-row" }, field("Integration", filter)), listProblem, aggregate, grid),
+    card(null, h("div", { class: "form-row" }, field("Integration", filter)), listProblem, aggregate, empty, grid),
     detailBox,
   );
   if (state.selected) mount(detailBox, card("Deployment", loading()));

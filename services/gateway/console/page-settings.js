@@ -1,16 +1,19 @@
 // @ts-check
 // Settings: workspace name, customer fields schema, signing secret; test customer.
 
-import { ApiError, get, patch, post } from "./api.js";
+import { ApiError, enc, get, patch, post } from "./api.js";
 import { fmtDate, h, mount, pretty } from "./dom.js";
 import {
   action, errorBox, field, InputError, readOptionalJSON, showError, statusLine,
 } from "./forms.js";
-import { card, confirmButton, copyButton, readonlyText, tabs } from "./widgets.js";
+import { card, confirmButton, copyButton, copyValue, newButton, readonlyText, tabs } from "./widgets.js";
 /** @import { SecretRotated, TestCustomerToken, Workspace } from "./api-types.js" */
 /** @import { PageContext, PageParams } from "./app.js" */
 
 /** @typedef {{ws: Workspace}} State the workspace as last read or saved, shared by the panels */
+
+/** The identity service's test customer while the settings name none. */
+const DEFAULT_TEST_CUSTOMER_ID = "test-customer";
 
 const SCHEMA_PLACEHOLDER = pretty({
   type: "object",
@@ -50,7 +53,7 @@ export async function render(root, params, ctx) {
   );
   mount(
     root,
-    h("div", { class: "page-head" }, h("h1", {}, "Settings"), h("span", { class: "muted" }, "Workspace ", h("code", {}, ws.key))),
+    h("div", { class: "page-head" }, h("h1", {}, "Settings"), h("span", { class: "muted workspace-key" }, "Workspace key ", copyValue(ws.key, { testid: "workspace-key" }))),
     view.el,
   );
   view.select(params.tab === "testing" ? "testing" : "general");
@@ -191,53 +194,90 @@ function aboutTestCustomer(err) {
 }
 
 /**
- * The test customer's form, and a way to show an error about it there.
+ * The test customer (the default one until set) with an "Edit test customer" form behind a
+ * button, and a way to show an error about it in that form.
  * @param {State} state
  * @returns {{card: HTMLElement, showProblem: (err: ApiError) => void}}
  */
 function testCustomerCard(state) {
-  const tc = state.ws.settings?.testCustomer || null;
-  const id = h("input", { type: "text", "data-testid": "test-id", value: tc?.id ?? "", placeholder: "test-customer", maxlength: 256, autocomplete: "off" });
-  const name = h("input", { type: "text", "data-testid": "test-name", value: tc?.name ?? "", placeholder: "Test customer", autocomplete: "off" });
-  const fields = h("textarea", {
-    "data-testid": "test-fields",
-    class: "code",
-    spellcheck: "false",
-    rows: 8,
-    value: pretty(tc?.fields ?? {}),
-  });
+  const id = h("input", { type: "text", "data-testid": "test-id", placeholder: "test-customer", maxlength: 256, autocomplete: "off" });
+  const name = h("input", { type: "text", "data-testid": "test-name", placeholder: "Test customer", autocomplete: "off" });
+  const fields = h("textarea", { "data-testid": "test-fields", class: "code", spellcheck: "false", rows: 6 });
   const problem = errorBox(null, { "data-testid": "test-error" });
   const saved = statusLine({ "data-testid": "test-saved" });
+  const summary = h("div", { "data-testid": "test-customer" });
   const button = h("button", { type: "submit", class: "primary", "data-testid": "test-save" }, "Save test customer");
-  const form = h(
-    "form",
-    {
-      onsubmit: action({ button, problem, status: saved }, async () => {
-        const customerId = id.value.trim();
-        if (!customerId) throw new InputError("The test customer needs an id.", id);
-        const values = readOptionalJSON(fields, "Fields") ?? {};
-        state.ws = await patch("/workspace", {
-          settings: { testCustomer: { id: customerId, name: name.value.trim() || null, fields: values } },
-        });
-        saved.set("Saved");
-      }),
-    },
-    h(
-      "p",
-      { class: "muted" },
-      "The customer your team uses to try integrations: the Connections page connects accounts for it, and you can mint a token for it below.",
-    ),
-    h("div", { class: "form-row" }, field("Test customer id", id), field("Name", name)),
-    field("Fields (JSON)", fields, "Sent as the customer's fields; checked against the customer fields schema."),
-    problem,
-    h("div", { class: "actions" }, button, saved),
-  );
+  const current = () => state.ws.settings?.testCustomer || null;
+  const drawSummary = () => {
+    const tc = current();
+    const customerId = tc?.id ?? DEFAULT_TEST_CUSTOMER_ID;
+    mount(
+      summary,
+      h(
+        "dl",
+        { class: "meta" },
+        h("dt", {}, "Id"),
+        h("dd", { "data-testid": "test-customer-id" }, copyValue(customerId, { href: `#/customers/${enc(customerId)}` }), tc ? null : h("span", { class: "muted small" }, " (the default)")),
+        h("dt", {}, "Name"),
+        h("dd", {}, tc ? tc.name || "—" : "Test Customer"),
+        h("dt", {}, "Fields"),
+        h("dd", {}, tc && Object.keys(tc.fields || {}).length ? h("pre", {}, pretty(tc.fields)) : h("span", { class: "muted" }, "none")),
+      ),
+    );
+  };
+  /** @param {() => void} close */
+  const form = (close) => {
+    const tc = current();
+    id.value = tc?.id ?? "";
+    name.value = tc?.name ?? "";
+    fields.value = pretty(tc?.fields ?? {});
+    showError(problem, null);
+    return h(
+      "form",
+      {
+        onsubmit: action({ button, problem }, async () => {
+          const customerId = id.value.trim();
+          if (!customerId) throw new InputError("The test customer needs an id.", id);
+          const values = readOptionalJSON(fields, "Fields") ?? {};
+          state.ws = await patch("/workspace", {
+            settings: { testCustomer: { id: customerId, name: name.value.trim() || null, fields: values } },
+          });
+          drawSummary();
+          close();
+          saved.set("Saved");
+        }),
+      },
+      h("div", { class: "form-row" }, field("Test customer id", id), field("Name", name)),
+      field("Fields (JSON)", fields, "Sent as the customer's fields; checked against the customer fields schema."),
+      problem,
+      h("div", { class: "actions" }, button),
+    );
+  };
+  const editor = newButton("Edit test customer", (close) => {
+    saved.set("");
+    return form(close);
+  }, { testid: "edit-test-customer" });
+  drawSummary();
   const showProblem = (/** @type {ApiError} */ err) => {
+    editor.open();
     showError(problem, err);
     saved.set("");
     fields.focus();
   };
-  return { card: card("Test customer", form), showProblem };
+  return {
+    card: card(
+      "Test customer",
+      h(
+        "p",
+        { class: "muted" },
+        "The customer your team uses to try integrations: the Connections page connects accounts for it, and you can mint a token for it below.",
+      ),
+      summary,
+      saved,
+      editor,
+    ),
+    showProblem,
+  };
 }
 
 /** @param {(err: ApiError) => void} showAtTestCustomer shows an error about the test customer by their form */

@@ -143,7 +143,7 @@ function serviceRow(name, s) {
     { "data-testid": "status-replicas" },
     String(s.replicas.length),
     s.replicas.length
-      ? h("div", { class: "small muted" }, s.replicas.map((r) => h("div", { title: r.id }, h("code", {}, shortId(r.id)), r.started ? ` since ${fmtDate(r.started)}` : "")))
+      ? h("div", { class: "small muted" }, s.replicas.map((r) => h("div", { class: "nowrap", title: r.id }, h("code", {}, shortId(r.id)), r.started ? ` since ${fmtDate(r.started)}` : "")))
       : null,
   );
   const state = st === null ? badge("down", "bad", { title: s.error || "" }) : s.ok ? badge("ok", "ok") : badge("problem", "warn");
@@ -151,7 +151,7 @@ function serviceRow(name, s) {
   return h(
     "tr",
     { "data-testid": "status-service-row", "data-service": name },
-    h("td", {}, h("strong", {}, name)),
+    h("td", { class: "nowrap" }, h("strong", {}, name)),
     h("td", { "data-testid": "status-service-state" }, state, st === null && s.error ? h("div", { class: "small text-danger" }, s.error) : null),
     replicas,
     h("td", {}, s.versions.join(", ") || none()),
@@ -160,10 +160,10 @@ function serviceRow(name, s) {
       "td",
       { class: "small" },
       st?.consumers.length
-        ? st.consumers.map((c) => h("div", { title: `${c.ackPending} awaiting acknowledgement` }, h("code", {}, c.consumer), `: ${c.pending} pending, ${c.redelivered} redelivered`))
+        ? st.consumers.map((c) => h("div", { class: "nowrap", title: `${c.ackPending} awaiting acknowledgement` }, h("code", {}, c.consumer), `: ${c.pending} pending, ${c.redelivered} redelivered`))
         : none(),
     ),
-    h("td", { class: "small" }, st?.jobs.length ? st.jobs.map((q) => h("div", {}, h("code", {}, q.queue), `: ${q.due} (${Math.round(q.lagSeconds)} s), ${q.running} running`)) : none()),
+    h("td", { class: "small" }, st?.jobs.length ? st.jobs.map((q) => h("div", { class: "nowrap" }, h("code", {}, q.queue), `: ${q.due} (${Math.round(q.lagSeconds)} s), ${q.running} running`)) : none()),
     h("td", {}, st ? `${st.deadLetters.givenUp}${st.deadLetters.retrying ? ` (+${st.deadLetters.retrying} retrying)` : ""}` : none()),
   );
 }
@@ -180,11 +180,11 @@ function checkRow(name, c) {
     h("td", {}, name),
     h("td", {}, h("code", {}, c.key)),
     h("td", {}, c.ok ? badge("ok", "ok") : badge("problem", "bad")),
-    h("td", { "data-testid": "status-check-summary" }, c.summary),
+    h("td", { class: "cell-text", "data-testid": "status-check-summary" }, c.summary),
     h(
       "td",
-      { class: "small wrap-anywhere" },
-      c.sample.map((id) => h("div", {}, link ? h("a", { href: link(id) }, h("code", {}, id)) : h("code", {}, id))),
+      { class: "small" },
+      c.sample.map((id) => h("div", { class: "nowrap" }, link ? h("a", { href: link(id) }, h("code", {}, id)) : h("code", {}, id))),
     ),
   );
 }

@@ -284,7 +284,8 @@ export function card(title, ...children) {
  * A "New …" button that shows a creation form in its place (and hides it again on Cancel or
  * after `close()`): creation forms stay out of the way under every list.
  * Test ids: the button `<testid>` (default `new-<slug of label>`), the panel `<testid>-panel`,
- * its Cancel button `<testid>-cancel`.
+ * its Cancel button `<testid>-cancel`. The returned element's `open()` shows the form from
+ * code (e.g. to show an error about what it edits); it returns the open panel.
  * @param {string} label e.g. "New customer"
  * @param {(close: () => void) => Child} build the form (called on each open; `close` hides it)
  * @param {{testid?: string}} [options]
@@ -292,22 +293,33 @@ export function card(title, ...children) {
 export function newButton(label, build, { testid } = {}) {
   const id = testid ?? `new-${label.toLowerCase().replace(/^new\s+/, "").replace(/[^a-z0-9]+/g, "-")}`;
   const wrap = h("div", { class: "new-wrap" });
-  const open = h("button", { type: "button", class: "primary", "data-testid": id, "aria-expanded": "false", onclick: () => show() }, label);
+  const button = h("button", { type: "button", class: "primary", "data-testid": id, "aria-expanded": "false", onclick: () => show() }, label);
+  /** @type {HTMLDivElement | null} */
+  let panel = null;
   const close = () => {
-    open.setAttribute("aria-expanded", "false");
-    mount(wrap, open);
-    open.focus();
+    panel = null;
+    button.setAttribute("aria-expanded", "false");
+    mount(wrap, button);
+    button.focus();
   };
   const show = () => {
-    open.setAttribute("aria-expanded", "true");
+    if (panel) return panel;
+    button.setAttribute("aria-expanded", "true");
     const cancel = h("button", { type: "button", class: "secondary", "data-testid": `${id}-cancel`, onclick: close }, "Cancel");
-    const panel = h("div", { class: "new-panel", "data-testid": `${id}-panel` }, h("div", { class: "new-panel-head" }, h("h3", {}, label), cancel), build(close));
-    mount(wrap, panel);
-    const first = panel.querySelector("input, select, textarea");
+    const opened = h(
+      "div",
+      { class: "new-panel", "data-testid": `${id}-panel`, role: "group", "aria-label": label },
+      h("div", { class: "new-panel-head" }, h("h3", {}, label), cancel),
+      build(close),
+    );
+    panel = opened;
+    mount(wrap, opened);
+    const first = opened.querySelector("input:not([type=hidden]), select, textarea");
     if (first instanceof HTMLElement) first.focus();
+    return opened;
   };
-  mount(wrap, open);
-  return wrap;
+  mount(wrap, button);
+  return Object.assign(wrap, { open: show });
 }
 
 /**
@@ -330,16 +342,20 @@ export function emptyState(text, { hint, curl, button, testid = "empty-state" } 
 
 /**
  * An id (or key) in a monospace span with a copy button beside it; never wraps mid-id.
+ * The copy button copies the whole value, whatever is shown.
  * @param {string} value
- * @param {{testid?: string, short?: boolean}} [options] short: show the first 8 characters
+ * @param {{testid?: string, short?: boolean, href?: string}} [options] short: show a long
+ *   value's first 8 characters and "…" (the whole value is its title); href: the value is a link
  */
-export function copyValue(value, { testid, short = false } = {}) {
+export function copyValue(value, { testid, short = false, href } = {}) {
+  const shown = short && value.length > 12 ? `${value.slice(0, 8)}…` : value;
+  const text = h("code", { class: "id", title: value }, shown);
   const hidden = h("input", { type: "text", value, readonly: true, class: "copy-source", tabindex: -1, "aria-hidden": "true" });
   return h(
     "span",
     { class: "copy-value", "data-testid": testid ?? null },
-    h("code", { class: "id", title: value }, short ? value.slice(0, 8) : value),
+    href ? h("a", { href, class: "id-link" }, text) : text,
     hidden,
-    copyButton(/** @type {HTMLInputElement} */ (hidden), { class: "secondary small copy", "aria-label": `Copy ${value}` }),
+    copyButton(/** @type {HTMLInputElement} */ (hidden), { class: "secondary small copy", "data-testid": "copy-value", "aria-label": `Copy ${value}`, title: `Copy ${value}` }),
   );
 }
