@@ -9,12 +9,14 @@ STAMP  := $(VENV)/.installed-stamp
 JS       := js
 JS_STAMP := $(JS)/node_modules/.installed-stamp
 CONSOLE  := services/gateway/console
+SDK_JS   := sdk/js
 
 .PHONY: install run test lint format bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sdk/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e sdk/python  # the Python SDK, tested against the stack
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,6 +34,8 @@ lint: install $(JS_STAMP)
 	$(BIN)/mypy
 	$(BIN)/node $(JS)/node_modules/typescript/bin/tsc -p $(JS)
 	$(BIN)/node $(JS)/node_modules/@biomejs/biome/bin/biome lint --config-path=$(JS) --error-on-warnings $(CONSOLE)/*.js
+	$(BIN)/node $(JS)/node_modules/typescript/bin/tsc -p $(SDK_JS)  # tether.js against tether.d.ts
+	$(BIN)/node $(JS)/node_modules/@biomejs/biome/bin/biome lint --config-path=$(JS) --error-on-warnings $(SDK_JS)/*.js $(SDK_JS)/*.ts $(SDK_JS)/test/*.js $(SDK_JS)/types/*.ts
 
 test: lint
 	$(BIN)/pytest -n 2  # two workers, each with its own PostgreSQL, NATS and stack

@@ -111,6 +111,7 @@ class Connect:
                 integration_key=req.integration_key,
                 connection_id=req.connection_id,
                 redirect_uri=req.redirect_uri,
+                opener_origin=req.opener_origin,
                 allow_multiple=req.allow_multiple,
                 expires_at=datetime.now(UTC) + timedelta(seconds=self._options.connect_session_ttl),
                 finished_at=None,
@@ -168,6 +169,7 @@ class Connect:
                 message=f"The app did not grant access ({reason}).",
                 error=reason,
                 redirect_uri=session.redirect_uri,
+                opener_origin=session.opener_origin,
             )
         verifier = None
         if session.code_verifier_sealed:
@@ -200,7 +202,13 @@ class Connect:
         try:
             client_id, _ = client_credentials(self._keyring, integration)
         except InvalidInput as exc:
-            return pages.result_page(ok=False, message=exc.message, error=exc.code)
+            return pages.result_page(
+                ok=False,
+                message=exc.message,
+                error=exc.code,
+                redirect_uri=session.redirect_uri,
+                opener_origin=session.opener_origin,
+            )
         state = secrets.token_urlsafe(32)
         verifier, challenge = oauth.pkce_pair() if auth.pkce else (None, None)
         sealed = (
@@ -287,6 +295,7 @@ class Connect:
                 message=message,
                 error="token_exchange_failed",
                 redirect_uri=session.redirect_uri,
+                opener_origin=session.opener_origin,
                 status=502,
             )
             return failed, message
@@ -297,6 +306,7 @@ class Connect:
                 message=exc.message,
                 error=exc.code,
                 redirect_uri=session.redirect_uri,
+                opener_origin=session.opener_origin,
                 status=400,
             )
             return failed, exc.message
@@ -305,6 +315,7 @@ class Connect:
             message=f"{record.name} is connected.",
             connection_id=str(record.id),
             redirect_uri=session.redirect_uri,
+            opener_origin=session.opener_origin,
         )
         return done, None
 

@@ -74,23 +74,31 @@ def result_page(
     message: str,
     connection_id: str | None = None,
     redirect_uri: str | None = None,
+    opener_origin: str | None = None,
     error: str | None = None,
     status: int | None = None,
 ) -> c.WebResponse:
-    """Tell the opener window (postMessage) and/or redirect to ``redirect_uri`` with the result."""
+    """Tell the opener window (postMessage) and/or redirect to ``redirect_uri`` with the result.
+
+    The message goes to ``opener_origin`` when the session named one, else to the origin of
+    ``redirect_uri``, else (an older caller that named neither) to any opener.
+    """
     result = {
         "type": "tether:connection",
         "status": "connected" if ok else "error",
         "connectionId": connection_id,
         **({"error": error} if error else {}),
+        "message": message,  # the sentence the page shows; the opener may show it too
     }
     target = "*"
     location = None
     if redirect_uri:
         parts = urlsplit(redirect_uri)
         target = f"{parts.scheme}://{parts.netloc}"
-        params = {k: v for k, v in result.items() if k != "type" and v is not None}
+        params = {k: v for k, v in result.items() if k not in ("type", "message") and v is not None}
         location = redirect_uri + ("&" if parts.query else "?") + urlencode(params)
+    if opener_origin:
+        target = opener_origin
     script = (
         "<script>(function(){var r="
         + _safe_json(result)

@@ -105,6 +105,28 @@ async def console_redirect(_: web.Request) -> web.Response:
     raise web.HTTPFound("/console/")
 
 
+SDK_DIR = Path(__file__).resolve().parents[2] / "sdk" / "js"
+SDK_FILES = {
+    "tether.js": "text/javascript; charset=utf-8",
+    "tether.d.ts": "application/typescript; charset=utf-8",
+}
+SDK_HEADERS = {
+    "Cache-Control": "public, max-age=300",  # short: a new gateway's SDK reaches pages soon
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Resource-Policy": "cross-origin",  # imported by the workspace's own pages
+}
+
+
+async def sdk_file(request: web.Request) -> web.StreamResponse:
+    """Serve the browser SDK (``sdk/js``) with an ETag; CORS comes from the middleware."""
+    name = request.match_info["name"]
+    content_type = SDK_FILES.get(name)
+    if content_type is None:
+        raise NotFound("no such route", code="route_not_found")
+    headers = {**SDK_HEADERS, "Content-Type": content_type}
+    return web.FileResponse(SDK_DIR / name, headers=headers)
+
+
 async def auth_context(app: web.Application) -> AsyncIterator[None]:
     """Create the authenticator (tokens, keys and known customers kept) once the bus is up.
 
@@ -176,6 +198,7 @@ def create_app(config: GatewayConfig, routes: tuple[Route, ...] = ROUTES) -> web
     app.router.add_get("/system/ping/{service}", service_ping)
     app.router.add_get("/console", console_redirect)
     app.router.add_get("/console/", console_index)
+    app.router.add_get("/sdk/{name}", sdk_file)
     if CONSOLE_DIR.is_dir():
         app.router.add_static(
             "/console/static/", CONSOLE_DIR, show_index=False, follow_symlinks=False

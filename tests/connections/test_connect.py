@@ -67,6 +67,25 @@ async def test_connect_page_posts_message_and_redirects(fake: Fake) -> None:
     assert query["status"] == ["connected"]
 
 
+async def test_connect_result_goes_to_the_opener_origin_only(
+    fake: Fake, http: aiohttp.ClientSession
+) -> None:
+    url = await fake.session_url("cust-3", openerOrigin="http://localhost:5173")
+    async with fake.http.get(url) as resp:
+        assert resp.status == 200
+        page = await resp.text()
+    assert 'postMessage(r,"http://localhost:5173")' in page
+    assert '"*"' not in page
+    for bad in ("localhost:5173", "http://app.example/path", "javascript:alert(1)", "*"):
+        async with http.post(
+            fake.ws.url("/connect-sessions"),
+            json={"integrationKey": "fake", "openerOrigin": bad},
+            headers=await fake.customer("c"),
+        ) as resp:
+            assert resp.status == 422, bad
+            assert "openerOrigin" in await resp.text()
+
+
 async def test_connect_state_is_single_use_and_unforgeable(fake: Fake, stack: Stack) -> None:
     url = await fake.session_url("cust-3")
     async with fake.http.get(url, allow_redirects=False) as resp:

@@ -74,7 +74,8 @@ def _sample(annotation: Any) -> Any:
 
 def _for_pattern(pattern: str) -> str:
     """Return a string matching one of the patterns contracts use."""
-    for candidate in ("https://example.com/x", "/x", "abc", "*", "msg_" + "0" * 32):
+    samples = ("https://example.com/x", "/x", "abc", "*", "msg_" + "0" * 32, "https://example.com")
+    for candidate in samples:
         if re.match(pattern, candidate):
             return candidate
     raise AssertionError(f"no sample for pattern {pattern}")

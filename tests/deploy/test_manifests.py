@@ -120,3 +120,4 @@ def test_dockerfile_runs_any_service_as_non_root() -> None:
     assert "USER tether" in text
     assert "HEALTHCHECK" in text
     assert 'ENTRYPOINT ["python", "-m"]' in text
+    assert "COPY sdk/js ./sdk/js" in text  # the gateway serves /sdk/tether.js from it

@@ -206,6 +206,15 @@ class ConnectSessionCreateRequest(Request):
     )
     connection_id: UUID | None = Field(default=None, description="Reconnect this connection")
     redirect_uri: AppUrl | None = None
+    opener_origin: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$",
+        description=(
+            "The origin of the page that opens the Connect UI in a popup (e.g. "
+            "`https://app.example.com`): the result is posted to that origin only, never to `*`"
+        ),
+    )
     allow_multiple: bool = False
 
 

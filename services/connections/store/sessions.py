@@ -19,6 +19,7 @@ class SessionRecord(Row):
     integration_key: str
     connection_id: UUID | None
     redirect_uri: str | None
+    opener_origin: str | None = None
     allow_multiple: bool
     expires_at: datetime
     finished_at: datetime | None
@@ -26,14 +27,14 @@ class SessionRecord(Row):
 
 
 _SESSION_COLUMNS = """
-id, workspace_id, customer_id, integration_key, connection_id, redirect_uri, allow_multiple,
-expires_at, finished_at, code_verifier_sealed
+id, workspace_id, customer_id, integration_key, connection_id, redirect_uri, opener_origin,
+allow_multiple, expires_at, finished_at, code_verifier_sealed
 """
 INSERT_SESSION_SQL = """
 INSERT INTO connect_sessions
     (id, workspace_id, token_hash, customer_id, integration_key, connection_id, redirect_uri,
-     allow_multiple, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     allow_multiple, expires_at, opener_origin)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 """
 # The session token is the only credential of these public pages: looked up by its hash,
 # it names the workspace (these are the only lookups not keyed by workspace_id).
@@ -73,6 +74,7 @@ async def insert_session(conn: Conn, session: SessionRecord, token_hash: bytes) 
         session.redirect_uri,
         session.allow_multiple,
         session.expires_at,
+        session.opener_origin,
     )
 
 
