@@ -275,6 +275,17 @@ class WorkspaceHandle:
 WorkspaceFactory = Callable[[], Awaitable[WorkspaceHandle]]
 
 
+async def as_admin(
+    http: aiohttp.ClientSession, ws: WorkspaceHandle, method: str, path: str, body: Any = None
+) -> Any:
+    """Call the gateway as ``ws``'s admin; assert it succeeded and return the JSON reply."""
+    async with http.request(
+        method, ws.url(path), json=body, headers=bearer(await ws.admin_token())
+    ) as resp:
+        assert resp.status < 300, await resp.text()
+        return await resp.json()
+
+
 class AdminCalls:
     """Call the gateway for one workspace as its admin (a base of the tests' env dataclasses)."""
 

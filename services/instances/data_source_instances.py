@@ -28,15 +28,24 @@ class DataSourceInstances:
         self._runner = runner
 
     async def list(self, req: c.DataSourceInstanceListRequest) -> c.DataSourceInstancePage:
-        """List data-source instances with their schema and state (a customer's own)."""
+        """List data-source instances with their schema, state and sync state (a customer's own)."""
         workspace_id = req.ctx.workspace()
         customer_id, _ = req.ctx.customer_filter(None)
         async with self._pool.acquire() as conn:
             rows = await data_source_instances.list_data_source_instances(
                 conn, workspace_id, req.connection_id, customer_id
             )
+            status = await sync_views.sync_statuses(conn, workspace_id, [r.id for r in rows])
         return c.DataSourceInstancePage(
-            items=[reply(c.DataSourceInstance, r, sync_state=None, last_pass=None) for r in rows]
+            items=[
+                reply(
+                    c.DataSourceInstance,
+                    r,
+                    sync_state=status[r.id].sync_state,
+                    last_pass=status[r.id].last_pass,
+                )
+                for r in rows
+            ]
         )
 
     async def get(self, req: c.DataSourceInstanceGetRequest) -> c.DataSourceInstance:

@@ -65,13 +65,27 @@ async def collection_of(
 
 
 async def sync_status(conn: Conn, instance: DataSourceInstanceRecord) -> c.SyncStatus:
-    """Return the instance's sync state and its newest pass.
+    """Return the instance's sync state and its newest pass."""
+    last = await syncs.last_pass(conn, instance.workspace_id, instance.id)
+    pending = await syncs.has_pending_job(conn, instance.workspace_id, instance.id)
+    return status_of(instance.id, last, pending)
+
+
+async def sync_statuses(
+    conn: Conn, workspace_id: UUID, instance_ids: list[UUID]
+) -> dict[UUID, c.SyncStatus]:
+    """Return the sync state and newest pass of several instances in two queries."""
+    last = await syncs.last_passes(conn, workspace_id, instance_ids)
+    pending = await syncs.pending_jobs(conn, workspace_id, instance_ids)
+    return {i: status_of(i, last.get(i), i in pending) for i in instance_ids}
+
+
+def status_of(instance_id: UUID, last: syncs.PassRecord | None, pending: bool) -> c.SyncStatus:
+    """Name an instance's sync state from its newest pass and whether a job waits.
 
     ``running``/``held``/``failed`` follow the newest pass; ``queued`` means a pass waits
     for a worker; ``idle`` is everything else (never synced, or the last pass ended well).
     """
-    last = await syncs.last_pass(conn, instance.workspace_id, instance.id)
-    pending = await syncs.has_pending_job(conn, instance.workspace_id, instance.id)
     state: c.SyncState = "idle"
     if last is not None and last.status in ("running", "held"):
         state = last.status
@@ -80,7 +94,7 @@ async def sync_status(conn: Conn, instance: DataSourceInstanceRecord) -> c.SyncS
     elif last is not None and last.status == "failed":
         state = "failed"
     return c.SyncStatus(
-        id=instance.id, sync_state=state, last_pass=last.view() if last is not None else None
+        id=instance_id, sync_state=state, last_pass=last.view() if last is not None else None
     )
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import aiohttp
 import pytest
 from playwright.async_api import Page
 
-from tests.conftest import Stack, WorkspaceHandle, bearer
+from tests.conftest import Stack, WorkspaceHandle
+from tests.conftest import as_admin as _api
 from tests.connections.conftest import oauth_spec
 from tests.console.conftest import console_link, signed_in
 from tests.fakes.oauth_provider import FakeProvider
@@ -17,16 +17,6 @@ from tests.fakes.webhook_app import FakeWebhookApp
 from tests.instances.conftest import app_event_type
 
 pytestmark = pytest.mark.slow
-
-
-async def _api(
-    http: aiohttp.ClientSession, ws: WorkspaceHandle, method: str, path: str, body: object = None
-) -> Any:
-    async with http.request(
-        method, ws.url(path), json=body, headers=bearer(await ws.admin_token())
-    ) as resp:
-        assert resp.status < 300, await resp.text()
-        return await resp.json()
 
 
 async def test_console_sign_in_with_one_time_link(
@@ -138,6 +128,8 @@ async def test_console_customer_level_flow(
     await signed_in(page, stack, workspace)
     await page.goto(f"{stack.gateway_url}/console/#/customers/acme")
     await page.get_by_test_id("tab-customer-flows").click()
+    assert not await page.get_by_test_id("cflow-key").is_visible()  # behind its New button
+    await page.get_by_test_id("new-cflow").click()
     await page.get_by_test_id("cflow-key").fill("acme-sync")
     await page.get_by_test_id("cflow-name").fill("Acme sync")
     await page.get_by_test_id("cflow-create").click()

@@ -5,13 +5,12 @@ a schema error reads as sentences once, and the navigation folds behind a menu o
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 import pytest
 from playwright.async_api import Locator, Page
 
-from tests.conftest import Stack, WorkspaceHandle, bearer, eventually
+from tests.conftest import Stack, WorkspaceHandle, eventually
+from tests.conftest import as_admin as _api
 from tests.console.conftest import ARTIFACTS, signed_in
 from tests.fakes.counting_app import CountingApp
 
@@ -31,16 +30,6 @@ NAV_KEYS = [
     "notifications",
     "status",
 ]
-
-
-async def _api(
-    http: aiohttp.ClientSession, ws: WorkspaceHandle, method: str, path: str, body: object = None
-) -> Any:
-    async with http.request(
-        method, ws.url(path), json=body, headers=bearer(await ws.admin_token())
-    ) as resp:
-        assert resp.status < 300, await resp.text()
-        return await resp.json()
 
 
 async def _one_line(text: Locator) -> None:

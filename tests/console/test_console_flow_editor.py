@@ -9,21 +9,12 @@ import aiohttp
 import pytest
 from playwright.async_api import Locator, Page, expect
 
-from tests.conftest import Stack, WorkspaceHandle, bearer
+from tests.conftest import Stack, WorkspaceHandle
+from tests.conftest import as_admin as _api
 from tests.console.conftest import signed_in
 from tests.fakes.counting_app import CountingApp
 
 pytestmark = pytest.mark.slow
-
-
-async def _api(
-    http: aiohttp.ClientSession, ws: WorkspaceHandle, method: str, path: str, body: object = None
-) -> Any:
-    async with http.request(
-        method, ws.url(path), json=body, headers=bearer(await ws.admin_token())
-    ) as resp:
-        assert resp.status < 300, await resp.text()
-        return await resp.json()
 
 
 async def _flow(

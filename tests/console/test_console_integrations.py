@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.conftest import Stack, WorkspaceHandle, bearer
+from tests.conftest import Stack, WorkspaceHandle
+from tests.conftest import as_admin as _api
 from tests.console.conftest import signed_in
 
 pytestmark = pytest.mark.slow
-
-
-async def _api(
-    http: aiohttp.ClientSession, ws: WorkspaceHandle, method: str, path: str, body: object = None
-) -> Any:
-    async with http.request(
-        method, ws.url(path), json=body, headers=bearer(await ws.admin_token())
-    ) as resp:
-        assert resp.status < 300, await resp.text()
-        return await resp.json()
 
 
 async def test_console_integrations_create_oauth2_through_the_form(

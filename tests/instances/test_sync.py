@@ -108,6 +108,10 @@ async def test_sync_mass_delete_is_held_until_an_admin_decides(data_env: DataEnv
     assert (held["wouldDelete"], held["liveRecords"], held["deleted"]) == (7, 12, 0)
     view = await data_env.instance(instance_id)
     assert view["syncState"] == "held"
+    status, listed = await data_env.request("GET", "/data-source-instances")
+    assert status == 200, listed
+    [row] = [i for i in listed["items"] if i["id"] == instance_id]
+    assert (row["syncState"], row["lastPass"]["status"]) == ("held", "held")  # the list says so too
     assert verbs(await data_env.events()) == {"created": 12}  # nothing deleted
     base = f"/data-source-instances/{instance_id}/sync"
     status, body = await data_env.request("POST", base)

@@ -9,14 +9,14 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 from playwright.async_api import Page
 
 from services.connections.pages import result_page
-from tests.conftest import ROOT, Stack, WorkspaceHandle, bearer, eventually, start_gateway
+from tests.conftest import ROOT, Stack, WorkspaceHandle, eventually, start_gateway
+from tests.conftest import as_admin as _admin
 from tests.connections.conftest import oauth_spec
 from tests.fakes.oauth_provider import FakeProvider
 from tests.sdk.browser_app import ARTIFACTS, AppPage
@@ -26,16 +26,6 @@ pytestmark = pytest.mark.slow
 SDK = ROOT / "sdk" / "js"
 API_KEY = "sk_live_12345678"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
-
-
-async def _admin(
-    http: aiohttp.ClientSession, ws: WorkspaceHandle, method: str, path: str, body: Any = None
-) -> Any:
-    async with http.request(
-        method, ws.url(path), json=body, headers=bearer(await ws.admin_token())
-    ) as resp:
-        assert resp.status < 300, await resp.text()
-        return await resp.json()
 
 
 async def _keyed_integration(

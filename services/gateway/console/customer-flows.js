@@ -8,7 +8,7 @@ import { fmtDate, h, mount, pretty, shortId } from "./dom.js";
 import { action, errorBox, field, readJSON, statusLine } from "./forms.js";
 import { schemaForm } from "./schema-form.js";
 import { isObject, loadTypes } from "./typed-form.js";
-import { badge, card, copyValue, emptyRow, loading, table } from "./widgets.js";
+import { badge, card, copyValue, emptyRow, loading, newButton, table } from "./widgets.js";
 /** @import { SchemaForm } from "./schema-form.js" */
 /** @import { NodeType } from "./typed-form.js" */
 /** @import { Customer, Flow, FlowInstance, Page } from "./api-types.js" */
@@ -26,7 +26,11 @@ export function customerFlows(el, customer, ctx) {
   const instancesBox = h("div", {});
   mount(
     el,
-    card("Customer-level flows", flowsBox, createForm(customer, () => loadFlows(flowsBox, customer, ctx))),
+    card(
+      "Customer-level flows",
+      flowsBox,
+      newButton("New customer-level flow", () => createForm(customer, () => loadFlows(flowsBox, customer, ctx)), { testid: "new-cflow" }),
+    ),
     card("Flow instances", h("p", { class: "muted" }, "Flows deployed to this customer's connections, with their customisation."), instancesBox),
   );
   loadFlows(flowsBox, customer, ctx);
@@ -55,7 +59,7 @@ async function loadFlows(box, customer, ctx) {
         h("td", {}, f.archived ? badge("archived") : null),
       ),
     );
-    mount(box, table(["Key", "Name", "Integration", "Trigger", "Revision", ""], rows.length ? rows : [emptyRow(6, "No customer-level flows yet.")]));
+    mount(box, table(["Key", "Name", "Integration", "Trigger", "Revision", ""], rows.length ? rows : [emptyRow(6, "No customer-level flows yet: a flow only this customer runs starts with New customer-level flow.")]));
   } catch (err) {
     if (!isAbort(err)) mount(box, errorBox(err));
   }

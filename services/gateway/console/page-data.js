@@ -13,7 +13,6 @@ import { badge, card, copyValue, emptyRow, emptyState, loading, newButton, syncR
 
 const REFRESH_MS = 8000; // the instances list, to show syncs moving
 const MAPPING_PAGE = 100;
-const SYNC_READS = 100; // instances whose sync state the list reads one by one
 
 /**
  * @param {HTMLElement} root
@@ -97,7 +96,7 @@ function showSources(panel, params, ctx) {
     try {
       /** @type {{items: DataSourceInstance[]}} */
       const page = await get("/data-source-instances", { signal: ctx.signal });
-      const items = await withSyncState(page.items, ctx.signal);
+      const items = page.items; // each with its sync state and last pass
       if (mine !== state.seq || !ctx.alive) return;
       showError(problem, null);
       state.items = items;
@@ -125,31 +124,6 @@ function showSources(panel, params, ctx) {
     state.seq += 1;
     stop();
   };
-}
-
-/**
- * The instances with their sync state and last pass: the list leaves them out, so each
- * live instance is read (a few at a time, at most SYNC_READS of them).
- * @param {DataSourceInstance[]} items
- * @param {AbortSignal} signal
- * @returns {Promise<DataSourceInstance[]>}
- */
-async function withSyncState(items, signal) {
-  const out = items.slice();
-  const todo = out.map((item, index) => ({ item, index })).filter(({ item }) => item.syncState == null && item.status !== "archived").slice(0, SYNC_READS);
-  const worker = async () => {
-    for (let next = todo.shift(); next; next = todo.shift()) {
-      try {
-        /** @type {DataSourceInstance} */
-        const full = await get(`/data-source-instances/${enc(next.item.id)}`, { signal });
-        out[next.index] = full;
-      } catch (err) {
-        if (isAbort(err)) throw err; // else: shown without its sync state
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: 4 }, worker));
-  return out;
 }
 
 /** @param {DataSourceInstance} i */

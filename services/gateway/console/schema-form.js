@@ -750,7 +750,10 @@ function objectEditor(schema, value, slot, ctx, fixed = {}) {
   const required = new Set(list(schema.required).map(String));
   /** @type {[string, Editor][]} */
   const fields = [];
-  for (const [key, sub] of Object.entries(props)) {
+  // Required fields first, in the order `required` lists them (a stored schema's properties
+  // may come back reordered: PostgreSQL's jsonb keeps no key order), then the others.
+  const order = [...[...required].filter((k) => k in props), ...Object.keys(props).filter((k) => !required.has(k))];
+  for (const [key, sub] of order.map((k) => /** @type {[string, unknown]} */ ([k, props[k]]))) {
     if (key in fixed) continue;
     const label = text(asSchema(sub).title) || humanize(key);
     const childName = () => (slot.root || !slot.at() ? label : `${slot.name()} › ${label}`);

@@ -72,6 +72,12 @@ LAST_PASS_SQL = f"""
 SELECT {_PASS_COLUMNS} FROM sync_passes WHERE workspace_id = $1 AND instance_id = $2
 ORDER BY started_at DESC LIMIT 1
 """
+# The newest pass of each of several instances (one query for a list page).
+LAST_PASSES_SQL = f"""
+SELECT DISTINCT ON (instance_id) {_PASS_COLUMNS} FROM sync_passes
+WHERE workspace_id = $1 AND instance_id = ANY($2::uuid[])
+ORDER BY instance_id, started_at DESC
+"""
 # An instance's passes, newest first, after a (started_at, id) position.
 LIST_PASSES_SQL = f"""
 SELECT {_PASS_COLUMNS} FROM sync_passes
@@ -100,6 +106,10 @@ RETURNING {_PASS_COLUMNS}
 FAIL_RUNNING_SQL = """
 UPDATE sync_passes SET status = 'failed', error = $3, ended_at = clock_timestamp()
 WHERE workspace_id = $1 AND instance_id = $2 AND status = 'running'
+"""
+PENDING_JOBS_SQL = """
+SELECT DISTINCT partition_key FROM jobs
+WHERE workspace_id = $1 AND queue = $2 AND partition_key = ANY($3::text[]) AND status = 'pending'
 """
 PENDING_JOB_SQL = """
 SELECT EXISTS (SELECT 1 FROM jobs
@@ -243,6 +253,21 @@ async def end_pass(
 async def fail_running(conn: Conn, workspace_id: UUID, instance_id: UUID, error: str) -> None:
     """Fail the instance's running pass (its job gave up)."""
     await conn.execute(FAIL_RUNNING_SQL, workspace_id, instance_id, error)
+
+
+async def last_passes(
+    conn: Conn, workspace_id: UUID, instance_ids: list[UUID]
+) -> dict[UUID, PassRecord]:
+    """Return the newest pass of each of the instances that has one."""
+    passes = many(PassRecord, await conn.fetch(LAST_PASSES_SQL, workspace_id, instance_ids))
+    return {p.instance_id: p for p in passes}
+
+
+async def pending_jobs(conn: Conn, workspace_id: UUID, instance_ids: list[UUID]) -> set[UUID]:
+    """Return which of the instances have a sync job waiting to run."""
+    keys = [str(i) for i in instance_ids]
+    rows = await conn.fetch(PENDING_JOBS_SQL, workspace_id, QUEUE, keys)
+    return {UUID(r["partition_key"]) for r in rows}
 
 
 async def has_pending_job(conn: Conn, workspace_id: UUID, instance_id: UUID) -> bool:
