@@ -6,7 +6,7 @@ import re
 
 import aiohttp
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from tests.conftest import Stack, WorkspaceHandle
 from tests.conftest import as_admin as _api
@@ -78,7 +78,9 @@ async def test_console_form_error_shows_each_detail_once(
     await customer_id.fill("cus_json")
     await page.get_by_test_id("new-customer-fields").fill('{"plan": ')
     await page.get_by_test_id("new-customer-create").click()
-    await page.wait_for_function("document.activeElement?.dataset.testid === 'new-customer-fields'")
+    # Locator assertions poll from Playwright's own script: the console's CSP forbids the
+    # eval that a string page.wait_for_function needs.
+    await expect(page.get_by_test_id("new-customer-fields")).to_be_focused()
     assert (await error.inner_text()).startswith("Fields: Invalid JSON")
 
 
@@ -91,9 +93,7 @@ async def test_console_test_customer_token(
     await page.get_by_test_id("test-token").click()
     value = page.get_by_test_id("test-token-value")
     await value.wait_for()
-    await page.wait_for_function(
-        "document.querySelector('[data-testid=test-token-value]').value.length > 20"
-    )
+    await expect(value).to_have_value(re.compile(r".{21,}"))
     token = await value.input_value()
     assert re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+", token)
 

@@ -183,6 +183,25 @@ async def test_console_endpoint_edit_disables_it(
     assert await problem.inner_text() == "The endpoint is disabled: enable it first."
 
 
+async def test_console_endpoint_delivery_log_loads_older_deliveries(
+    page: Page, stack: Stack, api: Api, receiver: WebhookReceiver
+) -> None:
+    created, _ = await api.endpoint(receiver, "many", ["customer.*"])
+    for _ in range(53):  # more than one page of the log (50)
+        await api.call("POST", f"/webhook-endpoints/{created['id']}/test", {})
+    await signed_in(page, stack, api.ws)
+    await _open(page, api, f"endpoint/{created['id']}")
+    rows = page.get_by_test_id("delivery")
+    more = page.get_by_test_id("deliveries-more")
+    await more.wait_for()
+    assert await rows.count() == 50
+    await more.click()
+    await rows.nth(52).wait_for()
+    await more.wait_for(state="hidden")  # nothing older left
+    ids = await rows.evaluate_all("els => els.map(e => e.dataset.deliveryId)")
+    assert len(set(ids)) == 53  # no delivery twice, none missing
+
+
 async def test_console_endpoint_of_another_workspace_is_not_reachable(
     page: Page,
     stack: Stack,

@@ -6,7 +6,7 @@ import { ApiError, del, enc, get, isAbort, patch, post } from "./api.js";
 import { fmtDate, h, mount, pretty, shortId } from "./dom.js";
 import { action, errorBox, field, InputError, readOptionalJSON, showError, statusLine } from "./forms.js";
 import { schemaForm } from "./schema-form.js";
-import { badge, confirmButton, copyValue, emptyState, loading, statusBadge } from "./widgets.js";
+import { badge, confirmButton, copyValue, emptyState, loadMore, loading, statusBadge } from "./widgets.js";
 import { actionScope } from "./page-actions.js";
 /** @import { Connection, Page, Workspace } from "./api-types.js" */
 /** @import { PageContext, PageParams } from "./app.js" */
@@ -253,15 +253,17 @@ function runLog(key, ctx) {
   /** @type {Map<string, {sig: string, el: HTMLDetailsElement}>} */
   const shown = new Map();
   let seq = 0;
+  const more = loadMore({ step: RUNS_SHOWN, label: "Load older runs", testid: "action-runs-more", reload: () => load() });
 
   async function load() {
     const mine = ++seq;
     try {
       /** @type {Page<ActionRun>} */
-      const page = await get("/action-runs", { query: { actionKey: key, limit: RUNS_SHOWN }, signal: ctx.signal });
+      const page = await get("/action-runs", { query: { actionKey: key, limit: more.limit }, signal: ctx.signal });
       if (mine !== seq || !ctx.alive) return;
       showError(problem, null);
       draw(page.items);
+      more.update(page.cursor);
     } catch (err) {
       if (isAbort(err) || mine !== seq) return;
       showError(problem, err);
@@ -296,6 +298,7 @@ function runLog(key, ctx) {
     h("div", { class: "act-head" }, h("h2", {}, "Run log"), refresh),
     problem,
     list,
+    h("div", { class: "actions" }, more.button),
   );
   return { element, load };
 }

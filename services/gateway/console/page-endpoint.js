@@ -6,7 +6,7 @@ import { enc, get, isAbort, patch, post } from "./api.js";
 import { fmtDate, h, mount, pretty } from "./dom.js";
 import { action, errorBox, field, InputError, showError, statusLine } from "./forms.js";
 import { eventPicker, eventTypes, revealSecret, secretOnce } from "./notifications-events.js";
-import { badge, card, confirmButton, copyValue, emptyRow, emptyState, loading, statusBadge, table } from "./widgets.js";
+import { badge, card, confirmButton, copyValue, emptyRow, emptyState, loadMore, loading, statusBadge, table } from "./widgets.js";
 /** @import { PageContext, PageParams } from "./app.js" */
 /**
  * @import {
@@ -242,13 +242,20 @@ function deliveryLog(endpointId, ctx) {
   const problem = errorBox(null, { "data-testid": "deliveries-error" });
   const filter = h(
     "select",
-    { "data-testid": "deliveries-status", onchange: () => load() },
+    {
+      "data-testid": "deliveries-status",
+      onchange: () => {
+        more.reset();
+        load();
+      },
+    },
     h("option", { value: "" }, "all"),
     h("option", { value: "pending" }, "pending"),
     h("option", { value: "succeeded" }, "succeeded"),
     h("option", { value: "failed" }, "failed"),
   );
   const refresh = h("button", { type: "button", class: "secondary small", "data-testid": "deliveries-refresh", onclick: () => load() }, "Refresh");
+  const more = loadMore({ step: DELIVERIES_SHOWN, label: "Load older deliveries", testid: "deliveries-more", reload: () => load() });
   /** @type {Map<string, {sig: string, el: HTMLDetailsElement}>} */
   const shown = new Map();
   let seq = 0;
@@ -258,11 +265,12 @@ function deliveryLog(endpointId, ctx) {
     const mine = ++seq;
     try {
       /** @type {Page<WebhookDelivery>} */
-      const page = await get(`/webhook-endpoints/${enc(endpointId)}/deliveries`, { query: { limit: DELIVERIES_SHOWN, status: filter.value }, signal: ctx.signal });
+      const page = await get(`/webhook-endpoints/${enc(endpointId)}/deliveries`, { query: { limit: more.limit, status: filter.value }, signal: ctx.signal });
       if (mine !== seq || !ctx.alive) return;
       showError(problem, null);
       busy = page.items.some((d) => d.status === "pending");
       draw(page.items);
+      more.update(page.cursor);
     } catch (err) {
       if (isAbort(err) || mine !== seq) return;
       showError(problem, err);
@@ -312,6 +320,7 @@ function deliveryLog(endpointId, ctx) {
     h("div", { class: "endpoint-log-head" }, h("h2", {}, "Deliveries"), h("label", { class: "endpoint-filter" }, "Status ", filter), refresh),
     problem,
     list,
+    h("div", { class: "actions" }, more.button),
   );
   return { element, load, start };
 }

@@ -359,3 +359,42 @@ export function copyValue(value, { testid, short = false, href } = {}) {
     copyButton(/** @type {HTMLInputElement} */ (hidden), { class: "secondary small copy", "data-testid": "copy-value", "aria-label": `Copy ${value}`, title: `Copy ${value}` }),
   );
 }
+
+/**
+ * "Load more" for a list that refreshes in place: each click widens how many of the newest
+ * items are read, and a refresh reads that many again, so no gap opens between pages.
+ * @param {{step: number, max?: number, label: string, testid: string, reload: () => unknown}} options
+ *   max: the API's largest page (1000)
+ */
+export function loadMore({ step, max = 1000, label, testid, reload }) {
+  let limit = step;
+  const button = h(
+    "button",
+    {
+      type: "button",
+      class: "secondary",
+      "data-testid": testid,
+      hidden: true,
+      onclick: () => {
+        limit = Math.min(max, limit + step);
+        reload();
+      },
+    },
+    label,
+  );
+  return {
+    button,
+    /** How many items to read. */
+    get limit() {
+      return limit;
+    },
+    /** Back to the first page (e.g. when a filter changes). */
+    reset() {
+      limit = step;
+    },
+    /** @param {string | null | undefined} cursor the reply's cursor: more exist when set */
+    update(cursor) {
+      button.hidden = !cursor || limit >= max;
+    },
+  };
+}
