@@ -301,6 +301,9 @@ def _print_summary(state: StackState, home: Path) -> None:
     _say(f"  admin token     {state.admin_token}")
     _say(f"  customer token  {state.customer_token}   (customer id {state.customer_id})")
     _say(f"  console         {state.console_url}   (works once; `tether console` makes another)")
+    _say(
+        f"  browser SDK     {state.gateway_url}/sdk/tether.js   (Python: pip install ./sdk/python)"
+    )
     _say(f"  logs            {home / 'logs'}")
     _say("")
     _say("Try it:")
