@@ -126,7 +126,10 @@ class Refresher:
             )
             if record is None:
                 raise NotFound("connection not found")
-            if record.state != "connected":
+            # Background renewals are for connected rows only; an explicit renewal (a refresh
+            # request, a 401 seen by the test request) also retries a connection in error.
+            retry_error = record.state == "error" and seen_version is not None
+            if record.state != "connected" and not retry_error:
                 return record
             if seen_version is None and not is_due(record, _now()):
                 return record  # another replica renewed while we waited for the lock
@@ -166,6 +169,8 @@ class Refresher:
         )
         if updated is None:  # cannot happen under the row lock; refuse to lose an update
             raise Conflict("the connection changed while it was being refreshed")
+        if record.state == "error":  # it works again: say so to whoever heard it was in error
+            await emit_change(conn, c.CONNECTION_RECONNECTED, updated, reason="refreshed")
         log.info("connection_refreshed", connection_id=str(record.id), version=updated.version)
         self._count("ok")
         return updated
@@ -226,6 +231,8 @@ class Refresher:
             cooldown_until=cooldown,
             refresh_due_at=cooldown,
         )
+        if updated is not None and state == "error" and record.state != "error":
+            await emit_change(conn, c.CONNECTION_ERROR, updated, reason="refresh_failed")
         log.warning(
             "connection_refresh_failed",
             connection_id=str(record.id),

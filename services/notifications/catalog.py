@@ -50,13 +50,7 @@ OFFERED: tuple[Offered, ...] = (
     _offer(connections.CONNECTION_CREATED, "A customer connected an app account"),
     _offer(connections.CONNECTION_RECONNECTED, "A disconnected connection works again"),
     _offer(connections.CONNECTION_DISCONNECTED, "A connection's credentials stopped working"),
-    # Not emitted yet: the connections service has no ``connection.error`` event.
-    Offered(
-        "connection.error",
-        "A connection is in error (not emitted yet)",
-        None,
-        connections.ConnectionEvent,
-    ),
+    _offer(connections.CONNECTION_ERROR, "A connection's renewals kept failing: it is in error"),
     _offer(connections.CONNECTION_ARCHIVED, "A connection was archived"),
     _offer(instances.DEPLOYMENT_COMPLETED, "A deployment finished (succeeded or partial)"),
     _offer(instances.DEPLOYMENT_FAILED, "A deployment failed"),

@@ -130,6 +130,32 @@ async def test_refresh_transient_failures_back_off_then_error(fake: Fake, stack:
         body = await resp.json()
     assert (body["state"], body["refreshAttempts"]) == ("error", 3)
     assert body["lastError"] == "token endpoint answered 500"
+    assert await _events(stack, "error", connection_id) == ["refresh_failed"]  # once, not per try
+
+    # A refresh request retries a connection in error; success says it works again.
+    fake.provider.token_failures = []
+    async with fake.http.post(
+        fake.ws.url(f"/connections/{connection_id}/refresh"), headers=fake.admin
+    ) as resp:
+        body = await resp.json()
+        assert resp.status == 200, body
+    assert (body["state"], body["refreshAttempts"], body["lastError"]) == ("connected", 0, None)
+    assert await _events(stack, "reconnected", connection_id) == ["refreshed"]
+
+
+async def _events(stack: Stack, kind: str, connection_id: str) -> list[str | None]:
+    """The reasons of the connection's ``connection.<kind>`` events in the outbox."""
+    pool = await stack.pool("connections")
+    try:
+        rows = await pool.fetch(
+            "SELECT payload->>'reason' AS reason FROM outbox WHERE subject = $1"
+            " AND payload->>'connectionId' = $2 ORDER BY created_at",
+            f"tether.evt.connections.connection.{kind}",
+            connection_id,
+        )
+    finally:
+        await pool.close()
+    return [r["reason"] for r in rows]
 
 
 async def test_refresh_recovers_and_stays_connected_while_token_valid(

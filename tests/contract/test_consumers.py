@@ -25,6 +25,7 @@ NOTIFIED = (
     connections.CONNECTION_RECONNECTED,
     connections.CONNECTION_DISCONNECTED,
     connections.CONNECTION_ARCHIVED,
+    connections.CONNECTION_ERROR,
     instances.DEPLOYMENT_COMPLETED,
     instances.DEPLOYMENT_FAILED,
     instances.ACTION_RUN_FAILED,

@@ -135,7 +135,7 @@ async def test_endpoints_event_types_list_schemas(api: Api) -> None:
     assert by_type["data_record.updated"]["inWildcard"] is False
     assert by_type["connection.created"]["inWildcard"] is True
     assert by_type["action_run.failed"]["available"] is True
-    assert by_type["connection.error"]["available"] is False
+    assert by_type["connection.error"]["available"] is True  # emitted since round 2
     assert "connectionId" in by_type["connection.created"]["payloadSchema"]["properties"]
     assert "flowRunId" in by_type["flow_run.failed"]["payloadSchema"]["properties"]
 

@@ -483,6 +483,9 @@ CONNECTION_DISCONNECTED = EventType(
     "tether.evt.connections.connection.disconnected", ConnectionEvent
 )
 CONNECTION_ARCHIVED = EventType("tether.evt.connections.connection.archived", ConnectionEvent)
+CONNECTION_ERROR = EventType("tether.evt.connections.connection.error", ConnectionEvent)
+"""Renewals kept failing (``TETHER_REFRESH_MAX_FAILURES`` in a row): the connection is in
+``error`` until a renewal succeeds again (then ``connection.reconnected``)."""
 
 OPERATIONS = (
     PING,
@@ -512,4 +515,5 @@ EVENTS = (
     CONNECTION_RECONNECTED,
     CONNECTION_DISCONNECTED,
     CONNECTION_ARCHIVED,
+    CONNECTION_ERROR,
 )
