@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
@@ -33,6 +34,27 @@ def decode_uuid_cursor(cursor: str) -> UUID:
     """Return the id a one-part cursor points after, when ids are UUIDs."""
     try:
         return UUID(decode_cursor(cursor)[0])
+    except ValueError as exc:
+        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
+    """Return the (timestamp, key) a two-part cursor points after (an aware timestamp)."""
+    at, key = decode_cursor(cursor, 2)
+    try:
+        position = datetime.fromisoformat(at)
+    except ValueError as exc:
+        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
+    if position.tzinfo is None:
+        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}])
+    return position, key
+
+
+def decode_time_uuid_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """Return the (timestamp, id) a two-part cursor points after, when ids are UUIDs."""
+    position, key = decode_time_cursor(cursor)
+    try:
+        return position, UUID(key)
     except ValueError as exc:
         raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
 

@@ -13,8 +13,8 @@ import asyncpg
 
 from libs.common.contracts import flows as c
 from libs.common.contracts.base import Context
-from libs.common.errors import Forbidden, InvalidInput, NotFound
-from libs.common.paging import decode_cursor, encode_cursor
+from libs.common.errors import Forbidden, NotFound
+from libs.common.paging import decode_time_uuid_cursor, encode_cursor
 from services.flows.metrics import FlowsMetrics
 from services.flows.nodes.for_each import inner_graph
 from services.flows.runs import control, store
@@ -30,13 +30,7 @@ def _caller(ctx: Context) -> None:
 
 
 def _before(cursor: str | None) -> tuple[datetime, UUID] | None:
-    if not cursor:
-        return None
-    created, run_id = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(created), UUID(run_id)
-    except ValueError as exc:
-        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
+    return decode_time_uuid_cursor(cursor) if cursor else None
 
 
 def node_types(definition: c.FlowDefinition) -> dict[str, str]:

@@ -7,16 +7,13 @@ row, its status, timings, request and error stay), as flow runs' are.
 
 from __future__ import annotations
 
-from datetime import datetime
-from uuid import UUID
-
 import asyncpg
 
 from libs.common import retention
 from libs.common.bus import Bus
 from libs.common.contracts import actions as c
-from libs.common.errors import InvalidInput, NotFound
-from libs.common.paging import decode_cursor, keyset_page
+from libs.common.errors import NotFound
+from libs.common.paging import decode_time_uuid_cursor, keyset_page
 from libs.common.rows import reply
 from services.instances.action_instances import Definitions, connected
 from services.instances.action_runner import ActionRunner
@@ -26,15 +23,6 @@ from services.instances.store import action_runs as store
 
 RETENTION_BATCH = 1000
 """Runs one transaction of a retention sweep changes at most."""
-
-
-def _position(cursor: str) -> tuple[datetime, UUID]:
-    """Return the (started_at, id) an action-runs cursor points after."""
-    at, last = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(at), UUID(last)
-    except ValueError as exc:
-        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
 
 
 class ActionRuns:
@@ -67,7 +55,7 @@ class ActionRuns:
         customer_id, visible = req.ctx.customer_filter(req.customer_id)
         if not visible:
             return c.ActionRunPage(items=[], cursor=None)
-        before = _position(req.cursor) if req.cursor else None
+        before = decode_time_uuid_cursor(req.cursor) if req.cursor else None
         async with self._pool.acquire() as conn:
             rows = await store.list_runs(
                 conn,

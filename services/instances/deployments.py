@@ -5,7 +5,6 @@ What a deployment does once started is ``lifecycle.py``'s; this module checks wh
 
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -14,8 +13,8 @@ from libs.common.bus import Bus
 from libs.common.contracts import connections
 from libs.common.contracts import instances as c
 from libs.common.contracts.base import Context
-from libs.common.errors import Conflict, InvalidInput, NotFound
-from libs.common.paging import decode_cursor, keyset_page
+from libs.common.errors import Conflict, NotFound
+from libs.common.paging import decode_time_uuid_cursor, keyset_page
 from libs.common.rows import reply
 from services.instances import lifecycle
 from services.instances.settings import InstancesOptions
@@ -23,15 +22,6 @@ from services.instances.store import connections as known_connections
 from services.instances.store import deployments
 from services.instances.store.connections import KnownConnection
 from services.instances.store.deployments import DeploymentRecord
-
-
-def _position(cursor: str) -> tuple[datetime, UUID]:
-    """Return the (created_at, id) a deployments cursor points after."""
-    at, last = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(at), UUID(last)
-    except ValueError as exc:
-        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
 
 
 async def visible_connection(
@@ -97,7 +87,7 @@ class Deployments:
         """List deployments newest first, with their aggregate progress."""
         workspace_id = req.ctx.workspace()
         customer_id, _ = req.ctx.customer_filter(None)
-        before = _position(req.cursor) if req.cursor else None
+        before = decode_time_uuid_cursor(req.cursor) if req.cursor else None
         if req.connection_id is not None:  # one the caller cannot see is 404, not an empty page
             await visible_connection(self._pool, self._bus, req.ctx, req.connection_id)
         async with self._pool.acquire() as conn:

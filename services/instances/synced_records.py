@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 
 import asyncpg
 
 from libs.common.contracts import instances as c
-from libs.common.errors import InvalidInput
-from libs.common.paging import decode_cursor, keyset_page
+from libs.common.paging import decode_time_cursor, keyset_page
 from services.instances.store import records
 from services.instances.sync_views import visible_instance
-
-
-def _position(cursor: str) -> tuple[datetime, str]:
-    """Return the (lastModifiedAt, id) a synced-records cursor points after."""
-    at, last = decode_cursor(cursor, 2)
-    try:
-        position = datetime.fromisoformat(at)
-    except ValueError as exc:
-        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
-    if position.tzinfo is None:
-        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}])
-    return position, last
 
 
 class SyncedRecords:
@@ -36,7 +23,7 @@ class SyncedRecords:
 
         ``changedSince`` keeps those changed after that time; the cursor continues a listing.
         """
-        after = _position(req.cursor) if req.cursor else None
+        after = decode_time_cursor(req.cursor) if req.cursor else None
         since = req.changed_since
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)  # a time without a zone is read as UTC

@@ -5,17 +5,14 @@ How a pass runs is ``sync_pass.py``'s; this module checks who asks and what stat
 
 from __future__ import annotations
 
-from datetime import datetime
-from uuid import UUID
-
 import asyncpg
 import structlog
 
 from libs.common import jobs
 from libs.common.contracts import instances as c
 from libs.common.db import Conn
-from libs.common.errors import Conflict, InvalidInput
-from libs.common.paging import decode_cursor, keyset_page
+from libs.common.errors import Conflict
+from libs.common.paging import decode_time_uuid_cursor, keyset_page
 from services.instances.settings import InstancesOptions
 from services.instances.store import definitions, syncs
 from services.instances.store.data_source_instances import DataSourceInstanceRecord
@@ -25,18 +22,6 @@ from services.instances.sync_schedule import sync_job
 from services.instances.sync_views import collection_of, sync_status, visible_instance
 
 log = structlog.get_logger(__name__)
-
-
-def _pass_position(cursor: str) -> tuple[datetime, UUID]:
-    """Return the (startedAt, id) a passes cursor points after; 422 on ``cursor`` otherwise."""
-    at, last = decode_cursor(cursor, 2)
-    try:
-        position, pass_id = datetime.fromisoformat(at), UUID(last)
-    except ValueError as exc:
-        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
-    if position.tzinfo is None:
-        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}])
-    return position, pass_id
 
 
 class Syncs:
@@ -105,7 +90,7 @@ class Syncs:
 
     async def passes(self, req: c.SyncPassListRequest) -> c.SyncPassPage:
         """Return the instance's passes, newest first (whoever may see the instance)."""
-        after = _pass_position(req.cursor) if req.cursor else None
+        after = decode_time_uuid_cursor(req.cursor) if req.cursor else None
         async with self._pool.acquire() as conn:
             instance = await visible_instance(conn, req.ctx, req.id, archived=True)
             rows = await syncs.list_passes(

@@ -12,8 +12,8 @@ import asyncpg
 from libs.common import jobs
 from libs.common.contracts import notifications as c
 from libs.common.db import Conn
-from libs.common.errors import Conflict, InvalidInput, NotFound
-from libs.common.paging import decode_cursor, keyset_page
+from libs.common.errors import Conflict, NotFound
+from libs.common.paging import decode_time_cursor, keyset_page
 from services.notifications import delivery
 from services.notifications.settings import NotificationsOptions
 from services.notifications.store import deliveries as store
@@ -50,13 +50,7 @@ async def detail(conn: Conn, workspace_id: UUID, delivery_id: str) -> c.WebhookD
 
 
 def _after(cursor: str | None) -> tuple[datetime, str] | None:
-    if not cursor:
-        return None
-    at, delivery_id = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(at), delivery_id
-    except ValueError as exc:
-        raise InvalidInput("cursor is not valid", details=[{"field": "cursor"}]) from exc
+    return decode_time_cursor(cursor) if cursor else None
 
 
 class Deliveries:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
 
 from libs.common.errors import InvalidInput
-from libs.common.paging import decode_cursor, keyset_page, uuid_after
+from libs.common.paging import (
+    decode_cursor,
+    decode_time_cursor,
+    decode_time_uuid_cursor,
+    encode_cursor,
+    keyset_page,
+    uuid_after,
+)
 
 
 def test_keyset_page_cursor_points_after_the_last_row_kept() -> None:
@@ -30,3 +38,19 @@ def test_uuid_after_reads_its_own_cursor_and_refuses_others() -> None:
     assert uuid_after("") is None
     with pytest.raises(InvalidInput):
         uuid_after("bm90LWEtdXVpZA==")  # "not-a-uuid"
+
+
+def test_time_cursors_read_their_own_and_refuse_naive_or_malformed_ones() -> None:
+    at, last = datetime(2026, 11, 30, 12, 0, tzinfo=UTC), uuid4()
+    cursor = encode_cursor(at.isoformat(), last)
+    assert decode_time_uuid_cursor(cursor) == (at, last)
+    assert decode_time_cursor(cursor) == (at, str(last))
+    for bad in (
+        encode_cursor("2026-11-30T12:00:00", last),  # no zone: not one of ours
+        encode_cursor("yesterday", last),
+        encode_cursor(at.isoformat()),
+    ):
+        with pytest.raises(InvalidInput):
+            decode_time_cursor(bad)
+    with pytest.raises(InvalidInput):
+        decode_time_uuid_cursor(encode_cursor(at.isoformat(), "not-a-uuid"))
