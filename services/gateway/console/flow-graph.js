@@ -5,6 +5,7 @@
 // zooms, dragging the background pans), so a wide flow is never clipped by its card.
 
 import { h, s, uid } from "./dom.js";
+import { isObject } from "./schema-tools.js";
 
 const W = 172;
 const H = 54;
@@ -18,13 +19,6 @@ const PAD = 16;
  * @typedef {{trigger?: unknown, nodes?: unknown}} GraphInput
  */
 
-/**
- * @param {unknown} value
- * @returns {value is Record<string, unknown>}
- */
-function isObject(value) {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /**
  * The keys a node links to.

@@ -6,6 +6,7 @@ import { ApiError, del, enc, get, isAbort, patch, post } from "./api.js";
 import { fmtDate, h, mount, pretty, shortId } from "./dom.js";
 import { action, errorBox, field, InputError, readOptionalJSON, showError, statusLine } from "./forms.js";
 import { schemaForm } from "./schema-form.js";
+import { loadTypes } from "./typed-form.js";
 import { badge, confirmButton, copyValue, emptyState, loadMore, loading, statusBadge } from "./widgets.js";
 import { actionScope } from "./page-actions.js";
 /** @import { Connection, Page, Workspace } from "./api-types.js" */
@@ -100,14 +101,9 @@ export async function render(root, params, ctx) {
  *   then edited as JSON
  */
 async function requestTypeSchema(ctx) {
-  try {
-    /** @type {{items: RequestType[]}} */
-    const reply = await get("/action-request-types", { signal: ctx.signal });
-    return reply.items.find((t) => t.type === "http")?.schema ?? null;
-  } catch (err) {
-    if (isAbort(err)) throw err;
-    return null;
-  }
+  /** @type {{items: RequestType[]}} */
+  const types = await loadTypes("/action-request-types", ctx.signal);
+  return types.items.find((t) => t.type === "http")?.schema ?? null;
 }
 
 // --- run ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import { get, isAbort } from "./api.js";
 import { h, mount, uid } from "./dom.js";
 import { field } from "./forms.js";
 import { schemaForm } from "./schema-form.js";
+import { isObject } from "./schema-tools.js";
 /** @import { JsonSchema, SchemaForm } from "./schema-form.js" */
 
 /**
@@ -47,13 +48,7 @@ export async function loadTypes(path, signal) {
   }
 }
 
-/**
- * @param {unknown} value
- * @returns {value is Record<string, unknown>}
- */
-export function isObject(value) {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
+export { isObject };
 
 /**
  * A copy of an object schema without some of its properties (those a page edits with its
