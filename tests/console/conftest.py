@@ -95,3 +95,18 @@ async def signed_in(page: Page, stack: Stack, workspace: WorkspaceHandle) -> Non
     """Open the one-time link and wait for the console to show the workspace."""
     await page.goto(await console_link(stack, workspace))
     await page.get_by_test_id("signout").wait_for(timeout=10_000)
+
+
+async def sideways(page: Page) -> int:
+    """Return how far the page scrolls sideways (0 or less when it fits the viewport)."""
+    return int(
+        await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+    )
+
+
+async def no_sideways_scroll(page: Page) -> None:
+    """Assert the page fits its viewport's width (tables scroll inside their cards)."""
+    overflow = await sideways(page)
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px"

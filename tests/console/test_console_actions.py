@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import Page
 
 from tests.conftest import Stack, WorkspaceFactory, WorkspaceHandle, bearer
-from tests.console.conftest import ARTIFACTS, signed_in
+from tests.console.conftest import ARTIFACTS, no_sideways_scroll, signed_in
 from tests.instances.test_actions import Actions, actions_env, app_action
 
 __all__ = ["actions_env"]  # a fixture shared with the instances tests
@@ -22,13 +22,6 @@ TEST_CUSTOMER = "test-customer"  # every new workspace's test customer
 
 async def _open(page: Page, ws: WorkspaceHandle, hash_path: str) -> None:
     await page.goto(f"{ws.stack.gateway_url}/console/#/{hash_path}")
-
-
-async def _no_sideways_scroll(page: Page) -> None:
-    overflow = await page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
 
 
 async def test_console_actions_list_and_new_action(
@@ -229,7 +222,7 @@ async def test_console_action_run_on_a_phone(
     await signed_in(phone, stack, env.ws)
     await _open(phone, env.ws, "actions")
     await phone.get_by_test_id("action-row").wait_for()
-    await _no_sideways_scroll(phone)
+    await no_sideways_scroll(phone)
     await phone.get_by_test_id("action-link").click()
     await phone.get_by_test_id("run-input-field-item").fill("pen")
     await phone.get_by_test_id("run-submit").click()
@@ -237,4 +230,4 @@ async def test_console_action_run_on_a_phone(
     run = phone.get_by_test_id("action-run").first
     await run.locator("summary").click()
     await run.get_by_test_id("action-run-output").wait_for()
-    await _no_sideways_scroll(phone)
+    await no_sideways_scroll(phone)

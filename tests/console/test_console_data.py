@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.conftest import Stack, WorkspaceFactory, eventually
-from tests.console.conftest import ARTIFACTS, signed_in
+from tests.console.conftest import ARTIFACTS, sideways, signed_in
 from tests.instances.test_records import DataEnv, data_env
 
 __all__ = ["data_env"]
@@ -268,15 +268,6 @@ async def test_console_data_other_workspace_is_out_of_reach(
     await expect(page.get_by_test_id("field-mapping-error")).to_contain_text("not found")
     await expect(page.get_by_test_id("fm-field-row")).to_have_count(0)
     assert "secret-customer" not in await page.content()
-
-
-async def sideways(page: Page) -> int:
-    """Return how far the page scrolls sideways (0 when it fits the viewport)."""
-    return int(
-        await page.evaluate(
-            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
-    )
 
 
 async def test_console_data_pages_on_a_phone(phone: Page, stack: Stack, data_env: DataEnv) -> None:

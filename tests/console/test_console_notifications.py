@@ -8,7 +8,7 @@ import pytest
 from playwright.async_api import Page
 
 from tests.conftest import Stack, WorkspaceFactory, bearer, eventually
-from tests.console.conftest import ARTIFACTS, signed_in
+from tests.console.conftest import ARTIFACTS, no_sideways_scroll, signed_in
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.notifications.conftest import Api, api, received, receiver
 
@@ -19,13 +19,6 @@ pytestmark = pytest.mark.slow
 
 async def _open(page: Page, api: Api, hash_path: str) -> None:
     await page.goto(f"{api.ws.stack.gateway_url}/console/#/{hash_path}")
-
-
-async def _no_sideways_scroll(page: Page) -> None:
-    overflow = await page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
 
 
 async def _attempts(api: Api, delivery_id: str) -> int:
@@ -231,14 +224,14 @@ async def test_console_notifications_on_a_phone(
     await signed_in(phone, stack, api.ws)
     await _open(phone, api, "notifications")
     await phone.get_by_test_id("endpoints-empty").wait_for()
-    await _no_sideways_scroll(phone)
+    await no_sideways_scroll(phone)
     await phone.get_by_test_id("new-endpoint").click()
     await phone.get_by_test_id("endpoint-url").fill(receiver.url_of("phone"))
     await phone.get_by_test_id("event-*").check()
-    await _no_sideways_scroll(phone)
+    await no_sideways_scroll(phone)
     await phone.get_by_test_id("endpoint-create").click()
     await phone.get_by_test_id("endpoint-secret").wait_for()
-    await _no_sideways_scroll(phone)
+    await no_sideways_scroll(phone)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await phone.screenshot(path=str(ARTIFACTS / "notifications-secret-phone.png"), full_page=True)
     await phone.get_by_test_id("endpoint-link").click()
@@ -247,4 +240,4 @@ async def test_console_notifications_on_a_phone(
     delivery = phone.get_by_test_id("delivery").first
     await delivery.locator("summary").click()
     await delivery.get_by_test_id("delivery-attempt").first.wait_for()
-    await _no_sideways_scroll(phone)
+    await no_sideways_scroll(phone)
