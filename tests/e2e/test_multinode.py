@@ -216,7 +216,15 @@ async def test_multinode_survives_a_nats_node_and_a_replica_of_each_service_dyin
     }
     failures: list[tuple[float, str, int]] = []
     async with (
-        FakeProvider(client_id="mn", client_secret="mn-secret", access_token_ttl=6) as provider,
+        # A replica killed between the provider's answer and its commit loses that rotation;
+        # real providers keep a rotated-out refresh token working for a while (Auth0's reuse
+        # interval, Okta's grace period), and that window is what lets the next renewal work.
+        FakeProvider(
+            client_id="mn",
+            client_secret="mn-secret",
+            access_token_ttl=6,
+            refresh_token_reuse_interval=30,
+        ) as provider,
         FakeWebhookApp(api_key="mn-key") as app,
         aiohttp.ClientSession() as http,
     ):

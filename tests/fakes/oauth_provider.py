@@ -84,6 +84,7 @@ class FakeProvider(LocalServer):
         access_token_ttl: int | None = 3600,
         rotate_refresh_tokens: bool = True,
         include_refresh_token_on_refresh: bool = True,
+        refresh_token_reuse_interval: float = 0,
     ) -> None:
         """Configure the fake; nothing listens until :meth:`start`."""
         super().__init__()
@@ -93,6 +94,9 @@ class FakeProvider(LocalServer):
         self.access_token_ttl = access_token_ttl
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.include_refresh_token_on_refresh = include_refresh_token_on_refresh
+        # Seconds a rotated-out refresh token still works (Auth0's "reuse interval", Okta's
+        # grace period); 0: revoked the moment it is used, the strictest provider.
+        self.refresh_token_reuse_interval = refresh_token_reuse_interval
         self.token_failures: list[int] = []
         self.token_delay: float = 0
         self.answer_delay: float = 0  # after granting: the new tokens exist, the answer is late
@@ -120,6 +124,7 @@ class FakeProvider(LocalServer):
         self._codes: dict[str, _Grant] = {}
         self._access_expiry: dict[str, float | None] = {}
         self._refresh_scopes: dict[str, str] = {}
+        self._retired: dict[str, tuple[str, float]] = {}  # rotated out: scope, usable until
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -241,6 +246,9 @@ class FakeProvider(LocalServer):
         self.refresh_calls += 1
         old = fields.get("refresh_token", "")
         scope = self._refresh_scopes.get(old)
+        retired = self._retired.get(old)
+        if scope is None and retired is not None and time.monotonic() < retired[1]:
+            scope = retired[0]  # within the reuse interval: answered as if still current
         if scope is None or self.revoked:
             return _error(400, "invalid_grant")
         if not self.include_refresh_token_on_refresh:
@@ -248,7 +256,11 @@ class FakeProvider(LocalServer):
             return self._token_response(scope, refresh_token=None)
         refresh_token = old
         if self.rotate_refresh_tokens:
-            del self._refresh_scopes[old]
+            if (
+                self._refresh_scopes.pop(old, None) is not None
+                and self.refresh_token_reuse_interval
+            ):
+                self._retired[old] = (scope, time.monotonic() + self.refresh_token_reuse_interval)
             refresh_token = self._new_refresh_token(scope)
         return self._token_response(scope, refresh_token=refresh_token)
 

@@ -118,6 +118,30 @@ async def test_refresh_rotation_invalidates_old_token(
     assert provider.refresh_calls == 2
 
 
+async def test_refresh_reuse_interval_keeps_a_rotated_token_working_for_a_while(
+    http: aiohttp.ClientSession, provider: FakeProvider
+) -> None:
+    """With a reuse interval, a rotated-out token still works until the interval ends."""
+    provider.refresh_token_reuse_interval = 60
+    old = (await _tokens(http, provider))["refresh_token"]
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": old,
+        "client_id": "cid",
+        "client_secret": "c s+cret",
+    }
+    answers = []
+    for _ in range(2):  # the second use is a client that lost the first answer
+        async with http.post(provider.token_url, data=form) as resp:
+            assert resp.status == 200
+            answers.append((await resp.json())["refresh_token"])
+    assert len({old, *answers}) == 3  # each use is answered with a new token
+    provider.refresh_token_reuse_interval = 0
+    provider._retired = {k: (s, 0.0) for k, (s, _) in provider._retired.items()}  # interval over
+    async with http.post(provider.token_url, data=form) as resp:
+        assert resp.status == 400
+
+
 async def test_expired_token_and_rate_limit(
     http: aiohttp.ClientSession, provider: FakeProvider
 ) -> None:
