@@ -152,11 +152,12 @@ async def auth_context(app: web.Application) -> AsyncIterator[None]:
             identity.CUSTOMER_ARCHIVED,
             lambda e: auth.drop_customer(e.workspace_id, e.customer_id),
         ),
-        await subscribe_events(
-            app[BUS],
-            identity.CUSTOMER_UPDATED,
-            lambda e: auth.customer_changed(e.workspace_id, e.customer_id),
-        ),
+        *[
+            await subscribe_events(
+                app[BUS], event, lambda e: auth.customer_changed(e.workspace_id, e.customer_id)
+            )
+            for event in (identity.CUSTOMER_UPDATED, identity.CUSTOMER_RESTORED)
+        ],
     ]
     yield
     for sub in subs:

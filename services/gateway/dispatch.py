@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Awaitable, Callable
 from typing import Any
+from uuid import UUID
 
 import orjson
 from aiohttp import web
@@ -99,14 +100,22 @@ def wire_context(ctx: Context) -> dict[str, Any]:
     }
 
 
-async def _forward(request: web.Request, route: Route, fields: dict[str, Any]) -> bytes:
+async def _caller(request: web.Request, route: Route) -> Context:
+    """Return the caller's context, refusing a caller the route does not admit."""
+    return await request.app[AUTHENTICATOR].context(request, route.auth.value, request[REQUEST_ID])
+
+
+async def _forward(
+    request: web.Request, route: Route, fields: dict[str, Any], ctx: Context | None = None
+) -> bytes:
     """Add the caller's context to ``fields`` and send them to the route's service as JSON.
 
     The gateway checks only the input's shape (``inputs.check``: depth, sizes, numbers in
     range) and passes it on; the service validates it against the contract, once, and a
     bad field comes back as the same 422 naming it. Returns the reply's JSON bytes.
     """
-    ctx = await request.app[AUTHENTICATOR].context(request, route.auth.value, request[REQUEST_ID])
+    if ctx is None:
+        ctx = await _caller(request, route)
     if "ctx" in fields:
         raise InvalidInput("ctx is not a field you can set", details=[{"field": "ctx"}])
     model_fields = route.op.request.model_fields
@@ -212,11 +221,53 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response
     if route.kind == "proxy":
         return _proxy_handler(route)
 
+    if route.caller_cached:
+        return _caller_cached_handler(route)
+
     async def handle(request: web.Request) -> web.Response:
         fields = await read_json_object(request) if route.takes_body else _query(request)
-        body = await _forward(request, route, fields)
+        ctx = await _caller(request, route)
+        body = await _forward(request, route, fields, ctx)
+        if route.drops is not None and ctx.workspace_id is not None:
+            _drop_known(request, route, ctx.workspace_id)
         if route.status == 204:
             return web.Response(status=204)
+        return web.Response(body=body, status=route.status, content_type="application/json")
+
+    return handle
+
+
+def _drop_known(request: web.Request, route: Route, workspace_id: UUID) -> None:
+    """Forget what this replica keeps of the customer or workspace a call just changed."""
+    customers = request.app[AUTHENTICATOR].customers
+    if route.drops == "workspace":
+        customers.drop_workspace(workspace_id)
+    else:
+        customers.drop_customer(workspace_id, request.match_info["id"])
+
+
+def _caller_cached_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Answer the calling customer's own record, kept per customer (``known_customers.py``).
+
+    A hot ``GET /customers/me`` then costs no hop: the token is verified here (cached) and
+    the record is the one identity last answered, until a change of the customer drops it.
+    A request with a query goes to identity as it is (which refuses unknown fields).
+    """
+
+    async def handle(request: web.Request) -> web.Response:
+        ctx = await _caller(request, route)
+        customers = request.app[AUTHENTICATOR].customers
+        workspace_id, customer_id = ctx.workspace_id, ctx.customer_id
+        if request.query or workspace_id is None or customer_id is None:
+            body = await _forward(request, route, _query(request), ctx)
+        else:
+            kept = customers.reply(workspace_id, customer_id)
+            if kept is None:
+                since = customers.reply_generation
+                body = await _forward(request, route, {}, ctx)
+                customers.keep_reply(workspace_id, customer_id, body, since=since)
+            else:
+                body = kept
         return web.Response(body=body, status=route.status, content_type="application/json")
 
     return handle

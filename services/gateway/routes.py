@@ -53,6 +53,12 @@ class Route:
     tag: str
     status: int = 200
     kind: Literal["json", "page", "proxy", "webhook"] = "json"
+    caller_cached: bool = False
+    """The reply is the calling customer's own record: the gateway keeps it per customer
+    (``known_customers.py``) and answers again without a hop until a change drops it."""
+    drops: Literal["customer", "workspace"] | None = None
+    """A successful call changes the customer named by ``{id}`` (or the workspace): this
+    replica drops what it keeps of it at once, before the change's event arrives."""
 
     @property
     def takes_body(self) -> bool:
@@ -80,12 +86,17 @@ def _customer_routes(base: str, tag: str) -> tuple[Route, ...]:
     return (
         Route("GET", base, identity.CUSTOMERS_LIST, Auth.ADMIN, tag),
         Route("POST", base, identity.CUSTOMERS_CREATE, Auth.ADMIN, tag, status=201),
-        Route("GET", f"{base}/me", identity.CUSTOMERS_ME, Auth.CUSTOMER, tag),
+        Route("GET", f"{base}/me", identity.CUSTOMERS_ME, Auth.CUSTOMER, tag, caller_cached=True),
         Route("GET", f"{base}/{{id}}", identity.CUSTOMERS_GET, Auth.ANY, tag),
-        Route("PATCH", f"{base}/{{id}}", identity.CUSTOMERS_PATCH, Auth.ADMIN, tag),
-        Route("PUT", f"{base}/{{id}}", identity.CUSTOMERS_PUT, Auth.ADMIN, tag),
-        Route("DELETE", f"{base}/{{id}}", identity.CUSTOMERS_ARCHIVE, Auth.ADMIN, tag),
-        Route("POST", f"{base}/{{id}}/restore", identity.CUSTOMERS_RESTORE, Auth.ADMIN, tag),
+        *(
+            Route(method, f"{base}/{{id}}{tail}", op, Auth.ADMIN, tag, drops="customer")
+            for method, tail, op in (
+                ("PATCH", "", identity.CUSTOMERS_PATCH),
+                ("PUT", "", identity.CUSTOMERS_PUT),
+                ("DELETE", "", identity.CUSTOMERS_ARCHIVE),
+                ("POST", "/restore", identity.CUSTOMERS_RESTORE),
+            )
+        ),
     )
 
 
@@ -120,7 +131,9 @@ def _element_routes(base: str, *ops: Operation[Any, Any]) -> tuple[Route, ...]:
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/console/session", identity.CONSOLE_SESSION, Auth.PUBLIC, "console"),
     Route("GET", "/workspace", identity.WORKSPACE_GET, Auth.ADMIN, "workspace"),
-    Route("PATCH", "/workspace", identity.WORKSPACE_UPDATE, Auth.ADMIN, "workspace"),
+    Route(
+        "PATCH", "/workspace", identity.WORKSPACE_UPDATE, Auth.ADMIN, "workspace", drops="workspace"
+    ),
     Route("POST", "/workspace/secret/rotate", identity.SECRET_ROTATE, Auth.ADMIN, "workspace"),
     Route(
         "POST",

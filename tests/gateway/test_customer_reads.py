@@ -1,0 +1,126 @@
+"""``GET /customers/me`` is answered by the gateway from what identity last said of the customer.
+
+Identity's own request counts (``$SRV.STATS``) show which reads reached it; every change
+of the customer must show in the very next read through the replica that made it, and in
+other replicas once the change's event reaches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from libs.common.contracts import identity
+from tests.conftest import (
+    Stack,
+    WorkspaceFactory,
+    WorkspaceHandle,
+    bearer,
+    eventually,
+    start_gateway,
+)
+from tests.gateway.test_local_verification import _get, _token, identity_requests
+
+ME = identity.CUSTOMERS_ME
+
+
+@pytest.fixture
+async def other_gateway(stack: Stack) -> AsyncIterator[str]:
+    """Another gateway replica on the session's NATS, with caches of its own."""
+    runner: web.AppRunner
+    runner, url = await start_gateway(stack.infra)
+    try:
+        yield url
+    finally:
+        await runner.cleanup()
+
+
+async def test_customer_reads_hot_reads_skip_identity(
+    stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
+) -> None:
+    claims = {"id": "me-1", "name": "Mia", "fields": {"plan": "pro"}}
+    token = _token(workspace, claims)
+    before = await identity_requests(stack, ME)
+    status, first = await _get(http, stack.gateway_url, token)
+    assert status == 200, first
+    assert (first["id"], first["name"], first["fields"]) == ("me-1", "Mia", {"plan": "pro"})
+    assert await identity_requests(stack, ME) == before + 1
+    for fresh in (token, _token(workspace, claims), token):  # hot token, fresh same claims
+        assert await _get(http, stack.gateway_url, fresh) == (200, first)
+    assert await identity_requests(stack, ME) == before + 1  # not one call more
+
+
+async def test_customer_reads_a_change_shows_in_the_next_read(
+    stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
+) -> None:
+    token = _token(workspace, {"id": "me-2", "name": "Before"})
+    assert (await _get(http, stack.gateway_url, token))[1]["name"] == "Before"
+    admin = bearer(await workspace.admin_token())
+    async with http.patch(
+        workspace.url("/customers/me-2"), json={"fields": {"seats": 3}}, headers=admin
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    status, me = await _get(http, stack.gateway_url, token)  # same replica: at once
+    assert (status, me["fields"]) == (200, {"seats": 3})
+    renamed = _token(workspace, {"id": "me-2", "name": "After"})  # new claims: at once too
+    status, me = await _get(http, stack.gateway_url, renamed)
+    assert (status, me["name"], me["fields"]) == (200, "After", {"seats": 3})
+    async with http.put(
+        workspace.url("/users/me-2"), json={"name": "Put", "fields": {}}, headers=admin
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    status, me = await _get(http, stack.gateway_url, token)
+    assert (status, me["name"], me["fields"]) == (200, "Put", {})
+
+
+async def test_customer_reads_other_replicas_follow_the_event(
+    stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession, other_gateway: str
+) -> None:
+    token = _token(workspace, {"id": "me-3"})
+    assert (await _get(http, stack.gateway_url, token))[0] == 200
+    assert (await _get(http, other_gateway, token))[1]["name"] is None  # kept there now
+    admin = bearer(await workspace.admin_token())
+    async with http.patch(
+        workspace.url("/customers/me-3"), json={"name": "Renamed"}, headers=admin
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+
+    async def followed() -> bool:
+        _, me = await _get(http, other_gateway, token)
+        return bool(me["name"] == "Renamed")
+
+    await eventually(followed, timeout=10)
+    async with http.delete(workspace.url("/customers/me-3"), headers=admin) as resp:
+        assert resp.status == 200, await resp.text()
+
+    async def refused() -> bool:
+        status, body = await _get(http, other_gateway, token)
+        return (status, body.get("error", {}).get("code")) == (403, "customer_archived")
+
+    await eventually(refused, timeout=10)
+
+
+async def test_customer_reads_bad_input_and_callers_who_must_not_see_it(
+    stack: Stack,
+    workspace: WorkspaceHandle,
+    make_workspace: WorkspaceFactory,
+    http: aiohttp.ClientSession,
+) -> None:
+    mine = _token(workspace, {"id": "me-4", "name": "Mine"})
+    assert (await _get(http, stack.gateway_url, mine))[1]["name"] == "Mine"  # kept now
+    neighbour = _token(workspace, {"id": "me-5", "name": "Neighbour"})
+    assert (await _get(http, stack.gateway_url, neighbour))[1]["id"] == "me-5"
+    other = await make_workspace()
+    same_id = _token(other, {"id": "me-4", "name": "Elsewhere"})
+    status, me = await _get(http, stack.gateway_url, same_id)
+    assert (status, me["id"], me["name"]) == (200, "me-4", "Elsewhere")
+    async with http.get(stack.gateway_url + "/customers/me?x=1", headers=bearer(mine)) as resp:
+        assert resp.status == 422, await resp.text()  # asked of identity, which refuses it
+    admin = bearer(await workspace.admin_token())
+    async with http.get(stack.gateway_url + "/customers/me", headers=admin) as resp:
+        assert (resp.status, (await resp.json())["error"]["code"]) == (403, "customer_required")
+    async with http.get(stack.gateway_url + "/customers/me") as resp:
+        assert (resp.status, (await resp.json())["error"]["code"]) == (401, "token_missing")
