@@ -9,6 +9,7 @@ so tests never see each other's data.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import sys
@@ -33,7 +34,7 @@ from libs.common.config import (
     RuntimeSettings,
 )
 from libs.common.contracts import identity
-from libs.common.contracts.base import Context
+from libs.common.contracts.base import Context, Operation
 from libs.common.crypto import generate_master_key
 from libs.common.infra import EmbeddedNats, EmbeddedPostgres, free_port
 from libs.common.logging import configure_logging
@@ -195,6 +196,16 @@ class Stack:
         from libs.common.db import create_pool
 
         return await create_pool(self.infra.database_url, schema, min_size=1, max_size=2)
+
+
+async def served(stack: Stack, op: Operation[Any, Any]) -> int:
+    """Return how many ``op`` requests the session's replica of its service has handled."""
+    from libs.common.runtime import HOST
+
+    host = stack.runners[SERVICES.index(op.service)].app[HOST]
+    msg = await stack.bus.nc.request(f"$SRV.STATS.{op.service}.{host.instance_id}", b"", timeout=5)
+    endpoints = json.loads(msg.data)["endpoints"]
+    return int(next(e["num_requests"] for e in endpoints if e["subject"] == op.subject))
 
 
 async def start_gateway(

@@ -40,6 +40,8 @@ from libs.common.errors import (
 from libs.common.logging import bind_request
 
 REQUEST_ID_HEADER = "X-Request-Id"
+KEEP_FOR_HEADER = "Tether-Keep-For"
+"""Seconds the caller may answer the reply again without asking (``Reply.kept_for``)."""
 
 log = structlog.get_logger(__name__)
 
@@ -130,6 +132,20 @@ class Bus:
         JSON on; the service validates it against the contract once, on its side, and a
         bad field comes back as the same 422 either way.
         """
+        return (await self.forward_kept(op, data, request_id=request_id, timeout=timeout))[0]
+
+    async def forward_kept(
+        self,
+        op: Operation[ReqT, RepT],
+        data: bytes,
+        *,
+        request_id: str | None,
+        timeout: float | None = None,
+    ) -> tuple[bytes, float | None]:
+        """Like :meth:`forward`; also return for how many seconds the reply may be kept.
+
+        None when the service did not say (``Reply.kept_for``): then it must not be kept.
+        """
         headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
         tracing.inject(headers)
         try:
@@ -150,8 +166,13 @@ class Bus:
                 except ValueError:
                     body = None
                 raise from_wire(int(status), body)
-        reply: bytes = msg.data
-        return reply
+            keep = msg.headers.get(KEEP_FOR_HEADER)
+            if keep:
+                try:
+                    return msg.data, float(keep)
+                except ValueError:
+                    pass  # not a number: not to be kept
+        return msg.data, None
 
     def parse_reply(self, op: Operation[ReqT, RepT], data: bytes) -> RepT:
         """Validate a reply's JSON against ``op``'s reply contract."""
@@ -300,7 +321,11 @@ class ServiceHost:
                 customer_id=ctx.customer_id,
             )
             reply = await ep.handler(request)
-            await req.respond(reply.model_dump_json().encode())
+            keep = reply.keep_for
+            await req.respond(
+                reply.model_dump_json().encode(),
+                headers=None if keep is None else {KEEP_FOR_HEADER: f"{keep:.3f}"},
+            )
         except TetherError as exc:
             status = exc.status
             if status >= 500:

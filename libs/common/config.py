@@ -108,6 +108,16 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="Seconds a customer's claims are known without asking identity (dropped on changes)",
     )
+    kept_replies_cache_size: int = Field(
+        default=50_000,
+        ge=0,
+        description="Replies kept per replica for hot reads (/customers/me, credentials); 0: none",
+    )
+    kept_replies_ttl: float = Field(
+        default=60.0,
+        ge=0,
+        description="Longest a kept reply is answered again (dropped earlier by its events)",
+    )
     public_url: str | None = Field(default=None, description="Base URL the world sees")
     metrics_port: int | None = Field(
         default=None,

@@ -35,22 +35,37 @@ class Credentials:
     async def get(self, req: c.CredentialsGetRequest) -> c.Credentials:
         """Return current credentials (admins), renewed first when about to expire."""
         workspace_id = req.ctx.admin_workspace()
-        hit = self._cache.lookup(workspace_id, req.id, datetime.now(UTC))
+        now = datetime.now(UTC)
+        hit = self._cache.lookup(workspace_id, req.id, now)
         if hit is not None:
-            return _reply(hit, unseal(self._refresher.keyring, hit.record))
+            return _reply(hit, unseal(self._refresher.keyring, hit.record), now)
         since = self._cache.generation  # a drop during this read: do not keep what it read
         record, values = await self._refresher.current(workspace_id, req.id)
         async with self._pool.acquire() as conn:
             integration = await integration_of(conn, workspace_id, record.integration_key)
         entry = CachedCredentials(record, integration.auth.type)
-        self._cache.keep(entry, datetime.now(UTC), since=since)
-        return _reply(entry, values)
+        now = datetime.now(UTC)
+        self._cache.keep(entry, now, since=since)
+        return _reply(entry, values, now)
 
 
-def _reply(entry: CachedCredentials, values: dict[str, Any]) -> c.Credentials:
-    return c.Credentials(
+KEEP_UNDATED = 3600.0
+"""Seconds a caller may keep credentials that never expire (an API key): until a change."""
+
+
+def _reply(entry: CachedCredentials, values: dict[str, Any], now: datetime) -> c.Credentials:
+    """Build the reply; the gateway may keep it while it could not have changed unseen.
+
+    That is while this replica could answer it from its cache: until the renewal is due
+    (then the next read renews, single-flight). Events drop it earlier everywhere.
+    """
+    reply = c.Credentials(
         connection_id=entry.record.id,
         type=entry.auth_type,
         values={k: v for k, v in values.items() if v is not None},
         expires_at=entry.record.expires_at,
     )
+    if entry.servable(now):
+        until = entry.trusted_until()
+        reply.kept_for(KEEP_UNDATED if until is None else (until - now).total_seconds())
+    return reply

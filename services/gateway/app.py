@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from libs.common.config import SERVICES, BusSettings, GatewaySettings, LogSettings, RuntimeSettings
-from libs.common.contracts import identity
+from libs.common.contracts import connections, identity
 from libs.common.contracts.base import Context, PingRequest, ping_operation
 from libs.common.contracts.documents import asyncapi
 from libs.common.errors import NotFound, TetherError
@@ -19,6 +19,7 @@ from libs.common.metrics import METRICS, Metrics
 from libs.common.runtime import BUS, bus_context, subscribe_events, tether_version
 from services.gateway.auth import Authenticator, TokenCache
 from services.gateway.dispatch import make_handler
+from services.gateway.kept_replies import KeptReplies, connection_object
 from services.gateway.keys import AUTHENTICATOR, OBSERVE_HTTP, REQUEST_ID, SETTINGS
 from services.gateway.known_customers import KnownCustomers
 from services.gateway.metrics import GATEWAY_METRICS, GatewayMetrics, metrics_listener
@@ -128,7 +129,7 @@ async def sdk_file(request: web.Request) -> web.StreamResponse:
 
 
 async def auth_context(app: web.Application) -> AsyncIterator[None]:
-    """Create the authenticator (tokens, keys and known customers kept) once the bus is up.
+    """Create the authenticator (tokens, keys, known customers, kept replies) once the bus is up.
 
     Every replica hears the events that make what it keeps stale and drops it.
     """
@@ -140,9 +141,14 @@ async def auth_context(app: web.Application) -> AsyncIterator[None]:
             app[BUS], settings.verification_keys_cache_size, settings.verification_keys_ttl
         ),
         KnownCustomers(settings.known_customers_cache_size, settings.known_customers_ttl),
+        KeptReplies(settings.kept_replies_cache_size, settings.kept_replies_ttl),
         observe=app[GATEWAY_METRICS].token_verified,
     )
     app[AUTHENTICATOR] = auth
+
+    def connection_changed(event: connections.ConnectionEvent) -> None:
+        auth.kept.drop(event.workspace_id, connection_object(event.connection_id))
+
     subs = [
         await subscribe_events(
             app[BUS], identity.WORKSPACE_UPDATED, lambda e: auth.drop_workspace(e.workspace_id)
@@ -157,6 +163,10 @@ async def auth_context(app: web.Application) -> AsyncIterator[None]:
                 app[BUS], event, lambda e: auth.customer_changed(e.workspace_id, e.customer_id)
             )
             for event in (identity.CUSTOMER_UPDATED, identity.CUSTOMER_RESTORED)
+        ],
+        *[
+            await subscribe_events(app[BUS], kind, connection_changed)
+            for kind in connections.EVENTS
         ],
     ]
     yield

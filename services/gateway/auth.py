@@ -39,6 +39,7 @@ from libs.common.contracts.base import Context
 from libs.common.errors import Forbidden, TetherError, Unauthenticated
 from libs.common.singleflight import SingleFlight
 from libs.common.token_rules import Claims, Unverified, WorkspaceKeys
+from services.gateway.kept_replies import KeptReplies, customer_object
 from services.gateway.known_customers import KnownCustomers, claims_digest
 from services.gateway.retry import idempotent
 from services.gateway.token_keys import VerificationKeyCache
@@ -124,6 +125,7 @@ class Authenticator:
         cache: TokenCache,
         keys: VerificationKeyCache,
         customers: KnownCustomers,
+        kept: KeptReplies,
         observe: Callable[[str], None] | None = None,
     ) -> None:
         self._observe = observe
@@ -131,6 +133,7 @@ class Authenticator:
         self.cache = cache
         self.keys = keys
         self.customers = customers
+        self.kept = kept
         self._registering: SingleFlight[bytes, identity.VerifiedToken] = SingleFlight()
         self.results: dict[VerifyResult, int] = {"cache_hit": 0, "verified": 0, "rejected": 0}
 
@@ -201,6 +204,7 @@ class Authenticator:
         request = identity.TokenVerifyRequest(token=token, ctx=Context(request_id=request_id))
         answer = await idempotent(lambda: self._bus.call(identity.TOKEN_VERIFY, request))
         self.customers.remember(answer.workspace_id, customer_id, seen, since=since)
+        self.kept.drop(answer.workspace_id, customer_object(customer_id))  # may have changed
         return answer
 
     def drop_workspace(self, workspace_id: UUID) -> None:
@@ -208,15 +212,20 @@ class Authenticator:
         self.cache.drop_workspace(workspace_id)
         self.keys.drop_workspace(workspace_id)
         self.customers.drop_workspace(workspace_id)
+        self.kept.drop_workspace(workspace_id)
 
     def drop_customer(self, workspace_id: UUID, customer_id: str) -> None:
         """Forget a customer's tokens and claims (``customer.archived``: refuse what comes)."""
         self.cache.drop_customer(workspace_id, customer_id)
-        self.customers.drop_customer(workspace_id, customer_id)
+        self.customer_changed(workspace_id, customer_id)
 
     def customer_changed(self, workspace_id: UUID, customer_id: str) -> None:
-        """Forget a customer's claims (``customer.updated``: the next token applies its own)."""
+        """Forget a customer's claims and record (``customer.updated|restored``).
+
+        The next token applies its own claims again, and the next read asks identity.
+        """
         self.customers.drop_customer(workspace_id, customer_id)
+        self.kept.drop(workspace_id, customer_object(customer_id))
 
     async def context(self, request: web.Request, need: str, request_id: str) -> Context:
         """Return the caller's context, refusing a caller the route does not admit."""

@@ -20,6 +20,7 @@ from libs.common.errors import (
 )
 from libs.common.runtime import BUS
 from services.gateway import inputs
+from services.gateway.kept_replies import connection_object, customer_object
 from services.gateway.keys import AUTHENTICATOR, REQUEST_ID, SETTINGS
 from services.gateway.retry import idempotent
 from services.gateway.routes import Route
@@ -114,6 +115,13 @@ async def _forward(
     range) and passes it on; the service validates it against the contract, once, and a
     bad field comes back as the same 422 naming it. Returns the reply's JSON bytes.
     """
+    return (await _forward_kept(request, route, fields, ctx))[0]
+
+
+async def _forward_kept(
+    request: web.Request, route: Route, fields: dict[str, Any], ctx: Context | None = None
+) -> tuple[bytes, float | None]:
+    """Like :func:`_forward`; also return the seconds the service lets the reply be kept."""
     if ctx is None:
         ctx = await _caller(request, route)
     if "ctx" in fields:
@@ -131,8 +139,8 @@ async def _forward(
     data = orjson.dumps(fields)
     bus: Bus = request.app[BUS]
 
-    def send() -> Awaitable[bytes]:
-        return bus.forward(route.op, data, request_id=ctx.request_id)
+    def send() -> Awaitable[tuple[bytes, float | None]]:
+        return bus.forward_kept(route.op, data, request_id=ctx.request_id)
 
     # Reads are safe to repeat when a replica or NATS node died under them; writes are not.
     return await (idempotent(send) if route.method == "GET" else send())
@@ -221,15 +229,15 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response
     if route.kind == "proxy":
         return _proxy_handler(route)
 
-    if route.caller_cached:
-        return _caller_cached_handler(route)
+    if route.keep is not None:
+        return _kept_handler(route)
 
     async def handle(request: web.Request) -> web.Response:
         fields = await read_json_object(request) if route.takes_body else _query(request)
         ctx = await _caller(request, route)
         body = await _forward(request, route, fields, ctx)
         if route.drops is not None and ctx.workspace_id is not None:
-            _drop_known(request, route, ctx.workspace_id)
+            _drop_kept(request, route, ctx.workspace_id)
         if route.status == 204:
             return web.Response(status=204)
         return web.Response(body=body, status=route.status, content_type="application/json")
@@ -237,37 +245,47 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response
     return handle
 
 
-def _drop_known(request: web.Request, route: Route, workspace_id: UUID) -> None:
-    """Forget what this replica keeps of the customer or workspace a call just changed."""
-    customers = request.app[AUTHENTICATOR].customers
+def _drop_kept(request: web.Request, route: Route, workspace_id: UUID) -> None:
+    """Forget what this replica keeps of the customer, connection or workspace a call changed."""
+    auth = request.app[AUTHENTICATOR]
     if route.drops == "workspace":
-        customers.drop_workspace(workspace_id)
+        auth.drop_workspace(workspace_id)
+    elif route.drops == "customer":
+        auth.customer_changed(workspace_id, request.match_info["id"])
     else:
-        customers.drop_customer(workspace_id, request.match_info["id"])
+        auth.kept.drop(workspace_id, connection_object(request.match_info["id"]))
 
 
-def _caller_cached_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """Answer the calling customer's own record, kept per customer (``known_customers.py``).
+def _kept_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Answer a read about one object from the reply kept of it (``kept_replies.py``).
 
-    A hot ``GET /customers/me`` then costs no hop: the token is verified here (cached) and
-    the record is the one identity last answered, until a change of the customer drops it.
-    A request with a query goes to identity as it is (which refuses unknown fields).
+    A hot ``GET /customers/me`` or credentials read then costs no hop: the token is
+    verified here (cached) and the reply is the one the service last gave this caller,
+    for as long as the service said and no change dropped it. A request with a query
+    goes to the service as it is (which refuses unknown fields).
     """
 
     async def handle(request: web.Request) -> web.Response:
         ctx = await _caller(request, route)
-        customers = request.app[AUTHENTICATOR].customers
-        workspace_id, customer_id = ctx.workspace_id, ctx.customer_id
-        if request.query or workspace_id is None or customer_id is None:
-            body = await _forward(request, route, _query(request), ctx)
+        workspace_id = ctx.workspace_id
+        if route.keep == "customer":
+            obj = customer_object(ctx.customer_id or "")
         else:
-            kept = customers.reply(workspace_id, customer_id)
-            if kept is None:
-                since = customers.reply_generation
-                body = await _forward(request, route, {}, ctx)
-                customers.keep_reply(workspace_id, customer_id, body, since=since)
-            else:
-                body = kept
+            obj = connection_object(request.match_info["id"])
+        if request.query or workspace_id is None:
+            body = await _forward(request, route, _query(request), ctx)
+            return web.Response(body=body, status=route.status, content_type="application/json")
+        kept = request.app[AUTHENTICATOR].kept
+        caller = (ctx.principal, ctx.customer_id)
+        body_kept = kept.get(workspace_id, obj, caller)
+        if body_kept is not None:
+            return web.Response(
+                body=body_kept, status=route.status, content_type="application/json"
+            )
+        since = kept.generation
+        body, seconds = await _forward_kept(request, route, {}, ctx)
+        if seconds:
+            kept.keep(workspace_id, obj, caller, body, seconds, since=since)
         return web.Response(body=body, status=route.status, content_type="application/json")
 
     return handle

@@ -1,5 +1,4 @@
-"""Remember, per customer, the token claims identity last applied, so fresh tokens skip it,
-and the customer as identity last described it, so ``GET /customers/me`` skips it too.
+"""Remember, per customer, the token claims identity last applied, so fresh tokens skip it.
 
 Identity does something for a customer token only when the customer is new to it or the
 token's ``name`` or ``fields`` differ from what it holds (and refuses an archived
@@ -17,12 +16,6 @@ An entry is dropped when that could stop being true:
 * the TTL, which only bounds how long a missed event leaves an entry stale.
 
 A registration that began before such a drop is not remembered (``since``).
-
-The customer's own record (identity's ``customers.me`` reply, kept as its JSON bytes) is
-dropped by the same events, by ``customer.restored``, when identity is told of new claims
-(it may have just changed the name or fields), and when this replica forwards an admin's
-change of the customer or the workspace (so that the admin's next read here sees it even
-before the event arrives). A read that began before a drop is not kept.
 """
 
 from __future__ import annotations
@@ -47,26 +40,11 @@ class KnownCustomers:
     def __init__(self, size: int, ttl: float) -> None:
         # The value repeats the workspace so that a workspace's entries can be dropped at once.
         self._entries: TtlCache[tuple[UUID, str], tuple[UUID, bytes]] = TtlCache(size, ttl)
-        self._replies: TtlCache[tuple[UUID, str], tuple[UUID, bytes]] = TtlCache(size, ttl)
 
     @property
     def generation(self) -> int:
         """Return the drop count to read before asking identity (see :meth:`remember`)."""
         return self._entries.generation
-
-    @property
-    def reply_generation(self) -> int:
-        """Return the drop count to read before reading the customer (see :meth:`keep_reply`)."""
-        return self._replies.generation
-
-    def reply(self, workspace_id: UUID, customer_id: str) -> bytes | None:
-        """Return the customer's record as identity last answered it, if still trusted."""
-        entry = self._replies.get((workspace_id, customer_id))
-        return entry[1] if entry is not None else None
-
-    def keep_reply(self, workspace_id: UUID, customer_id: str, body: bytes, *, since: int) -> None:
-        """Keep identity's answer about the customer (unless the customer was dropped since)."""
-        self._replies.put((workspace_id, customer_id), (workspace_id, body), since=since)
 
     def known(self, workspace_id: UUID, customer_id: str, digest: bytes) -> bool:
         """Tell whether identity already holds this customer with exactly these claims."""
@@ -74,22 +52,16 @@ class KnownCustomers:
         return entry is not None and entry[1] == digest
 
     def remember(self, workspace_id: UUID, customer_id: str, digest: bytes, *, since: int) -> None:
-        """Note that identity accepted these claims (unless the customer was dropped since).
-
-        Identity may have changed the customer's name or fields for them: its record goes.
-        """
-        self._replies.drop((workspace_id, customer_id))
+        """Note that identity accepted these claims (unless the customer was dropped since)."""
         self._entries.put((workspace_id, customer_id), (workspace_id, digest), since=since)
 
     def drop_customer(self, workspace_id: UUID, customer_id: str) -> None:
         """Forget a customer (changed or archived in identity)."""
         self._entries.drop((workspace_id, customer_id))
-        self._replies.drop((workspace_id, customer_id))
 
     def drop_workspace(self, workspace_id: UUID) -> None:
         """Forget every customer of a workspace (its settings changed)."""
         self._entries.drop_where(lambda entry: entry[0] == workspace_id)
-        self._replies.drop_where(lambda entry: entry[0] == workspace_id)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -53,12 +53,12 @@ class Route:
     tag: str
     status: int = 200
     kind: Literal["json", "page", "proxy", "webhook"] = "json"
-    caller_cached: bool = False
-    """The reply is the calling customer's own record: the gateway keeps it per customer
-    (``known_customers.py``) and answers again without a hop until a change drops it."""
-    drops: Literal["customer", "workspace"] | None = None
-    """A successful call changes the customer named by ``{id}`` (or the workspace): this
-    replica drops what it keeps of it at once, before the change's event arrives."""
+    keep: Literal["customer", "connection"] | None = None
+    """The reply is about one object, the calling customer or the ``{id}`` connection: the
+    gateway may keep it and answer again without a hop (``kept_replies.py``)."""
+    drops: Literal["customer", "connection", "workspace"] | None = None
+    """A successful call changes the ``{id}`` customer or connection (or the workspace):
+    this replica drops what it keeps of it at once, before the change's event arrives."""
 
     @property
     def takes_body(self) -> bool:
@@ -86,7 +86,7 @@ def _customer_routes(base: str, tag: str) -> tuple[Route, ...]:
     return (
         Route("GET", base, identity.CUSTOMERS_LIST, Auth.ADMIN, tag),
         Route("POST", base, identity.CUSTOMERS_CREATE, Auth.ADMIN, tag, status=201),
-        Route("GET", f"{base}/me", identity.CUSTOMERS_ME, Auth.CUSTOMER, tag, caller_cached=True),
+        Route("GET", f"{base}/me", identity.CUSTOMERS_ME, Auth.CUSTOMER, tag, keep="customer"),
         Route("GET", f"{base}/{{id}}", identity.CUSTOMERS_GET, Auth.ANY, tag),
         *(
             Route(method, f"{base}/{{id}}{tail}", op, Auth.ADMIN, tag, drops="customer")
@@ -106,10 +106,27 @@ ResourceRow = (
 """One route of a resource: method, path under the resource, operation, who may call[, status]."""
 
 
-def _resource(base: str, tag: str, *rows: ResourceRow) -> tuple[Route, ...]:
-    """Return the routes of one resource under ``base``, all tagged ``tag`` (JSON in and out)."""
+def _resource(
+    base: str,
+    tag: str,
+    *rows: ResourceRow,
+    marks: dict[tuple[str, str], dict[str, Any]] | None = None,
+) -> tuple[Route, ...]:
+    """Return the routes of one resource under ``base``, all tagged ``tag`` (JSON in and out).
+
+    ``marks`` adds fields (``keep``, ``drops``) to the rows named by (method, path).
+    """
+    marks = marks or {}
     return tuple(
-        Route(row[0], base + row[1], row[2], row[3], tag, row[4] if len(row) == 5 else 200)
+        Route(
+            row[0],
+            base + row[1],
+            row[2],
+            row[3],
+            tag,
+            row[4] if len(row) == 5 else 200,
+            **marks.get((row[0], row[1]), {}),
+        )
         for row in rows
     )
 
@@ -179,6 +196,11 @@ ROUTES: tuple[Route, ...] = (
         ("POST", "/{id}/refresh", connections.CONNECTIONS_REFRESH, Auth.ANY),
         ("POST", "/{id}/test", connections.CONNECTIONS_TEST, Auth.ANY),
         ("GET", "/{id}/credentials", connections.CREDENTIALS_GET, Auth.ADMIN),
+        marks={
+            ("DELETE", "/{id}"): {"drops": "connection"},
+            ("POST", "/{id}/refresh"): {"drops": "connection"},
+            ("GET", "/{id}/credentials"): {"keep": "connection"},
+        },
     ),
     *(
         Route(

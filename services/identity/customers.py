@@ -21,6 +21,9 @@ from services.identity import store
 from services.identity.fields import CUSTOMER, Source, field_errors, require_valid
 from services.identity.store import CustomerRecord
 
+KEEP_ME_SECONDS = 3600.0
+"""How long the gateway may answer ``/customers/me`` again (it caps this at its own TTL)."""
+
 
 def merge_fields(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     """Apply a PATCH's ``fields`` as a JSON Merge Patch (RFC 7396) to a customer's fields.
@@ -214,7 +217,8 @@ class Customers:
         record = await self._cached(req.ctx.workspace(), req.ctx.customer())
         if record is None:
             raise NotFound("customer not found")
-        return customer_reply(record)
+        # Every change of a customer is an event the gateway hears: it may keep this.
+        return customer_reply(record).kept_for(KEEP_ME_SECONDS)
 
     async def patch(self, req: c.CustomerPatchRequest) -> c.Customer:
         """Merge fields (null deletes a key) and set the name when given."""

@@ -9,8 +9,18 @@ from uuid import UUID
 import pytest
 from aiohttp import web
 
+from libs.common.contracts import connections as c
+from libs.common.contracts.base import Context
 from services.connections.keys import CREDENTIAL_CACHE
-from tests.conftest import Stack, WorkspaceFactory, bearer, build_service, eventually
+from tests.conftest import (
+    Stack,
+    WorkspaceFactory,
+    bearer,
+    build_service,
+    eventually,
+    served,
+    start_gateway,
+)
 from tests.connections.conftest import Fake
 
 
@@ -133,7 +143,14 @@ async def test_credentials_cache_archived_connection_unreadable_on_every_replica
     assert len(replicas) == 2
 
     async def both_remember() -> bool:  # the queue group spreads reads over both replicas
-        await fake.credentials(connection_id)
+        # Straight to the service: the gateway would answer again from what it keeps.
+        await stack.bus.call(
+            c.CREDENTIALS_GET,
+            c.CredentialsGetRequest(
+                id=UUID(connection_id),
+                ctx=Context(workspace_id=UUID(fake.ws.id), principal="admin"),
+            ),
+        )
         return all(key in app[CREDENTIAL_CACHE] for app in replicas)
 
     await eventually(both_remember)
@@ -169,3 +186,49 @@ async def test_credentials_cache_keeps_other_callers_out(
         headers=await fake.customer("scoped"),
     ) as resp:
         assert resp.status == 403, await resp.text()  # credentials are admin-only, as before
+
+
+async def test_credentials_cache_gateway_keeps_hot_reads_until_a_change(
+    fake: Fake, stack: Stack
+) -> None:
+    """The gateway answers a hot read again without asking; its own writes drop it at once."""
+    connection_id = await fake.connect("kept")
+    await _events_sent(stack, connection_id)
+    first = await fake.credentials(connection_id)
+    asked = await served(stack, c.CREDENTIALS_GET)
+    for _ in range(5):
+        assert await fake.credentials(connection_id) == first
+    assert await served(stack, c.CREDENTIALS_GET) == asked  # not one call more
+    async with fake.http.post(
+        fake.ws.url(f"/connections/{connection_id}/refresh"), headers=fake.admin
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    renewed = await fake.credentials(connection_id)  # the same replica: at once
+    assert renewed["values"]["access_token"] == fake.provider.issued_access_tokens[-1]
+    assert renewed["values"]["access_token"] != first["values"]["access_token"]
+    assert await served(stack, c.CREDENTIALS_GET) == asked + 1
+
+
+async def test_credentials_cache_other_gateways_follow_the_archive(
+    fake: Fake, stack: Stack
+) -> None:
+    connection_id = await fake.connect("kept-elsewhere")
+    await _events_sent(stack, connection_id)
+    runner, other = await start_gateway(stack.infra)
+    try:
+        path = f"/connections/{connection_id}/credentials"
+        for _ in range(2):  # kept there now
+            async with fake.http.get(other + path, headers=fake.admin) as resp:
+                assert resp.status == 200, await resp.text()
+        async with fake.http.delete(
+            fake.ws.url(f"/connections/{connection_id}"), headers=fake.admin
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+
+        async def gone() -> bool:  # connection.archived reached the other gateway
+            async with fake.http.get(other + path, headers=fake.admin) as resp:
+                return resp.status == 404
+
+        await eventually(gone)
+    finally:
+        await runner.cleanup()

@@ -7,7 +7,6 @@ reached it; the rules and refusals are the ones tests/identity/test_tokens.py ho
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -21,10 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from structlog.testing import capture_logs
 
-from libs.common.config import SERVICES
 from libs.common.contracts import identity
 from libs.common.contracts.base import Operation
-from libs.common.runtime import HOST
 from services.gateway.auth import Authenticator
 from services.gateway.keys import AUTHENTICATOR
 from tests.conftest import (
@@ -33,6 +30,7 @@ from tests.conftest import (
     WorkspaceHandle,
     bearer,
     eventually,
+    served,
     start_gateway,
 )
 
@@ -68,10 +66,7 @@ async def _code(http: aiohttp.ClientSession, base: str, token: str) -> tuple[int
 
 async def identity_requests(stack: Stack, op: Operation[Any, Any]) -> int:
     """Return how many ``op`` requests the session's identity replica has handled."""
-    host = stack.runners[SERVICES.index("identity")].app[HOST]
-    msg = await stack.bus.nc.request(f"$SRV.STATS.identity.{host.instance_id}", b"", timeout=5)
-    endpoints = json.loads(msg.data)["endpoints"]
-    return int(next(e["num_requests"] for e in endpoints if e["subject"] == op.subject))
+    return await served(stack, op)
 
 
 def authenticator(runner: web.AppRunner) -> Authenticator:

@@ -1,4 +1,5 @@
-"""``GET /customers/me`` is answered by the gateway from what identity last said of the customer.
+"""Hot reads the gateway answers from replies it keeps: ``GET /customers/me`` here (credentials
+in tests/connections/test_credentials_cache.py), and :class:`KeptReplies` itself.
 
 Identity's own request counts (``$SRV.STATS``) show which reads reached it; every change
 of the customer must show in the very next read through the replica that made it, and in
@@ -8,12 +9,14 @@ other replicas once the change's event reaches them.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from uuid import uuid4
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from libs.common.contracts import identity
+from services.gateway.kept_replies import KeptReplies, connection_object, customer_object
 from tests.conftest import (
     Stack,
     WorkspaceFactory,
@@ -38,7 +41,7 @@ async def other_gateway(stack: Stack) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def test_customer_reads_hot_reads_skip_identity(
+async def test_kept_replies_customer_hot_reads_skip_identity(
     stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
 ) -> None:
     claims = {"id": "me-1", "name": "Mia", "fields": {"plan": "pro"}}
@@ -53,7 +56,7 @@ async def test_customer_reads_hot_reads_skip_identity(
     assert await identity_requests(stack, ME) == before + 1  # not one call more
 
 
-async def test_customer_reads_a_change_shows_in_the_next_read(
+async def test_kept_replies_customer_a_change_shows_in_the_next_read(
     stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
 ) -> None:
     token = _token(workspace, {"id": "me-2", "name": "Before"})
@@ -76,7 +79,7 @@ async def test_customer_reads_a_change_shows_in_the_next_read(
     assert (status, me["name"], me["fields"]) == (200, "Put", {})
 
 
-async def test_customer_reads_other_replicas_follow_the_event(
+async def test_kept_replies_customer_other_replicas_follow_the_event(
     stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession, other_gateway: str
 ) -> None:
     token = _token(workspace, {"id": "me-3"})
@@ -103,7 +106,7 @@ async def test_customer_reads_other_replicas_follow_the_event(
     await eventually(refused, timeout=10)
 
 
-async def test_customer_reads_bad_input_and_callers_who_must_not_see_it(
+async def test_kept_replies_customer_bad_input_and_callers_who_must_not_see_it(
     stack: Stack,
     workspace: WorkspaceHandle,
     make_workspace: WorkspaceFactory,
@@ -124,3 +127,29 @@ async def test_customer_reads_bad_input_and_callers_who_must_not_see_it(
         assert (resp.status, (await resp.json())["error"]["code"]) == (403, "customer_required")
     async with http.get(stack.gateway_url + "/customers/me") as resp:
         assert (resp.status, (await resp.json())["error"]["code"]) == (401, "token_missing")
+
+
+def test_kept_replies_sealed_per_caller_and_dropped() -> None:
+    """What is kept is sealed, answered only to the caller who read it, and dropped whole."""
+    kept = KeptReplies(size=10, ttl=60)
+    ws, other_ws = uuid4(), uuid4()
+    body = b'{"values":{"access_token":"tok-plain-123"}}'
+    obj = connection_object(uuid4())
+    kept.keep(ws, obj, ("admin", None), body, 30, since=kept.generation)
+    assert kept.get(ws, obj, ("admin", None)) == body
+    assert b"tok-plain-123" not in repr(list(kept._entries._entries.values())).encode()  # sealed
+    assert kept.get(ws, obj, ("customer", "c-1")) is None  # another caller asks the service
+    assert kept.get(other_ws, obj, ("admin", None)) is None  # another workspace too
+    since = kept.generation
+    kept.drop(ws, obj)
+    assert kept.get(ws, obj, ("admin", None)) is None
+    kept.keep(ws, obj, ("admin", None), body, 30, since=since)  # read before the drop
+    assert kept.get(ws, obj, ("admin", None)) is None
+    kept.keep(ws, obj, ("admin", None), body, 0, since=kept.generation)  # not to be kept
+    assert kept.get(ws, obj, ("admin", None)) is None
+    me = customer_object("c-1")
+    kept.keep(ws, me, ("customer", "c-1"), b"{}", 30, since=kept.generation)
+    kept.keep(other_ws, me, ("customer", "c-1"), b"{}", 30, since=kept.generation)
+    kept.drop_workspace(ws)
+    assert kept.get(ws, me, ("customer", "c-1")) is None
+    assert kept.get(other_ws, me, ("customer", "c-1")) == b"{}"
