@@ -14,6 +14,7 @@ import sys
 
 import nats
 from aiohttp import web
+from nats.aio.msg import Msg
 
 from libs.common.runtime import run
 
@@ -56,7 +57,7 @@ async def respond(nats_url: str) -> None:
     """Answer every raw ping until killed."""
     nc = await nats.connect(nats_url)
 
-    async def answer(msg: nats.aio.msg.Msg) -> None:
+    async def answer(msg: Msg) -> None:
         await msg.respond(PING_REPLY)
 
     await nc.subscribe(RAW_SUBJECT, cb=answer, queue="bench")
