@@ -41,7 +41,7 @@ from libs.common.logging import bind_request
 
 REQUEST_ID_HEADER = "X-Request-Id"
 KEEP_FOR_HEADER = "Tether-Keep-For"
-"""Seconds the caller may answer the reply again without asking (``Reply.kept_for``)."""
+"""Seconds the caller may answer the reply again without asking (:class:`Kept`)."""
 
 log = structlog.get_logger(__name__)
 
@@ -144,7 +144,7 @@ class Bus:
     ) -> tuple[bytes, float | None]:
         """Like :meth:`forward`; also return for how many seconds the reply may be kept.
 
-        None when the service did not say (``Reply.kept_for``): then it must not be kept.
+        None when the service did not say (:class:`Kept`): then it must not be kept.
         """
         headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
         tracing.inject(headers)
@@ -182,7 +182,22 @@ class Bus:
             raise Internal(f"the reply on {op.subject} did not match its contract") from exc
 
 
-Handler = Callable[[ReqT], Awaitable[RepT]]
+@dataclass(frozen=True)
+class Kept(Generic[RepT]):
+    """A reply its caller may answer again for ``seconds`` without asking.
+
+    A handler returns it instead of the bare reply; it travels as the reply's
+    ``Tether-Keep-For`` header. The gateway keeps such replies per caller
+    (``services/gateway/kept_replies.py``) and drops them earlier when the object's
+    events say it changed. (Not a field of every reply: a private attribute on the reply
+    base would cost every model built anywhere a few µs.)
+    """
+
+    reply: RepT
+    seconds: float
+
+
+Handler = Callable[[ReqT], Awaitable[RepT | Kept[RepT]]]
 
 
 @dataclass(frozen=True)
@@ -321,11 +336,11 @@ class ServiceHost:
                 customer_id=ctx.customer_id,
             )
             reply = await ep.handler(request)
-            keep = reply.keep_for
-            await req.respond(
-                reply.model_dump_json().encode(),
-                headers=None if keep is None else {KEEP_FOR_HEADER: f"{keep:.3f}"},
-            )
+            if isinstance(reply, Kept):
+                keep = {KEEP_FOR_HEADER: f"{max(0.0, reply.seconds):.3f}"}
+                await req.respond(reply.reply.model_dump_json().encode(), headers=keep)
+            else:
+                await req.respond(reply.model_dump_json().encode())
         except TetherError as exc:
             status = exc.status
             if status >= 500:

@@ -15,16 +15,13 @@ An entry is trusted only while it could not have changed unseen:
   connection it renews, or fails to renew, here;
 * **by the connection's events**: every replica drops an entry when it hears any
   ``tether.evt.connections.connection.*`` event about it (created, reconnected,
-  disconnected, archived), on a plain core-NATS subscription (at most once: a missed one
-  only means the TTL ends the entry).
+  disconnected, archived, error, and ``refreshed`` after every renewal, wherever it
+  ran), on a plain core-NATS subscription (at most once: a missed one only means the
+  TTL ends the entry). The gateway drops the credentials replies it keeps on the same
+  events (``services/gateway/kept_replies.py``).
 
-What this does not see at once: a renewal or a failed renewal done by *another* replica
-(no event says so today). The entry there keeps the previous access token, which is not
-expired (renewal happens a margin before expiry), until the entry's own due time or its
-TTL; a provider that revokes the previous access token on renewal makes that window
-visible. A ``connection.refreshed`` event added to ``EVENTS`` would close it: every
-event type there is heard. Nor does it see an integration's auth type changed under
-existing connections (the reply's ``type``): that lasts until the TTL.
+What this does not see at once: an integration's auth type changed under existing
+connections (the reply's ``type``): that lasts until the TTL.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from libs.common.bus import Kept
 from libs.common.contracts import connections as c
 from services.connections.connections import integration_of
 from services.connections.credential_cache import CachedCredentials, CredentialCache
@@ -32,7 +33,7 @@ class Credentials:
         self._refresher = refresher
         self._cache = cache
 
-    async def get(self, req: c.CredentialsGetRequest) -> c.Credentials:
+    async def get(self, req: c.CredentialsGetRequest) -> c.Credentials | Kept[c.Credentials]:
         """Return current credentials (admins), renewed first when about to expire."""
         workspace_id = req.ctx.admin_workspace()
         now = datetime.now(UTC)
@@ -53,7 +54,9 @@ KEEP_UNDATED = 3600.0
 """Seconds a caller may keep credentials that never expire (an API key): until a change."""
 
 
-def _reply(entry: CachedCredentials, values: dict[str, Any], now: datetime) -> c.Credentials:
+def _reply(
+    entry: CachedCredentials, values: dict[str, Any], now: datetime
+) -> c.Credentials | Kept[c.Credentials]:
     """Build the reply; the gateway may keep it while it could not have changed unseen.
 
     That is while this replica could answer it from its cache: until the renewal is due
@@ -65,7 +68,7 @@ def _reply(entry: CachedCredentials, values: dict[str, Any], now: datetime) -> c
         values={k: v for k, v in values.items() if v is not None},
         expires_at=entry.record.expires_at,
     )
-    if entry.servable(now):
-        until = entry.trusted_until()
-        reply.kept_for(KEEP_UNDATED if until is None else (until - now).total_seconds())
-    return reply
+    if not entry.servable(now):
+        return reply
+    until = entry.trusted_until()
+    return Kept(reply, KEEP_UNDATED if until is None else (until - now).total_seconds())

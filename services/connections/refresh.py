@@ -171,6 +171,8 @@ class Refresher:
             raise Conflict("the connection changed while it was being refreshed")
         if record.state == "error":  # it works again: say so to whoever heard it was in error
             await emit_change(conn, c.CONNECTION_RECONNECTED, updated, reason="refreshed")
+        else:  # copies of the old credentials (every replica's, every gateway's) go
+            await emit_change(conn, c.CONNECTION_REFRESHED, updated)
         log.info("connection_refreshed", connection_id=str(record.id), version=updated.version)
         self._count("ok")
         return updated

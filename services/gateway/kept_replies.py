@@ -3,7 +3,7 @@
 A route may say its reply is about one object (``Route.keep``): the calling customer
 (``GET /customers/me``) or the connection in its path (``GET /connections/{id}/credentials``).
 The service decides whether and for how long the reply may be answered again
-(``Reply.kept_for``, the ``Tether-Keep-For`` header: identity for as long as nothing
+(:class:`~libs.common.bus.Kept`, the ``Tether-Keep-For`` header: identity for as long as nothing
 changes, connections until the credentials are due for renewal); the gateway keeps it at
 most its own TTL, per ``(workspace, object)`` and for the caller that read it only — a
 different caller (another admin token's principal, another customer) misses and asks.

@@ -9,6 +9,7 @@ from uuid import UUID
 import asyncpg
 import json_merge_patch
 
+from libs.common.bus import Kept
 from libs.common.cache import TtlCache
 from libs.common.contracts import identity as c
 from libs.common.contracts.base import Context, EventType
@@ -212,13 +213,13 @@ class Customers:
             schema = await self._schema(conn, workspace_id)
         return customer_reply(record, field_errors(schema, record.fields))
 
-    async def me(self, req: c.CustomerMeRequest) -> c.Customer:
+    async def me(self, req: c.CustomerMeRequest) -> Kept[c.Customer]:
         """Read the calling customer."""
         record = await self._cached(req.ctx.workspace(), req.ctx.customer())
         if record is None:
             raise NotFound("customer not found")
         # Every change of a customer is an event the gateway hears: it may keep this.
-        return customer_reply(record).kept_for(KEEP_ME_SECONDS)
+        return Kept(customer_reply(record), KEEP_ME_SECONDS)
 
     async def patch(self, req: c.CustomerPatchRequest) -> c.Customer:
         """Merge fields (null deletes a key) and set the name when given."""

@@ -232,3 +232,28 @@ async def test_credentials_cache_other_gateways_follow_the_archive(
         await eventually(gone)
     finally:
         await runner.cleanup()
+
+
+async def test_credentials_cache_a_renewal_elsewhere_reaches_every_gateway(
+    fake: Fake, stack: Stack
+) -> None:
+    """``connection.refreshed`` drops the old credentials every gateway keeps."""
+    connection_id = await fake.connect("renewed-elsewhere")
+    await _events_sent(stack, connection_id)
+    old = (await fake.credentials(connection_id))["values"]["access_token"]
+    runner, other = await start_gateway(stack.infra)
+    try:
+        async with fake.http.post(
+            f"{other}/connections/{connection_id}/refresh", headers=fake.admin
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+        newest = fake.provider.issued_access_tokens[-1]
+        assert newest != old
+
+        async def followed() -> bool:  # the stack's own gateway kept the old ones
+            creds = await fake.credentials(connection_id)
+            return bool(creds["values"]["access_token"] == newest)
+
+        await eventually(followed)
+    finally:
+        await runner.cleanup()

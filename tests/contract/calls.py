@@ -26,13 +26,15 @@ def _aliases(tree: ast.Module) -> dict[str, str]:
 
 def referenced(service: str) -> set[str]:
     """Return the subjects (operations and events) of *other* services that ``service`` names."""
-    by_attr = {
-        (m, name): op.subject
-        for m, module in SERVICE_CONTRACTS.items()
-        for name in dir(module)
-        for op in [getattr(module, name)]
-        if getattr(op, "subject", None)
-    }
+    by_attr: dict[tuple[str, str], set[str]] = {}
+    for m, module in SERVICE_CONTRACTS.items():
+        for name in dir(module):
+            value = getattr(module, name)
+            # One operation or event, or a tuple of them (``connections.EVENTS``).
+            items = value if isinstance(value, tuple) else (value,)
+            named = {s for item in items if isinstance(s := getattr(item, "subject", None), str)}
+            if named:
+                by_attr[(m, name)] = named
     subjects: set[str] = set()
     for path in (ROOT / "services" / service).rglob("*.py"):
         tree = ast.parse(Path(path).read_text())
@@ -44,9 +46,8 @@ def referenced(service: str) -> set[str]:
                 and node.value.id in aliases
             ):
                 module = aliases[node.value.id]
-                subject = by_attr.get((module, node.attr))
-                if subject and module != service:
-                    subjects.add(subject)
+                if module != service:
+                    subjects |= by_attr.get((module, node.attr), set())
     return subjects
 
 

@@ -110,6 +110,7 @@ EXPECTATIONS: dict[tuple[str, str], list[str]] = {
     ("gateway", identity.CUSTOMER_ARCHIVED.subject): ["workspaceId", "customerId"],
     ("gateway", identity.CUSTOMER_UPDATED.subject): ["workspaceId", "customerId"],
     ("gateway", identity.CUSTOMER_RESTORED.subject): ["workspaceId", "customerId"],
+    **{("gateway", kind.subject): ["workspaceId", "connectionId"] for kind in connections.EVENTS},
     ("gateway", identity.TOKEN_VERIFICATION_KEYS.subject): [
         "workspaceId",
         "workspaceKey",

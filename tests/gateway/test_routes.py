@@ -3,10 +3,8 @@ by a function (or a handler class's method) named ``<op>`` in ``services/<servic
 
 from __future__ import annotations
 
-import pytest
-
-from libs.cli.main import main
 from libs.cli.routes import handlers_by_subject, route_lines
+from tests.conftest import run_cli
 
 GENERIC = {
     # Every service answers these the same way, with handlers written once in libs/common.
@@ -53,9 +51,10 @@ def test_routes_every_served_subject_follows_the_convention() -> None:
     assert not broken, broken
 
 
-def test_routes_cli_prints_each_route_with_its_handler(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["routes"]) == 0
-    out = capsys.readouterr().out
+async def test_routes_cli_prints_each_route_with_its_handler() -> None:
+    # In its own process: the CLI configures logging for the whole process it runs in.
+    code, out = await run_cli("routes")
+    assert code == 0, out
     line = next(line for line in out.splitlines() if "/credentials" in line)
     assert line.split() == [
         "GET",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from libs.common.errors import Forbidden, Unauthenticated
@@ -155,22 +155,6 @@ class Reply(Contract):
     """
 
     model_config = ConfigDict(extra="ignore")
-    _keep_for: float | None = PrivateAttr(default=None)
-
-    def kept_for(self, seconds: float) -> Self:
-        """Tell the caller it may answer this reply again for ``seconds`` without asking.
-
-        The gateway keeps such replies per caller (``services/gateway/kept_replies.py``)
-        and drops them earlier when the object's events say it changed. Not serialised:
-        it travels as the ``Tether-Keep-For`` header of the NATS reply.
-        """
-        self._keep_for = max(0.0, seconds)
-        return self
-
-    @property
-    def keep_for(self) -> float | None:
-        """Return the seconds set by :meth:`kept_for` (None: not to be kept)."""
-        return self._keep_for
 
 
 def _now() -> datetime:

@@ -486,6 +486,9 @@ CONNECTION_ARCHIVED = EventType("tether.evt.connections.connection.archived", Co
 CONNECTION_ERROR = EventType("tether.evt.connections.connection.error", ConnectionEvent)
 """Renewals kept failing (``TETHER_REFRESH_MAX_FAILURES`` in a row): the connection is in
 ``error`` until a renewal succeeds again (then ``connection.reconnected``)."""
+CONNECTION_REFRESHED = EventType("tether.evt.connections.connection.refreshed", ConnectionEvent)
+"""The credentials were renewed (a connection in ``error`` says ``connection.reconnected``
+instead): whoever keeps a copy of the old ones drops it. Not offered to webhook endpoints."""
 
 OPERATIONS = (
     PING,
@@ -516,4 +519,5 @@ EVENTS = (
     CONNECTION_DISCONNECTED,
     CONNECTION_ARCHIVED,
     CONNECTION_ERROR,
+    CONNECTION_REFRESHED,
 )
