@@ -25,11 +25,20 @@ def _aliases(tree: ast.Module) -> dict[str, str]:
 
 
 def referenced(service: str) -> set[str]:
-    """Return the subjects (operations and events) of *other* services that ``service`` names."""
+    """Return the subjects (operations and events) of *other* services that ``service`` names.
+
+    Read once per process, when the tests are collected: CPython 3.11.7's ``ast.parse``
+    can fail with ``SystemError: AST constructor recursion depth mismatch`` after another
+    test in the same worker caught a ``RecursionError`` (absurdly deep JSON in a token).
+    """
+    return set(_REFERENCED[service])
+
+
+def _referenced(service: str) -> frozenset[str]:
     by_attr: dict[tuple[str, str], set[str]] = {}
-    for m, module in SERVICE_CONTRACTS.items():
-        for name in dir(module):
-            value = getattr(module, name)
+    for m, contracts in SERVICE_CONTRACTS.items():
+        for name in dir(contracts):
+            value = getattr(contracts, name)
             # One operation or event, or a tuple of them (``connections.EVENTS``).
             items = value if isinstance(value, tuple) else (value,)
             named = {s for item in items if isinstance(s := getattr(item, "subject", None), str)}
@@ -48,7 +57,14 @@ def referenced(service: str) -> set[str]:
                 module = aliases[node.value.id]
                 if module != service:
                     subjects |= by_attr.get((module, node.attr), set())
-    return subjects
+    return frozenset(subjects)
+
+
+_REFERENCED = {
+    path.name: _referenced(path.name)
+    for path in (ROOT / "services").iterdir()
+    if path.is_dir() and not path.name.startswith("_")
+}
 
 
 def calls(service: str) -> set[str]:
