@@ -212,10 +212,8 @@ def _webhook_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Resp
                 str(k): v for k, v in request.headers.items() if k.lower() not in PRIVATE_HEADERS
             },
         }
-        reply = await _call(request, route, fields)
-        return web.Response(
-            text=reply.model_dump_json(), status=route.status, content_type="application/json"
-        )
+        body = await _forward(request, route, fields)  # the service's JSON, passed through
+        return web.Response(body=body, status=route.status, content_type="application/json")
 
     return handle
 
