@@ -130,16 +130,30 @@ def _segment(part: str, what: str) -> dict[str, Any]:
     return value
 
 
-def peek(token: str) -> Unverified:
+HEADER_MEMO_SIZE = 256
+"""Parsed header segments a caller's memo holds before it starts afresh (see :func:`peek`)."""
+
+
+def peek(token: str, headers: dict[str, dict[str, Any]] | None = None) -> Unverified:
     """Read a token's header and ``iss`` without trusting them; refuse what is not a JWT.
 
     PyJWT would parse the token twice (header, then decode); its parsing is most of a
     verification's cost, so the header is read here once and PyJWT decodes once.
+    ``headers`` memoises parsed header segments for a caller that reads many tokens (the
+    tokens of one workspace share one header, byte for byte); what it holds is never
+    changed by anyone, and it starts afresh past :data:`HEADER_MEMO_SIZE` entries.
     """
     parts = token.split(".")
     if len(parts) != 3:
         raise _fail("token_malformed", "the access token is not a JWT")
-    header, payload = _segment(parts[0], "header"), _segment(parts[1], "payload")
+    header = headers.get(parts[0]) if headers is not None else None
+    if header is None:
+        header = _segment(parts[0], "header")
+        if headers is not None:
+            if len(headers) >= HEADER_MEMO_SIZE:
+                headers.clear()
+            headers[parts[0]] = header
+    payload = _segment(parts[1], "payload")
     iss = payload.get("iss")
     if not isinstance(iss, str) or not iss:
         raise _fail("token_claims", "the access token has no iss (the workspace key)")

@@ -26,7 +26,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from aiohttp import web
@@ -135,6 +135,7 @@ class Authenticator:
         self.customers = customers
         self.kept = kept
         self._registering: SingleFlight[bytes, identity.VerifiedToken] = SingleFlight()
+        self._headers: dict[str, dict[str, Any]] = {}  # parsed header segments (peek's memo)
         self.results: dict[VerifyResult, int] = {"cache_hit": 0, "verified": 0, "rejected": 0}
 
     def _settled(self, result: VerifyResult) -> None:
@@ -166,7 +167,9 @@ class Authenticator:
         self, token: str, digest: bytes, request_id: str
     ) -> identity.VerifiedToken:
         since = self.cache.generation  # a drop meanwhile: use the answer, do not keep it
-        keys, claims = await self._authenticate(token, token_rules.peek(token), request_id)
+        keys, claims = await self._authenticate(
+            token, token_rules.peek(token, self._headers), request_id
+        )
         if claims.admin:
             verified = token_rules.verified_token(keys, claims)
         else:

@@ -283,7 +283,8 @@ def _kept_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Respons
         since = kept.generation
         body, seconds = await _forward_kept(request, route, {}, ctx)
         if seconds:
-            kept.keep(workspace_id, obj, caller, body, seconds, since=since)
+            secret = route.keep == "connection"  # credentials: kept sealed
+            kept.keep(workspace_id, obj, caller, body, seconds, since=since, secret=secret)
         return web.Response(body=body, status=route.status, content_type="application/json")
 
     return handle

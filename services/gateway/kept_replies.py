@@ -19,9 +19,9 @@ An entry is dropped when the object could have changed:
   core-NATS subscription, at most once) leaves it stale.
 
 A read that began before a drop of its object is not kept (``since``, as in
-:class:`~libs.common.cache.TtlCache`). Replies are kept sealed with a key made by this
-process at start (AES-GCM, never stored or sent anywhere): credentials are in plaintext
-only while a request is being answered, as in the connections service's own cache.
+:class:`~libs.common.cache.TtlCache`). Credentials are kept sealed with a key made by this
+process at start (AES-GCM, never stored or sent anywhere): they are in plaintext only
+while a request is being answered, as in the connections service's own cache.
 """
 
 from __future__ import annotations
@@ -38,10 +38,12 @@ Caller = tuple[str | None, str | None]
 
 
 class KeptReplies:
-    """Replies by (workspace, object), each for the caller that read it, sealed."""
+    """Replies by (workspace, object), each for the caller that read it; credentials sealed."""
 
     def __init__(self, size: int, ttl: float) -> None:
-        self._entries: TtlCache[tuple[UUID, str], tuple[UUID, Caller, bytes]] = TtlCache(size, ttl)
+        self._entries: TtlCache[tuple[UUID, str], tuple[UUID, Caller, bool, bytes]] = TtlCache(
+            size, ttl
+        )
         self._aead = AESGCM(AESGCM.generate_key(bit_length=128))
 
     @property
@@ -54,8 +56,8 @@ class KeptReplies:
         entry = self._entries.get((workspace_id, obj))
         if entry is None or entry[1] != caller:
             return None
-        sealed = entry[2]
-        return self._aead.decrypt(sealed[:12], sealed[12:], obj.encode())
+        _, _, sealed, body = entry
+        return self._aead.decrypt(body[:12], body[12:], obj.encode()) if sealed else body
 
     def keep(
         self,
@@ -66,11 +68,17 @@ class KeptReplies:
         seconds: float,
         *,
         since: int,
+        secret: bool,
     ) -> None:
-        """Keep ``body`` for ``seconds`` at most (unless ``obj`` was dropped since ``since``)."""
-        nonce = os.urandom(12)
-        sealed = nonce + self._aead.encrypt(nonce, body, obj.encode())
-        self._entries.put((workspace_id, obj), (workspace_id, caller, sealed), seconds, since=since)
+        """Keep ``body`` for ``seconds`` at most (unless ``obj`` was dropped since ``since``).
+
+        A ``secret`` body (credentials) is kept sealed and opened for each answer.
+        """
+        if secret:
+            nonce = os.urandom(12)
+            body = nonce + self._aead.encrypt(nonce, body, obj.encode())
+        entry = (workspace_id, caller, secret, body)
+        self._entries.put((workspace_id, obj), entry, seconds, since=since)
 
     def drop(self, workspace_id: UUID, obj: str) -> None:
         """Forget what is kept of ``obj`` (it changed, here or in another replica)."""

@@ -135,7 +135,7 @@ def test_kept_replies_sealed_per_caller_and_dropped() -> None:
     ws, other_ws = uuid4(), uuid4()
     body = b'{"values":{"access_token":"tok-plain-123"}}'
     obj = connection_object(uuid4())
-    kept.keep(ws, obj, ("admin", None), body, 30, since=kept.generation)
+    kept.keep(ws, obj, ("admin", None), body, 30, since=kept.generation, secret=True)
     assert kept.get(ws, obj, ("admin", None)) == body
     assert b"tok-plain-123" not in repr(list(kept._entries._entries.values())).encode()  # sealed
     assert kept.get(ws, obj, ("customer", "c-1")) is None  # another caller asks the service
@@ -143,13 +143,13 @@ def test_kept_replies_sealed_per_caller_and_dropped() -> None:
     since = kept.generation
     kept.drop(ws, obj)
     assert kept.get(ws, obj, ("admin", None)) is None
-    kept.keep(ws, obj, ("admin", None), body, 30, since=since)  # read before the drop
+    kept.keep(ws, obj, ("admin", None), body, 30, since=since, secret=True)  # read before drop
     assert kept.get(ws, obj, ("admin", None)) is None
-    kept.keep(ws, obj, ("admin", None), body, 0, since=kept.generation)  # not to be kept
+    kept.keep(ws, obj, ("admin", None), body, 0, since=kept.generation, secret=True)  # 0 s
     assert kept.get(ws, obj, ("admin", None)) is None
     me = customer_object("c-1")
-    kept.keep(ws, me, ("customer", "c-1"), b"{}", 30, since=kept.generation)
-    kept.keep(other_ws, me, ("customer", "c-1"), b"{}", 30, since=kept.generation)
+    kept.keep(ws, me, ("customer", "c-1"), b"{}", 30, since=kept.generation, secret=False)
+    kept.keep(other_ws, me, ("customer", "c-1"), b"{}", 30, since=kept.generation, secret=False)
     kept.drop_workspace(ws)
     assert kept.get(ws, me, ("customer", "c-1")) is None
     assert kept.get(other_ws, me, ("customer", "c-1")) == b"{}"
