@@ -251,7 +251,22 @@ def _drop_kept(request: web.Request, route: Route, workspace_id: UUID) -> None:
     elif route.drops == "customer":
         auth.customer_changed(workspace_id, request.match_info["id"])
     else:
-        auth.kept.drop(workspace_id, connection_object(request.match_info["id"]))
+        obj = _path_connection(request)
+        if obj is not None:
+            auth.kept.drop(workspace_id, obj)
+
+
+def _path_connection(request: web.Request) -> str | None:
+    """Return the kept-reply object of the ``{id}`` connection, spelled as its events spell it.
+
+    None for an id that is no UUID (the service refuses it; nothing is kept of it). An id
+    in capitals or without hyphens names the same connection: one key for all spellings,
+    or an event would drop one while another stayed.
+    """
+    try:
+        return connection_object(UUID(request.match_info["id"]))
+    except ValueError:
+        return None
 
 
 def _kept_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -267,10 +282,10 @@ def _kept_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Respons
         ctx = await _caller(request, route)
         workspace_id = ctx.workspace_id
         if route.keep == "customer":
-            obj = customer_object(ctx.customer_id or "")
+            obj: str | None = customer_object(ctx.customer_id or "")
         else:
-            obj = connection_object(request.match_info["id"])
-        if request.query or workspace_id is None:
+            obj = _path_connection(request)
+        if request.query or workspace_id is None or obj is None:
             body = await _forward(request, route, _query(request), ctx)
             return web.Response(body=body, status=route.status, content_type="application/json")
         kept = request.app[AUTHENTICATOR].kept

@@ -216,7 +216,8 @@ async def test_credentials_cache_other_gateways_follow_the_archive(
     await _events_sent(stack, connection_id)
     runner, other = await start_gateway(stack.infra)
     try:
-        path = f"/connections/{connection_id}/credentials"
+        # Spelt in capitals: the same connection, kept under the key its events drop.
+        path = f"/connections/{connection_id.upper()}/credentials"
         for _ in range(2):  # kept there now
             async with fake.http.get(other + path, headers=fake.admin) as resp:
                 assert resp.status == 200, await resp.text()
