@@ -14,6 +14,7 @@ import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,16 @@ async def start_gateway(
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner, f"http://127.0.0.1:{port}"
+
+
+@asynccontextmanager
+async def another_gateway(infra: Infra, **http: Any) -> AsyncIterator[tuple[web.AppRunner, str]]:
+    """Run another gateway replica on ``infra``'s NATS (caches of its own) for the block."""
+    runner, url = await start_gateway(infra, **http)
+    try:
+        yield runner, url
+    finally:
+        await runner.cleanup()
 
 
 @pytest.fixture(scope="session")

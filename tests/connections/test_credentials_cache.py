@@ -15,11 +15,11 @@ from services.connections.keys import CREDENTIAL_CACHE
 from tests.conftest import (
     Stack,
     WorkspaceFactory,
+    another_gateway,
     bearer,
     build_service,
     eventually,
     served,
-    start_gateway,
 )
 from tests.connections.conftest import Fake
 
@@ -214,8 +214,7 @@ async def test_credentials_cache_other_gateways_follow_the_archive(
 ) -> None:
     connection_id = await fake.connect("kept-elsewhere")
     await _events_sent(stack, connection_id)
-    runner, other = await start_gateway(stack.infra)
-    try:
+    async with another_gateway(stack.infra) as (_, other):
         # Spelt in capitals: the same connection, kept under the key its events drop.
         path = f"/connections/{connection_id.upper()}/credentials"
         for _ in range(2):  # kept there now
@@ -231,8 +230,6 @@ async def test_credentials_cache_other_gateways_follow_the_archive(
                 return resp.status == 404
 
         await eventually(gone)
-    finally:
-        await runner.cleanup()
 
 
 async def test_credentials_cache_a_renewal_elsewhere_reaches_every_gateway(
@@ -242,8 +239,7 @@ async def test_credentials_cache_a_renewal_elsewhere_reaches_every_gateway(
     connection_id = await fake.connect("renewed-elsewhere")
     await _events_sent(stack, connection_id)
     old = (await fake.credentials(connection_id))["values"]["access_token"]
-    runner, other = await start_gateway(stack.infra)
-    try:
+    async with another_gateway(stack.infra) as (_, other):
         async with fake.http.post(
             f"{other}/connections/{connection_id}/refresh", headers=fake.admin
         ) as resp:
@@ -256,5 +252,3 @@ async def test_credentials_cache_a_renewal_elsewhere_reaches_every_gateway(
             return bool(creds["values"]["access_token"] == newest)
 
         await eventually(followed)
-    finally:
-        await runner.cleanup()

@@ -12,18 +12,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import Stack, WorkspaceFactory, WorkspaceHandle, bearer, start_gateway
+from tests.conftest import Stack, WorkspaceFactory, WorkspaceHandle, another_gateway, bearer
 from tests.fakes.any_app import AnyApp
 
 
 @pytest.fixture(scope="module")
 async def roomy_url(stack: Stack) -> AsyncIterator[str]:
     """A second gateway in front of the session's services, with the default 1 MiB body limit."""
-    runner, url = await start_gateway(stack.infra)
-    try:
+    async with another_gateway(stack.infra) as (_, url):
         yield url
-    finally:
-        await runner.cleanup()
 
 
 async def _send(

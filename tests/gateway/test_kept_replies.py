@@ -13,7 +13,6 @@ from uuid import uuid4
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from libs.common.contracts import identity
 from services.gateway.kept_replies import KeptReplies, connection_object, customer_object
@@ -21,9 +20,9 @@ from tests.conftest import (
     Stack,
     WorkspaceFactory,
     WorkspaceHandle,
+    another_gateway,
     bearer,
     eventually,
-    start_gateway,
 )
 from tests.gateway.test_local_verification import _get, _token, identity_requests
 
@@ -33,12 +32,8 @@ ME = identity.CUSTOMERS_ME
 @pytest.fixture
 async def other_gateway(stack: Stack) -> AsyncIterator[str]:
     """Another gateway replica on the session's NATS, with caches of its own."""
-    runner: web.AppRunner
-    runner, url = await start_gateway(stack.infra)
-    try:
+    async with another_gateway(stack.infra) as (_, url):
         yield url
-    finally:
-        await runner.cleanup()
 
 
 async def test_kept_replies_customer_hot_reads_skip_identity(

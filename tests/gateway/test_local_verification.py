@@ -28,10 +28,10 @@ from tests.conftest import (
     Stack,
     WorkspaceFactory,
     WorkspaceHandle,
+    another_gateway,
     bearer,
     eventually,
     served,
-    start_gateway,
 )
 
 VERIFY = identity.TOKEN_VERIFY
@@ -77,11 +77,8 @@ def authenticator(runner: web.AppRunner) -> Authenticator:
 @pytest.fixture
 async def second_gateway(stack: Stack) -> AsyncIterator[tuple[web.AppRunner, str]]:
     """Another gateway replica on the session's NATS, with caches of its own."""
-    runner, url = await start_gateway(stack.infra)
-    try:
-        yield runner, url
-    finally:
-        await runner.cleanup()
+    async with another_gateway(stack.infra) as running:
+        yield running
 
 
 async def test_local_verification_fresh_tokens_of_a_known_customer_skip_identity(
