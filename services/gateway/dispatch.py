@@ -250,6 +250,8 @@ def _drop_kept(request: web.Request, route: Route, workspace_id: UUID) -> None:
         auth.drop_workspace(workspace_id)
     elif route.drops == "customer":
         auth.customer_changed(workspace_id, request.match_info["id"])
+    elif route.drops == "archived_customer":
+        auth.drop_customer(workspace_id, request.match_info["id"])
     else:
         obj = _path_connection(request)
         if obj is not None:

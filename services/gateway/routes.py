@@ -42,6 +42,10 @@ class Auth(Enum):
     ANY = "any"  # an admin or a customer token
 
 
+Drops = Literal["customer", "archived_customer", "connection", "workspace"]
+"""What a successful call changes, for the gateway to drop what it keeps of it (``Route.drops``)."""
+
+
 @dataclass(frozen=True)
 class Route:
     """One HTTP route served by one operation."""
@@ -56,9 +60,10 @@ class Route:
     keep: Literal["customer", "connection"] | None = None
     """The reply is about one object, the calling customer or the ``{id}`` connection: the
     gateway may keep it and answer again without a hop (``kept_replies.py``)."""
-    drops: Literal["customer", "connection", "workspace"] | None = None
+    drops: Drops | None = None
     """A successful call changes the ``{id}`` customer or connection (or the workspace):
-    this replica drops what it keeps of it at once, before the change's event arrives."""
+    this replica drops what it keeps of it at once, before the change's event arrives
+    (for an archived customer, its verified tokens too: the next one is refused here)."""
 
     @property
     def takes_body(self) -> bool:
@@ -81,6 +86,14 @@ class Route:
         )
 
 
+_CUSTOMER_WRITES: tuple[tuple[str, str, Operation[Any, Any], Drops], ...] = (
+    ("PATCH", "", identity.CUSTOMERS_PATCH, "customer"),
+    ("PUT", "", identity.CUSTOMERS_PUT, "customer"),
+    ("DELETE", "", identity.CUSTOMERS_ARCHIVE, "archived_customer"),
+    ("POST", "/restore", identity.CUSTOMERS_RESTORE, "customer"),
+)
+
+
 def _customer_routes(base: str, tag: str) -> tuple[Route, ...]:
     """Return the customer routes under ``base`` (``/customers``, and ``/users`` as an alias)."""
     return (
@@ -89,13 +102,8 @@ def _customer_routes(base: str, tag: str) -> tuple[Route, ...]:
         Route("GET", f"{base}/me", identity.CUSTOMERS_ME, Auth.CUSTOMER, tag, keep="customer"),
         Route("GET", f"{base}/{{id}}", identity.CUSTOMERS_GET, Auth.ANY, tag),
         *(
-            Route(method, f"{base}/{{id}}{tail}", op, Auth.ADMIN, tag, drops="customer")
-            for method, tail, op in (
-                ("PATCH", "", identity.CUSTOMERS_PATCH),
-                ("PUT", "", identity.CUSTOMERS_PUT),
-                ("DELETE", "", identity.CUSTOMERS_ARCHIVE),
-                ("POST", "/restore", identity.CUSTOMERS_RESTORE),
-            )
+            Route(method, f"{base}/{{id}}{tail}", op, Auth.ADMIN, tag, drops=drops)
+            for method, tail, op, drops in _CUSTOMER_WRITES
         ),
     )
 

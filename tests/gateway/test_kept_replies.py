@@ -148,3 +148,21 @@ def test_kept_replies_sealed_per_caller_and_dropped() -> None:
     kept.drop_workspace(ws)
     assert kept.get(ws, me, ("customer", "c-1")) is None
     assert kept.get(other_ws, me, ("customer", "c-1")) == b"{}"
+
+
+async def test_kept_replies_customer_archived_here_is_refused_at_once(
+    stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
+) -> None:
+    """The replica that archives a customer refuses its hot token before the event arrives."""
+    token = _token(workspace, {"id": "me-6"})
+    for _ in range(2):  # verified and kept
+        assert (await _get(http, stack.gateway_url, token))[0] == 200
+    admin = bearer(await workspace.admin_token())
+    async with http.delete(workspace.url("/customers/me-6"), headers=admin) as resp:
+        assert resp.status == 200, await resp.text()
+    status, body = await _get(http, stack.gateway_url, token)  # no waiting for the event
+    assert (status, body["error"]["code"]) == (403, "customer_archived")
+    async with http.post(workspace.url("/customers/me-6/restore"), headers=admin) as resp:
+        assert resp.status == 200, await resp.text()
+    status, me = await _get(http, stack.gateway_url, token)
+    assert (status, me["archived"]) == (200, False)
