@@ -22,6 +22,7 @@ from libs.common.runtime import BUS
 from services.gateway import inputs
 from services.gateway.kept_replies import connection_object, customer_object
 from services.gateway.keys import AUTHENTICATOR, REQUEST_ID, SETTINGS
+from services.gateway.metrics import GATEWAY_METRICS
 from services.gateway.retry import idempotent
 from services.gateway.routes import Route
 
@@ -293,6 +294,7 @@ def _kept_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Respons
         kept = request.app[AUTHENTICATOR].kept
         caller = (ctx.principal, ctx.customer_id)
         body_kept = kept.get(workspace_id, obj, caller)
+        request.app[GATEWAY_METRICS].kept_reply(route.path, body_kept is not None)
         if body_kept is not None:
             return web.Response(
                 body=body_kept, status=route.status, content_type="application/json"

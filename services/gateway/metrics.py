@@ -1,4 +1,4 @@
-"""Report the gateway: HTTP requests by route template, token checks; on a port of its own.
+"""Report the gateway: HTTP requests by route template, token checks, kept replies; on a port of its own.
 
 The gateway's ``/metrics`` (and a ``/healthz``) are served by a listener of their own on
 ``TETHER_GATEWAY_METRICS_PORT`` (bound to ``TETHER_HEALTH_HOST``), never on the public
@@ -50,6 +50,15 @@ class GatewayMetrics:
                 registry=r,
             )
         )
+        self._kept = Labelled(
+            Counter(
+                "tether_kept_replies_total",
+                "Hot reads answered from a kept reply (hit) or asked of the service (asked),"
+                " by route template",
+                ["route", "result"],
+                registry=r,
+            )
+        )
 
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count and time one answered request; ``route`` is its template or :data:`UNMATCHED`.
@@ -64,6 +73,10 @@ class GatewayMetrics:
     def token_verified(self, result: str) -> None:
         """Count one token check: ``cache_hit``, ``verified`` or ``rejected``."""
         self._verifications.child(result).inc()
+
+    def kept_reply(self, route: str, hit: bool) -> None:
+        """Count one read of a route whose replies the gateway keeps (``kept_replies.py``)."""
+        self._kept.child(route, "hit" if hit else "asked").inc()
 
 
 GATEWAY_METRICS = web.AppKey("gateway_metrics", GatewayMetrics)

@@ -29,6 +29,7 @@ CATALOGUE: dict[str, Metric] = {
     "tether_nats_requests_total": _m("counter", "operation", "status"),
     "tether_nats_request_duration_seconds": _m("histogram", "operation"),
     "tether_token_verifications_total": _m("counter", "result"),
+    "tether_kept_replies_total": _m("counter", "route", "result"),
     "tether_outbox_pending_rows": _m("gauge"),
     "tether_outbox_publish_lag_seconds": _m("gauge"),
     "tether_events_published_total": _m("counter"),

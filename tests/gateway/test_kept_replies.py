@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from libs.common.contracts import identity
+from libs.common.metrics import METRICS
 from services.gateway.kept_replies import KeptReplies, connection_object, customer_object
 from tests.conftest import (
     Stack,
@@ -46,9 +47,13 @@ async def test_kept_replies_customer_hot_reads_skip_identity(
     assert status == 200, first
     assert (first["id"], first["name"], first["fields"]) == ("me-1", "Mia", {"plan": "pro"})
     assert await identity_requests(stack, ME) == before + 1
+    registry = stack.runners[-1].app[METRICS].registry
+    labels = {"route": "/customers/me", "result": "hit"}
+    hits = registry.get_sample_value("tether_kept_replies_total", labels) or 0
     for fresh in (token, _token(workspace, claims), token):  # hot token, fresh same claims
         assert await _get(http, stack.gateway_url, fresh) == (200, first)
     assert await identity_requests(stack, ME) == before + 1  # not one call more
+    assert registry.get_sample_value("tether_kept_replies_total", labels) == hits + 3
 
 
 async def test_kept_replies_customer_a_change_shows_in_the_next_read(

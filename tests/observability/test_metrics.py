@@ -54,6 +54,7 @@ OWN: dict[str, set[str]] = {
         "tether_http_requests_total",
         "tether_http_request_duration_seconds",
         "tether_token_verifications_total",
+        "tether_kept_replies_total",
     },
     "identity": EVERY_SERVICE,
     "connections": EVERY_SERVICE
