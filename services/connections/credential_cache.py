@@ -15,8 +15,8 @@ An entry is trusted only while it could not have changed unseen:
   connection it renews, or fails to renew, here;
 * **by the connection's events**: every replica drops an entry when it hears any
   ``tether.evt.connections.connection.*`` event about it (created, reconnected,
-  disconnected, archived, error, and ``refreshed`` after every renewal, wherever it
-  ran), on a plain core-NATS subscription (at most once: a missed one only means the
+  disconnected, archived, error, and ``refreshed`` after a renewal before the due time,
+  wherever it ran), on a plain core-NATS subscription (at most once: a missed one only means the
   TTL ends the entry). The gateway drops the credentials replies it keeps on the same
   events (``services/gateway/kept_replies.py``).
 

@@ -57,6 +57,17 @@ def is_due(record: ConnectionRecord, now: datetime) -> bool:
     return record.cooldown_until is None or record.cooldown_until <= now
 
 
+def may_be_kept(record: ConnectionRecord, now: datetime) -> bool:
+    """Tell whether a cache may still hold this row's credentials at ``now``.
+
+    Caches (connections' own, the gateway's kept replies) keep credentials only until
+    their renewal is due or they expire, whichever is first: a renewal at or after that
+    moment (every background renewal) has nobody to tell; an earlier one has.
+    """
+    moments = [m for m in (record.refresh_due_at, record.expires_at) if m is not None]
+    return not moments or min(moments) > now
+
+
 def is_expired(record: ConnectionRecord, now: datetime) -> bool:
     """Tell whether the stored access token is past its expiry."""
     return record.expires_at is not None and record.expires_at <= now
@@ -171,7 +182,8 @@ class Refresher:
             raise Conflict("the connection changed while it was being refreshed")
         if record.state == "error":  # it works again: say so to whoever heard it was in error
             await emit_change(conn, c.CONNECTION_RECONNECTED, updated, reason="refreshed")
-        else:  # copies of the old credentials (every replica's, every gateway's) go
+        elif may_be_kept(record, now):  # renewed early (a 401, a refresh asked for): the
+            # copies every replica and gateway may keep of the old credentials must go
             await emit_change(conn, c.CONNECTION_REFRESHED, updated)
         log.info("connection_refreshed", connection_id=str(record.id), version=updated.version)
         self._count("ok")

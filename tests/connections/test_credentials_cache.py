@@ -104,7 +104,23 @@ async def test_credentials_cache_hot_read_makes_no_sql_and_events_drop_it(
     await eventually(sees_reconnection)
 
 
-async def test_credentials_cache_due_token_goes_to_the_database_and_renews(fake: Fake) -> None:
+async def _refreshed_events(stack: Stack, connection_id: str) -> int:
+    pool = await stack.pool("connections")
+    try:
+        return int(
+            await pool.fetchval(
+                "SELECT count(*) FROM outbox WHERE subject = $1 AND payload->>'connectionId' = $2",
+                c.CONNECTION_REFRESHED.subject,
+                connection_id,
+            )
+        )
+    finally:
+        await pool.close()
+
+
+async def test_credentials_cache_due_token_goes_to_the_database_and_renews(
+    fake: Fake, stack: Stack
+) -> None:
     seed = await fake.connect("seed")
     live = (await fake.credentials(seed))["values"]["access_token"]
     body = {
@@ -131,6 +147,8 @@ async def test_credentials_cache_due_token_goes_to_the_database_and_renews(fake:
     creds = await fake.credentials(connection_id)
     assert creds["values"]["access_token"] == fake.provider.issued_access_tokens[-1]
     assert fake.provider.refresh_calls - calls == 1  # single-flight, not one per read
+    # Renewed when due: no cache could still hold the old token, so nobody is told.
+    assert await _refreshed_events(stack, connection_id) == 0
 
 
 async def test_credentials_cache_archived_connection_unreadable_on_every_replica(
@@ -246,6 +264,7 @@ async def test_credentials_cache_a_renewal_elsewhere_reaches_every_gateway(
             assert resp.status == 200, await resp.text()
         newest = fake.provider.issued_access_tokens[-1]
         assert newest != old
+        assert await _refreshed_events(stack, connection_id) == 1  # renewed early: said so
 
         async def followed() -> bool:  # the stack's own gateway kept the old ones
             creds = await fake.credentials(connection_id)

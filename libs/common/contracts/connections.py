@@ -487,8 +487,10 @@ CONNECTION_ERROR = EventType("tether.evt.connections.connection.error", Connecti
 """Renewals kept failing (``TETHER_REFRESH_MAX_FAILURES`` in a row): the connection is in
 ``error`` until a renewal succeeds again (then ``connection.reconnected``)."""
 CONNECTION_REFRESHED = EventType("tether.evt.connections.connection.refreshed", ConnectionEvent)
-"""The credentials were renewed (a connection in ``error`` says ``connection.reconnected``
-instead): whoever keeps a copy of the old ones drops it. Not offered to webhook endpoints."""
+"""The credentials were renewed before they were due (a 401 from the app, a refresh asked
+for): whoever keeps a copy of the old ones drops it. Copies never outlive the due time, so
+a renewal when due says nothing (nor one of a connection in ``error``: that is
+``connection.reconnected``). Internal: not offered to webhook endpoints."""
 
 OPERATIONS = (
     PING,
