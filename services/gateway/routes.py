@@ -21,6 +21,10 @@ Authentication, before any route's operation is called (``auth.py``):
    why the gateway may retry it; concurrent first requests share it.
 4. The verified principal is cached until the token expires (or the previous secret's
    grace ends), and the route's ``Auth`` decides whether that principal may call it.
+
+A route marked ``keep`` (``GET /customers/me``, credentials) is then answered from the
+reply this replica keeps of its object, if the owning service allowed it and no change
+dropped it (``kept_replies.py``); a route marked ``drops`` drops it here at once.
 """
 
 from __future__ import annotations
