@@ -6,12 +6,15 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from libs.common.contracts import identity
-from tests.conftest import ROOT, SYSTEM, Stack, WorkspaceHandle
+from tests.conftest import ROOT, SYSTEM, Stack, WorkspaceHandle, as_admin
+from tests.fakes.counting_app import CountingApp
 
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 CHROMIUM_FLAGS = [
@@ -110,3 +113,12 @@ async def no_sideways_scroll(page: Page) -> None:
     """Assert the page fits its viewport's width (tables scroll inside their cards)."""
     overflow = await sideways(page)
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
+
+
+async def counting_connection(
+    http: aiohttp.ClientSession, ws: WorkspaceHandle, app: CountingApp, customer_id: str
+) -> Any:
+    """Add ``app``'s integration and connect ``customer_id`` to it; return the connection."""
+    await as_admin(http, ws, "POST", "/integrations", app.integration())
+    body = {"customerId": customer_id, "integrationKey": "counting", "credentials": {"apiKey": "k"}}
+    return await as_admin(http, ws, "POST", "/connections", body)

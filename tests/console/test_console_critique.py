@@ -11,7 +11,7 @@ from playwright.async_api import Locator, Page
 
 from tests.conftest import Stack, WorkspaceHandle, eventually
 from tests.conftest import as_admin as _api
-from tests.console.conftest import ARTIFACTS, signed_in
+from tests.console.conftest import ARTIFACTS, counting_connection, signed_in
 from tests.fakes.counting_app import CountingApp
 
 pytestmark = pytest.mark.slow
@@ -151,14 +151,7 @@ async def test_console_customer_page_at_a_glance(
         http, workspace, "POST", "/customers", {"id": "acme", "name": "Acme", "fields": {"n": 1}}
     )
     async with CountingApp() as app:
-        await _api(http, workspace, "POST", "/integrations", app.integration())
-        connection = await _api(
-            http,
-            workspace,
-            "POST",
-            "/connections",
-            {"customerId": "acme", "integrationKey": "counting", "credentials": {"apiKey": "k"}},
-        )
+        connection = await counting_connection(http, workspace, app, "acme")
         flow = await _api(
             http,
             workspace,

@@ -11,7 +11,7 @@ from playwright.async_api import Locator, Page, expect
 
 from tests.conftest import Stack, WorkspaceHandle
 from tests.conftest import as_admin as _api
-from tests.console.conftest import signed_in
+from tests.console.conftest import counting_connection, signed_in
 from tests.fakes.counting_app import CountingApp
 
 pytestmark = pytest.mark.slow
@@ -280,14 +280,7 @@ async def test_console_flow_editor_customises_an_instance_node(
     """A customer's flow instance gets a node's config changed in its form, as a merge patch."""
     await _api(http, workspace, "POST", "/customers", {"id": "acme", "name": "Acme"})
     async with CountingApp() as app:
-        await _api(http, workspace, "POST", "/integrations", app.integration())
-        connection = await _api(
-            http,
-            workspace,
-            "POST",
-            "/connections",
-            {"customerId": "acme", "integrationKey": "counting", "credentials": {"apiKey": "k"}},
-        )
+        connection = await counting_connection(http, workspace, app, "acme")
         flow = await _flow(
             http,
             workspace,

@@ -24,8 +24,9 @@ from tests.conftest import (
     another_gateway,
     bearer,
     eventually,
+    served,
 )
-from tests.gateway.test_local_verification import _get, _token, identity_requests
+from tests.gateway.test_local_verification import _get, _token
 
 ME = identity.CUSTOMERS_ME
 
@@ -42,17 +43,17 @@ async def test_kept_replies_customer_hot_reads_skip_identity(
 ) -> None:
     claims = {"id": "me-1", "name": "Mia", "fields": {"plan": "pro"}}
     token = _token(workspace, claims)
-    before = await identity_requests(stack, ME)
+    before = await served(stack, ME)
     status, first = await _get(http, stack.gateway_url, token)
     assert status == 200, first
     assert (first["id"], first["name"], first["fields"]) == ("me-1", "Mia", {"plan": "pro"})
-    assert await identity_requests(stack, ME) == before + 1
+    assert await served(stack, ME) == before + 1
     registry = stack.runners[-1].app[METRICS].registry
     labels = {"route": "/customers/me", "result": "hit"}
     hits = registry.get_sample_value("tether_kept_replies_total", labels) or 0
     for fresh in (token, _token(workspace, claims), token):  # hot token, fresh same claims
         assert await _get(http, stack.gateway_url, fresh) == (200, first)
-    assert await identity_requests(stack, ME) == before + 1  # not one call more
+    assert await served(stack, ME) == before + 1  # not one call more
     assert registry.get_sample_value("tether_kept_replies_total", labels) == hits + 3
 
 

@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from structlog.testing import capture_logs
 
 from libs.common.contracts import identity
-from libs.common.contracts.base import Operation
 from services.gateway.auth import Authenticator
 from services.gateway.keys import AUTHENTICATOR
 from tests.conftest import (
@@ -64,11 +63,6 @@ async def _code(http: aiohttp.ClientSession, base: str, token: str) -> tuple[int
     return status, body.get("error", {}).get("code", "")
 
 
-async def identity_requests(stack: Stack, op: Operation[Any, Any]) -> int:
-    """Return how many ``op`` requests the session's identity replica has handled."""
-    return await served(stack, op)
-
-
 def authenticator(runner: web.AppRunner) -> Authenticator:
     """Return a running gateway's authenticator."""
     return runner.app[AUTHENTICATOR]
@@ -85,17 +79,17 @@ async def test_local_verification_fresh_tokens_of_a_known_customer_skip_identity
     stack: Stack, workspace: WorkspaceHandle, http: aiohttp.ClientSession
 ) -> None:
     gateway = stack.runners[-1]
-    before = await identity_requests(stack, VERIFY)
+    before = await served(stack, VERIFY)
     status, me = await _get(http, stack.gateway_url, _token(workspace, {"id": "k-1", "name": "Ka"}))
     assert status == 200, me
     assert (me["id"], me["name"]) == ("k-1", "Ka")  # identity created the customer
-    assert await identity_requests(stack, VERIFY) == before + 1
+    assert await served(stack, VERIFY) == before + 1
     verified = authenticator(gateway).results["verified"]
     for _ in range(20):
         token = _token(workspace, {"id": "k-1", "name": "Ka"})
         status, me = await _get(http, stack.gateway_url, token)
         assert (status, me["id"]) == (200, "k-1")
-    assert await identity_requests(stack, VERIFY) == before + 1  # not one call more
+    assert await served(stack, VERIFY) == before + 1  # not one call more
     assert authenticator(gateway).results["verified"] == verified + 20
 
 
@@ -104,27 +98,27 @@ async def test_local_verification_changed_claims_go_to_identity(
 ) -> None:
     claims: dict[str, Any] = {"id": "c-1", "name": "Old", "fields": {"plan": "free"}}
     assert (await _get(http, stack.gateway_url, _token(workspace, claims)))[0] == 200
-    before = await identity_requests(stack, VERIFY)
+    before = await served(stack, VERIFY)
     changed = {**claims, "fields": {"plan": "pro"}}
     status, me = await _get(http, stack.gateway_url, _token(workspace, changed))
     assert (status, me["fields"]) == (200, {"plan": "pro"})
-    assert await identity_requests(stack, VERIFY) == before + 1
+    assert await served(stack, VERIFY) == before + 1
     renamed = {**changed, "name": "New"}
     status, me = await _get(http, stack.gateway_url, _token(workspace, renamed))
     assert (status, me["name"]) == (200, "New")
-    assert await identity_requests(stack, VERIFY) == before + 2
+    assert await served(stack, VERIFY) == before + 2
 
     async def settled() -> bool:
         """The change's own ``customer.updated`` may make the gateway ask once more."""
-        asked = await identity_requests(stack, VERIFY)
+        asked = await served(stack, VERIFY)
         assert (await _get(http, stack.gateway_url, _token(workspace, renamed)))[0] == 200
-        return await identity_requests(stack, VERIFY) == asked
+        return await served(stack, VERIFY) == asked
 
     await eventually(settled, timeout=10)
-    asked = await identity_requests(stack, VERIFY)
+    asked = await served(stack, VERIFY)
     for _ in range(5):  # the newest claims are known now
         assert (await _get(http, stack.gateway_url, _token(workspace, renamed)))[0] == 200
-    assert await identity_requests(stack, VERIFY) == asked
+    assert await served(stack, VERIFY) == asked
 
 
 async def test_local_verification_an_admin_change_makes_the_next_token_apply_its_claims(
@@ -256,13 +250,13 @@ async def test_local_verification_public_key_algorithms_are_verified_in_the_gate
         kid = {"kid": alg.lower()}
         first = _token(workspace, {"id": f"pk-{alg}"}, key=priv, alg=alg, headers=kid)
         assert (await _get(http, stack.gateway_url, first))[0] == 200  # a new customer
-        before = await identity_requests(stack, VERIFY)
+        before = await served(stack, VERIFY)
         for claims in ({"id": f"pk-{alg}"}, {"isAdmin": True}):
             token = _token(workspace, claims, key=priv, alg=alg, headers=kid)
             path = "/customers/me" if "id" in claims else "/workspace"
             status, body = await _get(http, stack.gateway_url, token, path)
             assert status == 200, body
-        assert await identity_requests(stack, VERIFY) == before
+        assert await served(stack, VERIFY) == before
         stranger = dict(_keypairs())[alg]  # the same algorithm, a key the workspace never gave
         forged = _token(workspace, {"id": f"pk-{alg}"}, key=stranger, alg=alg, headers=kid)
         assert await _code(http, stack.gateway_url, forged) == (401, "token_signature")
@@ -273,13 +267,13 @@ async def test_local_verification_admin_tokens_never_reach_identity(
 ) -> None:
     first = _token(workspace, {"isAdmin": True})
     assert (await _get(http, stack.gateway_url, first, "/workspace"))[0] == 200
-    before = await identity_requests(stack, VERIFY)
+    before = await served(stack, VERIFY)
     for _ in range(5):
         status, body = await _get(
             http, stack.gateway_url, _token(workspace, {"isAdmin": True}), "/workspace"
         )
         assert (status, body["id"]) == (200, workspace.id)
-    assert await identity_requests(stack, VERIFY) == before
+    assert await served(stack, VERIFY) == before
 
 
 async def test_local_verification_concurrent_misses_share_one_key_fetch(
@@ -290,11 +284,11 @@ async def test_local_verification_concurrent_misses_share_one_key_fetch(
 ) -> None:
     runner, url = second_gateway
     assert authenticator(runner).keys.cached(workspace.key) is None
-    before = await identity_requests(stack, KEYS)
+    before = await served(stack, KEYS)
     tokens = [_token(workspace, {"isAdmin": True}) for _ in range(20)]
     answers = await asyncio.gather(*(_get(http, url, t, "/workspace") for t in tokens))
     assert [status for status, _ in answers] == [200] * 20
-    assert await identity_requests(stack, KEYS) == before + 1
+    assert await served(stack, KEYS) == before + 1
 
 
 async def test_local_verification_refuses_other_workspaces_and_bad_input(

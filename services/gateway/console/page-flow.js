@@ -208,17 +208,26 @@ export async function render(root, params, ctx) {
    */
   function select(next) {
     if (state.mode === "json" && !applyJSON()) return;
-    try {
-      state.commit(true);
-    } catch (err) {
-      showError(errors, err);
-      if (err instanceof InputError) err.control?.focus();
-      return;
-    }
+    if (!committed()) return;
     state.selected = next;
     if (state.mode === "json") modeTabs.select("visual");
     else drawPanel();
     drawDiagram();
+  }
+
+  /**
+   * Read the panel into the draft; a field that does not read is shown, focused and kept.
+   * @returns {boolean} whether the draft now holds the panel
+   */
+  function committed() {
+    try {
+      state.commit(true);
+      return true;
+    } catch (err) {
+      showError(errors, err);
+      if (err instanceof InputError) err.control?.focus();
+      return false;
+    }
   }
 
   /**
@@ -403,13 +412,7 @@ export async function render(root, params, ctx) {
 
     /** Read the panel, change the draft, then redraw the panel and the diagram. */
     const edit = (/** @type {() => void} */ change) => {
-      try {
-        state.commit(true);
-      } catch (err) {
-        showError(errors, err);
-        if (err instanceof InputError) err.control?.focus();
-        return;
-      }
+      if (!committed()) return;
       change();
       drawPanel();
       drawDiagram();

@@ -812,6 +812,26 @@ function objectEditor(schema, value, slot, ctx, fixed = {}) {
 }
 
 /**
+ * The Remove button of one row of a list or map: it takes the row out and renumbers the rest.
+ * @template {{row: HTMLElement}} R
+ * @param {Ctx} ctx
+ * @param {string} path the row's path
+ * @param {string} label what a screen reader says
+ * @param {R[]} rows every row, in order
+ * @param {R} entry this row
+ * @param {() => void} renumber
+ */
+function removeButton(ctx, path, label, rows, entry, renumber) {
+  const onclick = () => {
+    const i = rows.indexOf(entry);
+    if (i >= 0) rows.splice(i, 1);
+    entry.row.remove();
+    renumber();
+  };
+  return h("button", { ...tag(ctx, "remove", path), type: "button", class: "small", "aria-label": label, onclick }, "Remove");
+}
+
+/**
  * A map: rows of a name and a value (additionalProperties / patternProperties).
  * @param {JsonSchema} schema the object's schema (propertyNames, min/maxProperties)
  * @param {unknown} valueSchema
@@ -865,22 +885,7 @@ function mapEditor(schema, valueSchema, pattern, entries, slot, ctx, label) {
       at = next;
       named = name();
     });
-    const remove = h(
-      "button",
-      {
-        ...tag(ctx, "remove", join(slot.at(), n)),
-        type: "button",
-        class: "small",
-        "aria-label": `Remove entry ${n + 1} of ${slot.label}`,
-        onclick: () => {
-          const i = rows.indexOf(entry);
-          if (i >= 0) rows.splice(i, 1);
-          entry.row.remove();
-          renumber();
-        },
-      },
-      "Remove",
-    );
+    const remove = removeButton(ctx, join(slot.at(), n), `Remove entry ${n + 1} of ${slot.label}`, rows, entry, renumber);
     entry.row = h("div", { class: "sf-row sf-map-row", "data-role": "row", "data-path": join(slot.at(), n) }, keyInput, entry.editor.element, remove);
     rows.push(entry);
     holder.append(entry.row);
@@ -954,22 +959,7 @@ function arrayEditor(schema, value, slot, ctx) {
       { at, label: `Item ${rows.length + 1}`, name, required: true, present, bare: !composite, entry: true },
       ctx,
     );
-    const remove = h(
-      "button",
-      {
-        ...tag(ctx, "remove", path),
-        type: "button",
-        class: "small",
-        "aria-label": `Remove item ${rows.length + 1} of ${slot.label}`,
-        onclick: () => {
-          const i = rows.indexOf(entry);
-          if (i >= 0) rows.splice(i, 1);
-          entry.row.remove();
-          renumber();
-        },
-      },
-      "Remove",
-    );
+    const remove = removeButton(ctx, path, `Remove item ${rows.length + 1} of ${slot.label}`, rows, entry, renumber);
     entry.row = h("div", { class: "sf-row", "data-role": "row", "data-path": path }, entry.editor.element, remove);
     rows.push(entry);
     holder.append(entry.row);
